@@ -1,0 +1,128 @@
+"""Array namespaces, devices and FFT routing.
+
+Public functions call :func:`namespace` once, at entry, and hand ``xp`` to the
+private helpers.  NumPy arrays get their FFTs from :mod:`scipy.fft` (multi-
+threaded through ``workers``, float32 kept as complex64); every other namespace
+(CuPy, array-api-strict) uses its own ``xp.fft``.
+"""
+from __future__ import annotations
+
+import os
+
+import array_api_compat
+import numpy as np
+import scipy.fft
+
+__all__ = ["namespace", "to_numpy", "is_cupy", "fft_workers", "set_fft_workers",
+           "set_plan_cache_size"]
+
+_WORKERS = int(os.environ.get("BLCONV_FFT_WORKERS", "-1"))
+
+
+def fft_workers() -> int:
+    """Number of threads :mod:`scipy.fft` uses for NumPy inputs (-1: all cores)."""
+    return _WORKERS
+
+
+def set_fft_workers(workers: int) -> None:
+    """Set the number of threads for CPU FFTs (``-1`` means all cores).
+
+    Examples
+    --------
+    >>> import blconv
+    >>> blconv.set_fft_workers(1); blconv.set_fft_workers(-1)
+    """
+    global _WORKERS
+    if not isinstance(workers, int) or workers == 0 or workers < -1:
+        raise ValueError(f"set_fft_workers: workers must be -1 or a positive int, got {workers!r}")
+    _WORKERS = workers
+
+
+def set_plan_cache_size(size: int) -> None:
+    """Bound CuPy's cuFFT plan cache of the current device to ``size`` plans.
+
+    Raises
+    ------
+    RuntimeError
+        When CuPy is not installed.
+    """
+    try:
+        import cupy
+    except ImportError as e:  # pragma: no cover - depends on the machine
+        raise RuntimeError("set_plan_cache_size: CuPy is not installed") from e
+    cupy.fft.config.get_plan_cache().set_size(int(size))  # pragma: no cover
+
+
+def _type_name(a) -> str:
+    t = type(a)
+    return f"{t.__module__.split('.')[0]}.{t.__qualname__}"
+
+
+def namespace(*arrays, fn: str, names: tuple[str, ...] | None = None):
+    """The array namespace shared by ``arrays`` (``None`` entries skipped).
+
+    Raises ``TypeError`` naming ``fn`` and the offending types when the arrays
+    come from different libraries, or when one is not an array at all.
+    """
+    names = names or tuple(f"arrays[{i}]" for i in range(len(arrays)))
+    present = [(n, a) for n, a in zip(names, arrays) if a is not None]
+    for n, a in present:
+        if not array_api_compat.is_array_api_obj(a):
+            raise TypeError(f"{fn}: {n} must be an array (NumPy, CuPy or array-API), "
+                            f"got {_type_name(a)}")
+    kinds = {type(a) for _, a in present}
+    if len(kinds) > 1:
+        desc = ", ".join(f"{n} is {_type_name(a)}" for n, a in present)
+        raise TypeError(f"{fn}: all arrays must come from one library; {desc}")
+    return array_api_compat.array_namespace(*(a for _, a in present))
+
+
+def is_numpy(xp) -> bool:
+    return array_api_compat.is_numpy_namespace(xp)
+
+
+def is_cupy(xp) -> bool:
+    return array_api_compat.is_cupy_namespace(xp)
+
+
+def device(a):
+    return array_api_compat.device(a)
+
+
+def to_numpy(a) -> np.ndarray:
+    """Copy any supported array to a NumPy array on the host."""
+    if isinstance(a, np.ndarray):
+        return a
+    mod = type(a).__module__.split(".")[0]
+    if mod == "cupy":
+        return a.get()
+    if mod == "array_api_strict":
+        import array_api_strict as s
+        return np.asarray(a.to_device(s.Device("CPU_DEVICE")))
+    return np.asarray(a)
+
+
+def asarray(a, *, xp, like):
+    """Put a host NumPy array on the namespace and device of ``like``."""
+    if is_numpy(xp):
+        return a
+    return xp.asarray(a, device=device(like))
+
+
+# --- FFTs ---------------------------------------------------------------------------
+def rfft(a, n: int, axis: int, *, xp):
+    if is_numpy(xp):
+        return scipy.fft.rfft(a, n=n, axis=axis, workers=_WORKERS)
+    return xp.fft.rfft(a, n=n, axis=axis)
+
+
+def irfft(a, n: int, axis: int, *, xp):
+    if is_numpy(xp):
+        return scipy.fft.irfft(a, n=n, axis=axis, workers=_WORKERS)
+    return xp.fft.irfft(a, n=n, axis=axis)
+
+
+def rfftn(a, s: tuple[int, ...], axes: tuple[int, ...], *, xp):
+    if is_numpy(xp):
+        return scipy.fft.rfftn(a, s=s, axes=axes, workers=_WORKERS)
+    return xp.fft.rfftn(a, s=s, axes=axes)

@@ -1,0 +1,77 @@
+"""FFT sizes and bands for shapes worked out by hand."""
+import math
+
+import numpy as np
+import pytest
+
+import blconv
+from blconv.band import Band, energy_keep
+
+from helpers import two_sided_mask
+
+
+@pytest.mark.parametrize("n, expected", [(1, 1), (7, 8), (11, 12), (34, 36), (97, 100),
+                                         (157, 160), (1001, 1024)])
+def test_next_fast_len(n, expected):
+    assert blconv.next_fast_len(n) == expected
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw, fft_shape, keep, retained, total", [
+    # 32x32, pad 1 -> P = 34 -> 36; half 19; floor(19 * sqrt(0.5)) = 13 -> 25 rows x 13 cols
+    ((32, 64, 32, 32), (64, 64, 3, 3), dict(padding=1, compress_rate=0.5),
+     (36, 36), (13, 13), 25 * 13, 36 * 19),
+    ((1, 1, 32, 32), (1, 1, 3, 3), dict(padding=1), (36, 36), (19, 19), 36 * 19, 36 * 19),
+    # 1D: L = 10 -> n = 10, half 6, c = 0.5 -> 3 of 6
+    ((1, 1, 10), (1, 1, 1), dict(compress_rate=0.5), (10,), (3,), 3, 6),
+    # n = (8, 9) explicitly, c = 0.75: halves 5 and 5, scale 0.5 -> k = (2, 2): 3 rows x 2 cols
+    ((1, 1, 8, 9), (1, 1, 1, 1), dict(compress_rate=0.75, fft_size=(8, 9)), (8, 9), (2, 2), 6, 40),
+    # odd n = 9 fully kept: 2k - 1 = 9 rows
+    ((1, 1, 9, 4), (1, 1, 1, 1), dict(), (9, 4), (5, 3), 27, 27),
+    # pow2, 2D: P = 34, out1 = 32 -> next_pow2(34 + 32 - 1) = 128
+    ((1, 1, 32, 32), (1, 1, 3, 3), dict(padding=1, fft_size="pow2"), (128, 128), (65, 65),
+     128 * 65, 128 * 65),
+    # pow2, 1D 'same' k = 8: P = 157, out1 = 150 -> next_pow2(157 + 2 * 149) = 512
+    ((1, 1, 150), (1, 1, 8), dict(padding="same", fft_size="pow2"), (512,), (257,), 257, 257),
+], ids=["resnet-c0.5", "full", "1d-c0.5", "explicit-c0.75", "odd-full", "pow2-2d", "pow2-1d"])
+def test_band_for_known_shapes(x_shape, w_shape, kw, fft_shape, keep, retained, total):
+    band = blconv.band_for(x_shape, w_shape, **kw)
+    assert band.fft_shape == fft_shape
+    assert band.keep == keep
+    assert (band.retained, band.total) == (retained, total)
+    assert math.isclose(band.effective_rate, 1 - retained / total)
+
+
+def test_mask_matches_two_sided_definition():
+    band = Band.from_keep((8, 10), (3, 4))
+    full = two_sided_mask((8, 10), (3, 4))
+    np.testing.assert_array_equal(band.mask(), full[:, :6])
+    assert band.mask().sum() == band.retained
+
+
+@pytest.mark.parametrize("fft_shape", [(12,), (7, 9), (16, 10)])
+def test_effective_rate_monotone_in_compress_rate(fft_shape):
+    x_shape = (1, 1) + fft_shape
+    w_shape = (1, 1) + (1,) * len(fft_shape)
+    rates = [blconv.band_for(x_shape, w_shape, compress_rate=c).effective_rate
+             for c in np.linspace(0, 0.99, 60)]
+    assert all(b >= a for a, b in zip(rates, rates[1:]))
+
+
+def test_energy_keep_nested_family():
+    # energy at a single position: the band must grow until it covers it, and no further
+    n = (16, 16)
+    for u, v in [(0, 0), (3, 1), (15, 2), (8, 8)]:
+        e = np.zeros((16, 9))
+        e[u, v] = 1.0
+        keep = energy_keep(e, n, 1.0)
+        assert keep == (9, 9)                                  # E = 1: the full band
+        keep = energy_keep(e, n, 0.5)
+        assert (min(u, 16 - u) < keep[0]) and (v < keep[1])
+        j = max(keep[0], keep[1]) - 1                          # one step smaller misses it
+        if j >= 1:
+            smaller = (max(1, j), max(1, j))
+            assert not ((min(u, 16 - u) < smaller[0]) and (v < smaller[1]))
+
+
+def test_energy_keep_all_zero_is_smallest_band():
+    assert energy_keep(np.zeros((10, 6)), (10, 10), 0.9) == (1, 1)

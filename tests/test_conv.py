@@ -1,0 +1,226 @@
+"""The FFT path against the spatial oracle (c = 0), an independent masked float64
+computation (c > 0), and the adjoint identities of its backward."""
+import numpy as np
+import pytest
+
+import blconv
+from blconv import reference
+
+from helpers import masked_correlation, rel
+
+FWD = {1: blconv.conv1d_forward, 2: blconv.conv2d_forward}
+BWD = {1: blconv.conv1d_backward, 2: blconv.conv2d_backward}
+TOL = {np.float32: 1e-5, np.float64: 1e-10}
+
+
+def _case(d, size, kernel, c_in, c_out, groups, dtype, seed=0, n=2):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c_in) + size).astype(dtype)
+    w = rng.standard_normal((c_out, c_in // groups) + kernel).astype(dtype)
+    b = rng.standard_normal(c_out).astype(dtype)
+    return rng, x, w, b
+
+
+# (d, size, kernel): odd, even and non-square sizes
+SHAPES = [(1, (13,), (3,)), (1, (16,), (4,)), (2, (7, 7), (3, 3)), (2, (8, 6), (3, 2)),
+          (2, (9, 12), (2, 5))]
+GEOMETRY = [dict(stride=1, padding=0, dilation=1), dict(stride=2, padding=1, dilation=1),
+            dict(stride=3, padding=2, dilation=1), dict(stride=1, padding=2, dilation=2),
+            dict(stride=2, padding=0, dilation=2), dict(stride=1, padding="same", dilation=1),
+            dict(stride=1, padding="same", dilation=2)]
+GEOM_IDS = ["s1p0", "s2p1", "s3p2", "s1p2d2", "s2p0d2", "same", "same-d2"]
+
+
+def _check_exact(backend, d, size, kernel, geom, groups, dtype, c_in=4, c_out=6):
+    _, x, w, b = _case(d, size, kernel, c_in, c_out, groups, dtype)
+    kw = dict(geom, groups=groups)
+    ref = reference.correlate(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                              **kw)
+    y, ctx = FWD[d](backend.asarray(x), backend.asarray(w), backend.asarray(b), **kw)
+    assert y.dtype == backend.asarray(x).dtype and tuple(y.shape) == ref.shape
+    assert rel(y, ref) <= TOL[dtype]
+    dy = np.random.default_rng(5).standard_normal(ref.shape).astype(dtype)
+    dx, dw, db = BWD[d](backend.asarray(dy), ctx)
+    rdx, rdw, rdb = reference.correlate_backward(dy.astype(np.float64), x.astype(np.float64),
+                                                 w.astype(np.float64), **kw)
+    for got, want in ((dx, rdx), (dw, rdw), (db, rdb)):
+        assert got.dtype == y.dtype
+        assert rel(got, want) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("geom", GEOMETRY, ids=GEOM_IDS)
+@pytest.mark.parametrize("d, size, kernel", SHAPES, ids=lambda v: str(v))
+def test_exact_at_zero_rate_geometry(backend, d, size, kernel, geom):
+    _check_exact(backend, d, size, kernel, geom, 1, np.float64)
+
+
+@pytest.mark.parametrize("groups", [1, 2, 4], ids=["g1", "g2", "depthwise"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("d, size, kernel", [SHAPES[1], SHAPES[3]], ids=["1d", "2d"])
+@pytest.mark.parametrize("geom", [GEOMETRY[1], GEOMETRY[6]], ids=["s2p1", "same-d2"])
+def test_exact_at_zero_rate_groups_dtypes(backend, d, size, kernel, geom, groups, dtype):
+    _check_exact(backend, d, size, kernel, geom, groups, dtype, c_in=4, c_out=4 * (groups > 1) + 4)
+
+
+@pytest.mark.parametrize("rate", [0.2, 0.5, 0.8])
+@pytest.mark.parametrize("d, size, kernel, geom, groups", [
+    (1, (20,), (5,), dict(stride=1, padding=2, dilation=1), 1),
+    (1, (17,), (3,), dict(stride=2, padding=1, dilation=2), 2),
+    (2, (10, 10), (3, 3), dict(stride=1, padding=1, dilation=1), 1),
+    (2, (9, 12), (3, 2), dict(stride=(2, 3), padding=(2, 1), dilation=(1, 2)), 2),
+    (2, (11, 8), (4, 4), dict(stride=1, padding="same", dilation=1), 1),
+], ids=["1d", "1d-s2d2g2", "2d", "2d-mixed", "2d-same-even"])
+@pytest.mark.parametrize("fft_size", ["fast", "pow2"])
+def test_band_limited_matches_masked_float64(backend, d, size, kernel, geom, groups, rate, fft_size):
+    rng, x, w, b = _case(d, size, kernel, 4, 4, groups, np.float64, seed=3)
+    kw = dict(geom, groups=groups)
+    y, ctx = FWD[d](backend.asarray(x), backend.asarray(w), **kw, compress_rate=rate,
+                    fft_size=fft_size)
+    band = ctx.band
+    assert band == blconv.band_for(x.shape, w.shape, padding=geom["padding"],
+                                   dilation=geom["dilation"], compress_rate=rate,
+                                   fft_size=fft_size)
+    assert band.effective_rate >= rate - 0.35                  # rounding to whole rows
+    dy = rng.standard_normal(tuple(y.shape))
+    ry, rdx, rdw = masked_correlation(x, w, fft_shape=band.fft_shape, keep=band.keep, dy=dy, **kw)
+    assert rel(y, ry) <= 1e-10
+    dx, dw, db = BWD[d](backend.asarray(dy), ctx)
+    assert db is None
+    assert rel(dx, rdx) <= 1e-10 and rel(dw, rdw) <= 1e-10
+
+
+@pytest.mark.parametrize("rate", [0.3, 0.75])
+@pytest.mark.parametrize("d, kw", [
+    (1, dict(stride=2, padding=3, dilation=2, groups=2)),
+    (2, dict(stride=(1, 2), padding=(1, 0), dilation=(2, 1), groups=1)),
+    (2, dict(stride=1, padding="same", dilation=1, groups=4)),
+], ids=["1d", "2d", "2d-depthwise"])
+def test_adjoint_identities(backend, d, kw, rate):
+    """<dy, J_x v> = <J_x^T dy, v> and the same for w, in float64 (the map is linear)."""
+    rng = np.random.default_rng(11)
+    size = (19,) if d == 1 else (9, 10)
+    x = rng.standard_normal((3, 4) + size)
+    w = rng.standard_normal((8, 4 // kw["groups"]) + (3,) * d)
+    vx, vw = rng.standard_normal(x.shape), rng.standard_normal(w.shape)
+    a = backend.asarray
+    y, ctx = FWD[d](a(x), a(w), **kw, compress_rate=rate)
+    dy = rng.standard_normal(tuple(y.shape))
+    dx, dw, _ = BWD[d](a(dy), ctx)
+    jx = blconv.to_numpy(FWD[d](a(vx), a(w), **kw, compress_rate=rate)[0])
+    jw = blconv.to_numpy(FWD[d](a(x), a(vw), **kw, compress_rate=rate)[0])
+    lhs_x, rhs_x = np.vdot(dy, jx), np.vdot(blconv.to_numpy(dx), vx)
+    lhs_w, rhs_w = np.vdot(dy, jw), np.vdot(blconv.to_numpy(dw), vw)
+    assert abs(lhs_x - rhs_x) <= 1e-10 * abs(lhs_x)
+    assert abs(lhs_w - rhs_w) <= 1e-10 * abs(lhs_w)
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_bias_central_differences(d):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 3) + (8,) * d)
+    w = rng.standard_normal((5, 3) + (3,) * d)
+    b = rng.standard_normal(5)
+    y, ctx = FWD[d](x, w, b, padding=1, compress_rate=0.4)
+    dy = rng.standard_normal(y.shape)
+    _, _, db = BWD[d](dy, ctx)
+    h = 1e-6
+    for o in range(5):
+        e = np.zeros(5)
+        e[o] = h
+        fd = (np.vdot(dy, FWD[d](x, w, b + e, padding=1, compress_rate=0.4)[0])
+              - np.vdot(dy, FWD[d](x, w, b - e, padding=1, compress_rate=0.4)[0])) / (2 * h)
+        assert abs(fd - db[o]) <= 1e-7 * max(1, abs(fd))
+
+
+def test_float32_against_float64_at_rate():
+    rng, x, w, b = _case(2, (16, 16), (3, 3), 8, 8, 1, np.float64)
+    y64 = blconv.conv2d(x, w, b, padding=1, compress_rate=0.5)
+    y32, ctx = blconv.conv2d_forward(x.astype(np.float32), w.astype(np.float32),
+                                     b.astype(np.float32), padding=1, compress_rate=0.5)
+    assert y32.dtype == np.float32 and ctx.x_hat.dtype == np.complex64
+    assert ctx.w_hat.dtype == np.complex64
+    assert rel(y32, y64) <= 1e-5
+
+
+class TestEnergy:
+    def _x(self, d=2):
+        rng = np.random.default_rng(4)
+        # a smooth signal plus a little noise: energy concentrated at low frequencies
+        t = np.linspace(0, 1, 24)
+        base = np.sin(2 * np.pi * 2 * t)
+        x = base if d == 1 else np.add.outer(base, np.cos(2 * np.pi * t))
+        return (x + 0.05 * rng.standard_normal((3, 2) + x.shape)), rng.standard_normal(
+            (4, 2) + (3,) * d)
+
+    @pytest.mark.parametrize("d", [1, 2])
+    def test_full_energy_is_exact(self, backend, d):
+        x, w = self._x(d)
+        y, ctx = FWD[d](backend.asarray(x), backend.asarray(w), padding=1, preserve_energy=1.0)
+        assert ctx.band.retained == ctx.band.total
+        assert rel(y, reference.correlate(x, w, padding=1)) <= 1e-10
+
+    @pytest.mark.parametrize("d", [1, 2])
+    def test_smaller_energy_never_larger_band_and_keeps_enough(self, d):
+        x, w = self._x(d)
+        prev = None
+        for e in [1.0, 0.999, 0.99, 0.95, 0.9, 0.7, 0.5, 0.2]:
+            y, ctx = FWD[d](x, w, padding=1, preserve_energy=e)
+            band = ctx.band
+            if prev is not None:
+                assert band.retained <= prev
+            prev = band.retained
+            # independent check: two-sided energy of the padded input inside the band
+            xpad = np.pad(x, [(0, 0), (0, 0)] + [(1, 1)] * d)
+            X = np.fft.fftn(xpad, s=band.fft_shape, axes=tuple(range(2, 2 + d)))
+            power = (np.abs(X) ** 2).sum(axis=(0, 1))
+            from helpers import two_sided_mask
+            kept = power[two_sided_mask(band.fft_shape, band.keep)].sum() / power.sum()
+            assert kept >= e - 1e-12
+            # and band-limited output equals the masked computation with that band
+            ry = masked_correlation(x, w, fft_shape=band.fft_shape, keep=band.keep, stride=1,
+                                    padding=1, dilation=1, groups=1)
+            assert rel(y, ry) <= 1e-10
+        assert prev < ctx.band.total
+
+    def test_all_zero_batch_keeps_smallest_band(self):
+        x = np.zeros((2, 3, 10, 10))
+        w = np.ones((2, 3, 3, 3))
+        with np.errstate(all="raise"):
+            y, ctx = blconv.conv2d_forward(x, w, preserve_energy=0.5)
+        assert ctx.band.keep == (1, 1)
+        assert not np.any(y)
+
+
+class TestContext:
+    def test_holds_only_retained_spectra(self):
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((4, 8, 32, 32)).astype(np.float32)
+        w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+        sizes = {}
+        for rate in (0.0, 0.5, 0.75):
+            _, ctx = blconv.conv2d_forward(x, w, padding=1, compress_rate=rate)
+            assert ctx.x_hat.shape == (ctx.band.retained, 1, 4, 8)
+            assert ctx.w_hat.shape == (ctx.band.retained, 1, 8, 16)
+            assert ctx.nbytes == 8 * ctx.band.retained * (4 * 8 + 8 * 16)
+            sizes[rate] = ctx.nbytes
+        assert sizes[0.5] <= 0.55 * sizes[0.0]
+        assert sizes[0.75] < sizes[0.5]
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_empty_batch(backend, d):
+    x = backend.asarray(np.zeros((0, 3) + (9,) * d))
+    w = backend.asarray(np.ones((4, 3) + (3,) * d))
+    b = backend.asarray(np.ones(4))
+    y, ctx = FWD[d](x, w, b, padding=1, compress_rate=0.5)
+    assert tuple(y.shape) == (0, 4) + (9,) * d
+    dx, dw, db = BWD[d](backend.asarray(np.zeros((0, 4) + (9,) * d)), ctx)
+    assert tuple(dx.shape) == (0, 3) + (9,) * d
+    assert not np.any(blconv.to_numpy(dw)) and not np.any(blconv.to_numpy(db))
+
+
+def test_cupy_matches_numpy_gpu_note():
+    """The GPU parity suite lives in test_gpu.py; here: NumPy in gives NumPy out."""
+    x = np.ones((1, 1, 5))
+    y = blconv.conv1d(x, np.ones((1, 1, 2)))
+    assert type(y) is np.ndarray
