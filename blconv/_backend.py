@@ -122,6 +122,18 @@ def irfft(a, n: int, axis: int, *, xp):
     return xp.fft.irfft(a, n=n, axis=axis)
 
 
+def fft(a, n: int, axis: int, *, xp):
+    if is_numpy(xp):
+        return scipy.fft.fft(a, n=n, axis=axis, workers=_WORKERS)
+    return xp.fft.fft(a, n=n, axis=axis)
+
+
+def ifft(a, n: int, axis: int, *, xp):
+    if is_numpy(xp):
+        return scipy.fft.ifft(a, n=n, axis=axis, workers=_WORKERS)
+    return xp.fft.ifft(a, n=n, axis=axis)
+
+
 def rfftn(a, s: tuple[int, ...], axes: tuple[int, ...], *, xp):
     if is_numpy(xp):
         return scipy.fft.rfftn(a, s=s, axes=axes, workers=_WORKERS)

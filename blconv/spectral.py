@@ -1,19 +1,28 @@
 """Pruned transforms between real arrays and their retained spectra.
 
 A retained spectrum is laid out frequency-major, ``(F, B1, B2)`` with
-``F = R_1 * ... * K`` (``R_a`` retained rows of each full axis, ``K`` retained
-columns of the one-sided last axis), so that the channel products are one
-batched GEMM per frequency.
+``F = R_1 * K`` in 2D (``R_1`` retained rows of the full axis, ``K`` retained
+columns of the one-sided last axis) and ``F = K`` in 1D, so that the channel
+products are one batched GEMM per frequency.
 
 Positions along each spatial axis are ``start + step * i`` (mod ``n``): the
 input sits at ``0, 1, ...``; the filter at ``j * dilation - pad_lo`` (padding is
 a phase of the filter spectrum, so the padded input is never built); strided
-outputs and output gradients at ``0, stride, 2 * stride, ...``.
+outputs and output gradients at ``0, stride, 2 * stride, ...`` (only the kept
+outputs are computed, and the zero-upsampled gradient is never built).
 
-The last axis goes through a real FFT (``n`` points, zero-fill by the FFT's
-length argument) where the positions are contiguous, and through a small DFT
-matrix otherwise; every other axis goes through a DFT matrix restricted to the
-retained rows and to the positions needed, which is the pruned transform.
+Each axis is transformed by one of two exact routes, chosen per axis:
+
+* ``"matrix"``: a GEMM with the DFT matrix restricted to the retained
+  frequencies and the positions needed, ``O(keep * length)`` per row — the
+  pruned transform; on short axes (the CNN case) BLAS runs it faster than an
+  FFT, and its cost falls with the compress rate;
+* ``"fft"``: an ``n``-point (real) FFT, then the retained coefficients
+  (``O(n log n)`` per row) — used for long axes, where a DFT matrix would be
+  quadratic.
+
+:func:`set_transform` chooses the route ("auto", the default, takes the matrix
+when ``n <= matrix_max_n``).
 """
 from __future__ import annotations
 
@@ -24,13 +33,46 @@ import numpy as np
 from . import _backend as B
 from .band import Band
 
-__all__ = ["forward", "inverse", "complex_dtype", "contiguous"]
+__all__ = ["forward", "inverse", "complex_dtype", "contiguous", "set_transform"]
 
 _DEVICE_CACHE: dict = {}
+_ROUTE = {"mode": "auto", "matrix_max_n": 256}
+
+
+def set_transform(mode: str = "auto", *, matrix_max_n: int = 256) -> None:
+    """Choose how each spatial axis is transformed.
+
+    Parameters
+    ----------
+    mode : {"auto", "matrix", "fft"}
+        ``"auto"`` takes the DFT-matrix GEMM for FFT sizes ``<= matrix_max_n``
+        and the FFT above; the other two force one route (both are exact).
+    matrix_max_n : int
+        The switch-over size for ``"auto"``.
+
+    Examples
+    --------
+    >>> import blconv
+    >>> blconv.set_transform("fft"); blconv.set_transform("auto")
+    """
+    if mode not in ("auto", "matrix", "fft"):
+        raise ValueError(f"set_transform: mode must be 'auto', 'matrix' or 'fft', got {mode!r}")
+    if not isinstance(matrix_max_n, int) or matrix_max_n < 1:
+        raise ValueError(f"set_transform: matrix_max_n must be an int >= 1, got {matrix_max_n!r}")
+    _ROUTE.update(mode=mode, matrix_max_n=matrix_max_n)
+
+
+def _use_matrix(n: int) -> bool:
+    mode = _ROUTE["mode"]
+    return mode == "matrix" or (mode == "auto" and n <= _ROUTE["matrix_max_n"])
 
 
 def complex_dtype(dtype, *, xp):
     return xp.complex64 if dtype == xp.float32 else xp.complex128
+
+
+def real_dtype(dtype, *, xp):
+    return xp.float32 if dtype == xp.complex64 else xp.float64
 
 
 def contiguous(a, *, xp):
@@ -39,31 +81,146 @@ def contiguous(a, *, xp):
     return a if f is None else f(a)
 
 
+def _has_view(xp) -> bool:
+    return B.is_numpy(xp) or B.is_cupy(xp)
+
+
+# --- DFT matrices (built once on the host, cached per device) ------------------------
 @functools.lru_cache(maxsize=512)
-def _dft_host(n: int, rows: tuple, start: int, step: int, count: int, inverse: bool):
-    """exp(-+2 pi i u m / n) for retained ``u`` and positions ``m``; (R, count) or (count, R)."""
+def _dft_host(n, rows, start, step, count, kind):
+    """DFT matrices between retained frequencies ``rows`` and positions ``start + step*i``.
+
+    kind "fwd": exp(-2 pi i u m / n), shape (R, count);
+    "inv": exp(+2 pi i u m / n) / n, shape (count, R);
+    "fwd_real": the real (count, 2R) matrix whose product with a real row gives
+    interleaved (re, im) pairs of the forward transform;
+    "inv_real": the real (2R, count) matrix taking interleaved (re, im) pairs of a
+    one-sided spectrum to the real inverse (Hermitian weights 1 for DC and Nyquist,
+    2 otherwise; imaginary parts of DC and Nyquist ignored, as irfft does).
+    """
     u = np.asarray(rows, dtype=np.int64)
     m = start + step * np.arange(count, dtype=np.int64)
-    phase = np.outer(u, m) % n                     # exact integer reduction keeps accuracy
-    e = np.exp((2j if inverse else -2j) * np.pi * phase / n)
-    if inverse:
-        return np.ascontiguousarray(e.T) / n       # (count, R)
-    return e                                        # (R, count)
+    theta = 2 * np.pi * (np.outer(u, m) % n) / n           # exact integer reduction first
+    if kind == "fwd":
+        return np.exp(-1j * theta)
+    if kind == "inv":
+        return np.ascontiguousarray(np.exp(1j * theta).T) / n
+    if kind == "fwd_real":
+        out = np.empty((count, 2 * len(u)))
+        out[:, 0::2] = np.cos(theta).T
+        out[:, 1::2] = -np.sin(theta).T
+        return out
+    weight = np.where((u == 0) | (2 * u == n), 1.0, 2.0)[:, None] / n
+    out = np.empty((2 * len(u), count))
+    out[0::2] = weight * np.cos(theta)
+    out[1::2] = -weight * np.sin(theta) * ((u != 0) & (2 * u != n))[:, None]
+    return out
 
 
-def _matrix(n, rows, start, step, count, inverse, *, xp, cdtype, like):
-    key = (n, rows, start, step, count, inverse, str(cdtype), xp.__name__, str(B.device(like)))
+def _matrix(n, rows, start, step, count, kind, *, xp, dtype, like):
+    name = getattr(dtype, "__name__", None) or str(dtype).split(".")[-1]
+    key = (n, rows, start, step, count, kind, name, xp.__name__, str(B.device(like)))
     m = _DEVICE_CACHE.get(key)
     if m is None:
-        host = _dft_host(n, rows, start, step, count, inverse)
-        m = B.asarray(host.astype(np.complex64 if cdtype == xp.complex64 else np.complex128),
-                      xp=xp, like=like)
-        if len(_DEVICE_CACHE) > 1024:
+        host = _dft_host(n, rows, start, step, count, kind)
+        np_dtype = {"complex64": np.complex64, "complex128": np.complex128,
+                    "float32": np.float32, "float64": np.float64}[name]
+        m = B.asarray(host.astype(np_dtype), xp=xp, like=like)
+        if len(_DEVICE_CACHE) > 2048:
             _DEVICE_CACHE.clear()
         _DEVICE_CACHE[key] = m
     return m
 
 
+def _positions(n, start, step, count):
+    return (start + step * np.arange(count)) % n
+
+
+def _scatter_last(a, n, start, step, *, xp):
+    """``a`` (..., S) placed at positions ``start + step*i`` (mod n) of zeros (..., n)."""
+    count = a.shape[-1]
+    z = xp.zeros(a.shape[:-1] + (n,), dtype=a.dtype, device=B.device(a))
+    pos = _positions(n, start, step, count)
+    # positions are one or two arithmetic runs (a negative start wraps to the end)
+    split = int(np.argmax(pos[1:] < pos[:-1]) + 1) if count > 1 and np.any(pos[1:] < pos[:-1]) \
+        else count
+    for i0, i1 in ((0, split), (split, count)):
+        if i1 > i0:
+            p0 = int(pos[i0])
+            z[..., p0: p0 + step * (i1 - i0 - 1) + 1: step] = a[..., i0:i1]
+    return z
+
+
+def _take_last(y, n, start, step, count, *, xp):
+    if start >= 0 and start + step * (count - 1) < n:
+        return y[..., start: start + step * (count - 1) + 1: step]
+    idx = B.asarray(_positions(n, start, step, count), xp=xp, like=y)
+    return xp.take(y, idx, axis=-1)
+
+
+# --- one axis at a time --------------------------------------------------------------
+def _forward_last(a, n, k, start, step, *, xp):
+    """Real (..., S) -> complex (..., K): the first K one-sided coefficients."""
+    lead, count = a.shape[:-1], a.shape[-1]
+    if not _use_matrix(n):
+        if not (start == 0 and step == 1):
+            a = _scatter_last(a, n, start, step, xp=xp)
+        return B.rfft(a, n, -1, xp=xp)[..., :k]
+    cdtype = complex_dtype(a.dtype, xp=xp)
+    m = _matrix(n, tuple(range(k)), start, step, count, "fwd_real", xp=xp, dtype=a.dtype, like=a)
+    z = xp.reshape(contiguous(a, xp=xp), (-1, count)) @ m         # (rows, 2K): re, im pairs
+    if _has_view(xp):
+        return xp.reshape(z.view(cdtype), lead + (k,))
+    z = xp.reshape(z, lead + (k, 2))
+    return xp.astype(z[..., 0], cdtype) + 1j * xp.astype(z[..., 1], cdtype)
+
+
+def _inverse_last(z, n, start, step, count, *, xp):
+    """Complex (..., K) one-sided coefficients -> real (..., count) at the positions."""
+    lead, k = z.shape[:-1], z.shape[-1]
+    if not _use_matrix(n):
+        return _take_last(B.irfft(z, n, -1, xp=xp), n, start, step, count, xp=xp)
+    rdtype = real_dtype(z.dtype, xp=xp)
+    m = _matrix(n, tuple(range(k)), start, step, count, "inv_real", xp=xp, dtype=rdtype, like=z)
+    z = contiguous(z, xp=xp)
+    if _has_view(xp):
+        pairs = xp.reshape(z, (-1, k)).view(rdtype)                # (rows, 2K)
+    else:
+        pairs = xp.reshape(xp.stack([xp.real(z), xp.imag(z)], axis=-1), (-1, 2 * k))
+    return xp.reshape(pairs @ m, lead + (count,))
+
+
+def _forward_rows(z, n, rows, start, step, *, xp):
+    """Complex (S1, M) -> (R1, M): the retained rows of the full axis."""
+    if _use_matrix(n):
+        e = _matrix(n, rows, start, step, z.shape[0], "fwd", xp=xp, dtype=z.dtype, like=z)
+        return e @ z
+    zt = xp.matrix_transpose(z)                                    # (M, S1)
+    if not (start == 0 and step == 1):
+        zt = _scatter_last(zt, n, start, step, xp=xp)
+    full = B.fft(zt, n, -1, xp=xp)                                 # (M, n)
+    idx = B.asarray(np.asarray(rows), xp=xp, like=z)
+    return contiguous(xp.matrix_transpose(xp.take(full, idx, axis=-1)), xp=xp)
+
+
+def _inverse_rows(z, n, rows, start, step, count, *, xp):
+    """Complex (R1, M) retained rows -> complex (count, M) at the positions."""
+    if _use_matrix(n):
+        g = _matrix(n, rows, start, step, count, "inv", xp=xp, dtype=z.dtype, like=z)
+        return g @ z
+    k = (len(rows) + 1) // 2
+    zt = xp.matrix_transpose(z)                                    # (M, R1)
+    if len(rows) == n:
+        full = zt
+    else:                                                          # rows [0, k) and (n-k, n)
+        full = xp.zeros((zt.shape[0], n), dtype=z.dtype, device=B.device(z))
+        full[:, :k] = zt[:, :k]
+        full[:, n - k + 1:] = zt[:, k:]
+    y = _take_last(B.ifft(full, n, -1, xp=xp), n, start, step, count, xp=xp)
+    return contiguous(xp.matrix_transpose(y), xp=xp)
+
+
+# --- whole arrays --------------------------------------------------------------------
 def _rows(band: Band, a: int) -> tuple:
     return tuple(int(i) for i in band.indices(a))
 
@@ -73,44 +230,27 @@ def forward(a, band: Band, *, start, step, xp):
 
     ``a[..., i]`` along spatial axis ``t`` sits at position ``start[t] + step[t] * i``.
     """
-    d = len(band.fft_shape)
     b1, b2, *size = a.shape
-    cdtype = complex_dtype(a.dtype, xp=xp)
     n, k = band.fft_shape[-1], band.keep[-1]
-    if start[-1] == 0 and step[-1] == 1:
-        z = B.rfft(a, n, -1, xp=xp)[..., :k]                       # (B1, B2, *S[:-1], K)
-    else:
-        m = _matrix(n, tuple(range(k)), start[-1], step[-1], size[-1], False,
-                    xp=xp, cdtype=cdtype, like=a)                   # (K, S_last)
-        z = xp.astype(a, cdtype) @ xp.matrix_transpose(m)
-    if d == 1:
+    z = _forward_last(a, n, k, start[-1], step[-1], xp=xp)          # (B1, B2, [S1,] K)
+    if len(band.fft_shape) == 1:
         return contiguous(xp.permute_dims(z, (2, 0, 1)), xp=xp)    # (K, B1, B2)
     rows = _rows(band, 0)
-    e = _matrix(band.fft_shape[0], rows, start[0], step[0], size[0], False,
-                xp=xp, cdtype=cdtype, like=a)                       # (R1, S1)
     z = contiguous(xp.permute_dims(z, (2, 3, 0, 1)), xp=xp)         # (S1, K, B1, B2)
-    z = e @ xp.reshape(z, (size[0], k * b1 * b2))                   # (R1, K*B1*B2)
+    z = _forward_rows(xp.reshape(z, (size[0], k * b1 * b2)), band.fft_shape[0], rows,
+                      start[0], step[0], xp=xp)                     # (R1, K*B1*B2)
     return xp.reshape(z, (len(rows) * k, b1, b2))
 
 
 def inverse(z, band: Band, *, start, step, count, xp):
-    """Real array ``(B1, B2, *count)`` at positions ``start + step * i`` from ``z`` ``(F, B1, B2)``."""
-    d = len(band.fft_shape)
+    """Real ``(B1, B2, *count)`` at positions ``start + step * i`` from ``z`` ``(F, B1, B2)``."""
     _, b1, b2 = z.shape
     n, k = band.fft_shape[-1], band.keep[-1]
-    if d == 2:
+    if len(band.fft_shape) == 2:
         rows = _rows(band, 0)
-        g = _matrix(band.fft_shape[0], rows, start[0], step[0], count[0], True,
-                    xp=xp, cdtype=z.dtype, like=z)                  # (T1, R1)
-        z = g @ xp.reshape(contiguous(z, xp=xp), (len(rows), k * b1 * b2))
+        z = _inverse_rows(xp.reshape(contiguous(z, xp=xp), (len(rows), k * b1 * b2)),
+                          band.fft_shape[0], rows, start[0], step[0], count[0], xp=xp)
         z = xp.permute_dims(xp.reshape(z, (count[0], k, b1, b2)), (2, 3, 0, 1))
     else:
         z = xp.permute_dims(z, (1, 2, 0))                           # (B1, B2, K)
-    y = B.irfft(z, n, -1, xp=xp)                                    # zero-fills columns >= K
-    s0, s1, c = start[-1], step[-1], count[-1]
-    if s0 == 0 and s1 == 1:
-        return y[..., :c]
-    if s0 == 0:
-        return y[..., : (c - 1) * s1 + 1 : s1]
-    idx = B.asarray(np.asarray((s0 + s1 * np.arange(c)) % n), xp=xp, like=z)
-    return xp.take(y, idx, axis=-1)
+    return _inverse_last(z, n, start[-1], step[-1], count[-1], xp=xp)

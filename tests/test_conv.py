@@ -13,6 +13,14 @@ BWD = {1: blconv.conv1d_backward, 2: blconv.conv2d_backward}
 TOL = {np.float32: 1e-5, np.float64: 1e-10}
 
 
+@pytest.fixture(params=["matrix", "fft"], autouse=True)
+def route(request):
+    """Every test runs through both exact transform routes (see blconv.spectral)."""
+    blconv.set_transform(request.param)
+    yield request.param
+    blconv.set_transform("auto")
+
+
 def _case(d, size, kernel, c_in, c_out, groups, dtype, seed=0, n=2):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c_in) + size).astype(dtype)
