@@ -1,0 +1,28 @@
+"""Offline datasets for blconv: nothing is ever downloaded.
+
+Shipped inside the package (``blconv/data/files/``, provenance in ``docs/data.md``):
+
+* UCR time series with the archive's own train/test splits: :func:`load_ucr`
+  (``ArrowHead``, ``GunPoint``, ``ItalyPowerDemand``, ``OSULeaf``; :func:`list_ucr`);
+  any other archive dataset on disk with ``load_ucr(name, path=...)``;
+* the 8x8 handwritten digits: :func:`load_digits`.
+
+Read from disk: CIFAR-10's binary distribution (:func:`load_cifar10`).
+Generated: :func:`make_frequency_task`, a task whose class information lies in a
+chosen frequency band.
+
+Everything is a :class:`Dataset` of NumPy arrays ``x`` ``(n, channels, ...)`` and
+``y`` (int64 labels); :func:`standardize`, :func:`znorm`, :func:`shuffle`,
+:func:`train_test_split` and :func:`batches` prepare them for training.
+"""
+from ._dataset import Dataset
+from .images import CIFAR10_CLASSES, load_cifar10, load_digits
+from .synthetic import frequency_task_bins, make_frequency_task
+from .ucr import list_ucr, load_ucr
+from .utils import batches, shuffle, standardize, train_test_split, znorm
+
+__all__ = [
+    "Dataset", "load_ucr", "list_ucr", "load_digits", "load_cifar10", "CIFAR10_CLASSES",
+    "make_frequency_task", "frequency_task_bins",
+    "standardize", "znorm", "batches", "shuffle", "train_test_split",
+]
