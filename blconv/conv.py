@@ -181,7 +181,8 @@ _PARAMS = """
     Parameters
     ----------
     x : array, shape {xs}
-        Input (float32 or float64; NumPy, CuPy or any array-API namespace).
+        Input, float32 or float64 (NumPy, CuPy or any array-API namespace; the
+        output lives in the same namespace and on the same device).
     w : array, shape {ws}
         Filters, applied without flipping (cross-correlation, as in PyTorch).
     b : array, shape (C_out,), optional
@@ -189,32 +190,38 @@ _PARAMS = """
     stride, dilation : int or tuple of int
     padding : int, tuple of int, 'valid' or 'same'
         Zero padding on both sides; ``'same'`` needs stride 1 and puts the odd
-        extra element on the right, as PyTorch does.
+        extra zero on the right, as PyTorch does.  The padded input is never
+        built: padding is a phase of the filter's spectrum.
     groups : int
-        ``C_in`` and ``C_out`` split into this many independent groups.
+        ``C_in`` and ``C_out`` are split into this many independent groups.
     compress_rate : float
         Fraction of one-sided spectral coefficients discarded, in ``[0, 1)``;
-        ``0`` is exact correlation.  See :mod:`blconv.band`.
+        ``0`` is exact correlation.  The band is defined in :mod:`blconv.band`.
     preserve_energy : float, optional
-        In ``(0, 1]``: instead of a fixed rate, keep the smallest band holding
-        this fraction of the input's spectral energy (recomputed at each call).
+        In ``(0, 1]``: instead of a fixed rate, keep the smallest band of a nested
+        family holding this fraction of the input's spectral energy, chosen anew
+        at every call (``ctx.band`` says which).  Excludes ``compress_rate > 0``.
     fft_size : 'fast', 'pow2', int or tuple of int
-        FFT size per axis: the smallest 5-smooth size >= the padded length
-        (default), the reference implementation's power of two, or explicit.
+        FFT size per axis: the smallest 5-smooth size ``>=`` the padded length
+        (default), the authors' power of two, or explicit (``>=`` the padded length).
 """
 
-
-_KW = """
-    Returns
-    -------
-    {ret}
-
+_RAISES = """
     Raises
     ------
     ValueError
-        Shapes, sizes or ranges that do not fit (the message names the argument).
+        Shapes, sizes or ranges that do not fit; the message names the argument.
     TypeError
         Dtypes other than float32/float64, mixed dtypes, or arrays of different libraries.
+"""
+
+_NOTES = """
+    Notes
+    -----
+    With ``X``, ``W`` the spectra restricted to the retained band and ``f`` a
+    retained frequency, ``Y[f] = X[f] @ conj(W[f])`` per group; ``y`` is the
+    inverse transform at the (strided) output positions, plus ``b``.  At
+    ``compress_rate=0`` this is exact cross-correlation.
 """
 
 
@@ -252,3 +259,112 @@ def conv1d_backward(dy, ctx):
 
 def conv2d_backward(dy, ctx):
     return _backward(2, dy, ctx)
+
+
+_SHAPES = {1: ("(N, C_in, L)", "(C_out, C_in / groups, k)", "(N, C_out, L_out)"),
+           2: ("(N, C_in, H, W)", "(C_out, C_in / groups, kH, kW)", "(N, C_out, H_out, W_out)")}
+_EXAMPLES = {
+    "conv1d": """
+    >>> import numpy as np, blconv
+    >>> x = np.array([[[1., 2., 3., 4.]]]); w = np.array([[[1., -1.]]])
+    >>> blconv.conv1d(x, w).round(12)
+    array([[[-1., -1., -1.]]])
+    >>> y = blconv.conv1d(np.ones((2, 3, 50)), np.ones((4, 3, 5)), padding="same",
+    ...                   compress_rate=0.5)
+    >>> y.shape
+    (2, 4, 50)""",
+    "conv2d": """
+    >>> import numpy as np, blconv
+    >>> x = np.arange(1., 10.).reshape(1, 1, 3, 3); w = np.array([[[[1., 0.], [0., -1.]]]])
+    >>> blconv.conv2d(x, w).round(12)
+    array([[[[-4., -4.],
+             [-4., -4.]]]])
+    >>> x = np.random.default_rng(0).standard_normal((8, 3, 32, 32)).astype(np.float32)
+    >>> w = np.ones((16, 3, 3, 3), np.float32)
+    >>> y = blconv.conv2d(x, w, padding=1, compress_rate=0.5)
+    >>> y.shape, y.dtype
+    ((8, 16, 32, 32), dtype('float32'))""",
+}
+
+
+def _document(d):
+    xs, ws, ys = _SHAPES[d]
+    params = _PARAMS.format(xs=xs, ws=ws)
+    name = f"conv{d}d"
+    globals()[name].__doc__ = (
+        f"""Band-limited {d}D cross-correlation.
+{params}
+    Returns
+    -------
+    y : array, shape {ys}
+        Same dtype, namespace and device as ``x``.
+{_RAISES}{_NOTES}
+    See Also
+    --------
+    {name}_forward, {name}_backward, band_for
+
+    Examples
+    --------{_EXAMPLES[name]}
+""")
+    globals()[f"{name}_forward"].__doc__ = (
+        f"""Band-limited {d}D cross-correlation, keeping what the backward needs.
+{params}
+    Returns
+    -------
+    y : array, shape {ys}
+    ctx : ConvContext
+        The band used (``ctx.band``) and the retained spectra of ``x`` and ``w``
+        (``ctx.nbytes`` of them): nothing full-size is kept.
+{_RAISES}
+    Examples
+    --------
+    >>> import numpy as np, blconv
+    >>> x = np.ones((2, 3) + (12,) * {d}); w = np.ones((4, 3) + (3,) * {d})
+    >>> y, ctx = blconv.{name}_forward(x, w, padding=1, compress_rate=0.5)
+    >>> dx, dw, db = blconv.{name}_backward(np.ones_like(y), ctx)
+    >>> dx.shape == x.shape, dw.shape == w.shape, db is None
+    (True, True, True)
+""")
+    globals()[f"{name}_backward"].__doc__ = (
+        f"""Exact gradients of :func:`{name}_forward` (the adjoint of the band-limited map).
+
+    Parameters
+    ----------
+    dy : array, shape {ys}
+        Gradient of the loss with respect to ``y``; same dtype and namespace.
+    ctx : ConvContext
+        From :func:`{name}_forward`.
+
+    Returns
+    -------
+    dx : array, shape {xs}
+    dw : array, shape {ws}
+    db : array, shape (C_out,), or None when the forward had no bias
+
+    Raises
+    ------
+    ValueError
+        ``dy`` does not have the forward output's shape.
+    TypeError
+        ``dy`` has another dtype or library, or ``ctx`` is not from {name}_forward.
+
+    Notes
+    -----
+    With ``DY`` the spectrum of ``dy`` placed at the strided output positions
+    (never built zero-upsampled) and restricted to the band,
+    ``DX[f] = DY[f] @ W[f]^T`` and ``DW[f] = X[f]^T @ conj(DY[f])``; the inverse
+    transforms are evaluated at the input and filter-tap positions only.  The
+    result is the exact gradient of the band-limited forward, not an
+    approximation of the full one.
+
+    Examples
+    --------
+    >>> import numpy as np, blconv
+    >>> y, ctx = blconv.{name}_forward(np.ones((1, 1) + (6,) * {d}), np.ones((1, 1) + (2,) * {d}))
+    >>> [g.shape for g in blconv.{name}_backward(np.ones_like(y), ctx)[:2]]
+    [{(1, 1) + (6,) * d}, {(1, 1) + (2,) * d}]
+""")
+
+
+_document(1)
+_document(2)
