@@ -1,0 +1,73 @@
+"""Structural facts of the fast path (no timings): what is computed and what is kept."""
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import blconv
+from blconv import _backend
+
+
+def _layer(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((8, 16, 32, 32)).astype(np.float32)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    return x, w
+
+
+def test_short_axes_never_build_a_full_spectrum(monkeypatch):
+    """On CNN-sized axes the pruned GEMM route runs: no n-point FFT is ever called."""
+    def refuse(*a, **k):
+        raise AssertionError("full-size FFT called on the pruned path")
+    for name in ("rfft", "irfft", "fft", "ifft", "rfftn"):
+        monkeypatch.setattr(_backend, name, refuse)
+    x, w = _layer()
+    y, ctx = blconv.conv2d_forward(x, w, padding=1, stride=2, compress_rate=0.5)
+    blconv.conv2d_backward(np.ones_like(y), ctx)
+    y, ctx = blconv.conv1d_forward(x[:, :, 0], w[:, :, 0], padding="same", compress_rate=0.5)
+    blconv.conv1d_backward(np.ones_like(y), ctx)
+
+
+def _peak(fn):
+    fn()                                   # warm caches (DFT matrices)
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+@pytest.mark.parametrize("route", ["auto", "fft"])
+def test_peak_memory_falls_with_compress_rate(route):
+    x, w = _layer()
+    blconv.set_transform(route)
+    try:
+        peaks = {}
+        for rate in (0.0, 0.5, 0.75):
+            def step(rate=rate):
+                y, ctx = blconv.conv2d_forward(x, w, padding=1, compress_rate=rate)
+                blconv.conv2d_backward(y, ctx)
+            peaks[rate] = _peak(step)
+    finally:
+        blconv.set_transform("auto")
+    assert peaks[0.5] < peaks[0.0] and peaks[0.75] < peaks[0.5]
+
+
+def test_ctx_keeps_no_full_size_array():
+    x, w = _layer()
+    _, ctx = blconv.conv2d_forward(x, w, padding=1, compress_rate=0.5)
+    arrays = [v for v in vars(ctx).values() if isinstance(v, np.ndarray)]
+    assert arrays and all(a.shape[0] == ctx.band.retained for a in arrays)
+    assert ctx.nbytes == sum(a.nbytes for a in arrays)
+    assert ctx.x_hat.nbytes < x.nbytes  # less than the input itself at half the spectrum
+
+
+def test_float32_stays_single_precision_inside():
+    seen = set()
+    x, w = _layer()
+    y, ctx = blconv.conv2d_forward(x, w, padding=1, compress_rate=0.25)
+    dx, dw, db = blconv.conv2d_backward(np.ones_like(y), ctx)
+    for a in (ctx.x_hat, ctx.w_hat):
+        seen.add(a.dtype)
+    assert seen == {np.dtype(np.complex64)}
+    assert {y.dtype, dx.dtype, dw.dtype} == {np.dtype(np.float32)}
