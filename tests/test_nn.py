@@ -549,3 +549,9 @@ def test_to_device_errors_and_module_base():
         to_device(ReLU(), "tpu")
     with pytest.raises(NotImplementedError):
         Module()(np.ones(2))
+
+
+def test_relu_propagates_nan():
+    from blconv.nn import ReLU
+    y = ReLU()(np.array([np.nan, -1.0, 2.0]))
+    assert np.isnan(y[0]) and y[1] == 0.0 and y[2] == 2.0

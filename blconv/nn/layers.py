@@ -107,7 +107,7 @@ class ReLU(Module):
         xp = B.namespace(x, fn="ReLU", names=("x",))
         mask = x > 0                      # only the sign pattern is kept for the backward
         self._cache = mask
-        return xp.where(mask, x, _zero(x, xp))
+        return xp.where(mask | xp.isnan(x), x, _zero(x, xp))   # NaN propagates, as in PyTorch
 
     def backward(self, dy):
         mask = self._take_cache()

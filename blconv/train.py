@@ -1,0 +1,828 @@
+"""Training loop, evaluation at any compress rate, and atomic ``.npz`` checkpoints.
+
+:func:`fit` runs the plain loop -- forward, loss, backward, step -- over NumPy
+:class:`~blconv.data.Dataset` batches moved to the model's device; it shuffles
+each epoch from ``(seed, epoch)`` alone and, with ``checkpoint_dir``, saves
+everything the next epoch depends on, so a resumed run ends with exactly the
+weights of an uninterrupted one.  :func:`evaluate` measures a model at another
+compress rate without changing it.  :func:`save` / :func:`load` /
+:func:`load_checkpoint` read and write one ``.npz`` file, never pickled.
+
+Examples
+--------
+>>> from blconv.data import make_frequency_task
+>>> from blconv.models import fcn1d
+>>> from blconv.optim import SGD
+>>> from blconv.train import evaluate, fit
+>>> train, test = make_frequency_task("low", n_samples=32, length=40, seed=0)
+>>> model = fcn1d(1, 2, channels=(4, 4, 4))
+>>> history = fit(model, train, test, epochs=2, batch_size=16, seed=0, progress=False,
+...               optimizer=SGD(model, lr=0.1, momentum=0.9))
+>>> len(history.loss), sorted(evaluate(model, test, compress_rate=0.5))
+(2, ['accuracy', 'effective_rate', 'effective_rate_per_layer', 'loss'])
+"""
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+from tqdm import tqdm
+
+from . import _backend as B
+from .data import Dataset, batches
+from .models import build, conv_layers, set_compression
+from .nn import Dropout, Module, cross_entropy, to_device
+from .optim import ReduceLROnPlateau
+
+__all__ = ["fit", "evaluate", "History", "NonFiniteLossError", "save", "load",
+           "load_checkpoint", "Checkpoint", "FORMAT_VERSION"]
+
+#: Version of the checkpoint layout written by :func:`save`.
+FORMAT_VERSION = 1
+_FORMAT = "blconv-checkpoint"
+_META = "__meta__"
+
+
+# --- history and errors -----------------------------------------------------------------------
+@dataclass
+class History:
+    """Per-epoch records of a :func:`fit` run (entry ``i`` is epoch ``i + 1``).
+
+    Attributes
+    ----------
+    loss, accuracy : list of float
+        Mean training loss and training accuracy (in [0, 1]) over the epoch's
+        batches, measured in training mode as the weights changed.
+    val_loss, val_accuracy : list of (float or None)
+        :func:`evaluate` on the validation set after the epoch (``None`` without one).
+    lr : list of float
+        The learning rate used during the epoch.
+    epoch_seconds : list of float
+        Wall time of the epoch (training and validation).
+    effective_rate : list of list of float
+        Per conv layer (:func:`blconv.models.conv_layers` order), the
+        ``effective_rate`` of the band of the epoch's last training batch.
+
+    Examples
+    --------
+    >>> from blconv.train import History
+    >>> h = History(loss=[0.7], accuracy=[0.5], val_loss=[None], val_accuracy=[None],
+    ...             lr=[0.1], epoch_seconds=[0.2], effective_rate=[[0.0]])
+    >>> History.from_dict(h.to_dict()) == h, len(h)
+    (True, 1)
+    """
+    loss: list = field(default_factory=list)
+    accuracy: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_accuracy: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
+    epoch_seconds: list = field(default_factory=list)
+    effective_rate: list = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.loss)
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable dict of lists (copies)."""
+        return {f.name: [list(v) if isinstance(v, list) else v for v in getattr(self, f.name)]
+                for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        """Inverse of :meth:`to_dict`.
+
+        Raises
+        ------
+        ValueError
+            When the keys differ from the fields.
+        """
+        names = {f.name for f in fields(cls)}
+        if not isinstance(d, dict) or set(d) != names:
+            got = sorted(d) if isinstance(d, dict) else type(d).__name__
+            raise ValueError(f"History.from_dict: keys must be {sorted(names)}, got {got}")
+        return cls(**{k: list(v) for k, v in d.items()})
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss, gradient or parameter.
+
+    Attributes
+    ----------
+    epoch, batch : int
+        Where it happened, both counted from 1.
+
+    Examples
+    --------
+    >>> from blconv.train import NonFiniteLossError
+    >>> issubclass(NonFiniteLossError, FloatingPointError)
+    True
+    """
+
+    def __init__(self, message: str, *, epoch: int, batch: int):
+        super().__init__(message)
+        self.epoch, self.batch = epoch, batch
+
+
+# --- small helpers ---------------------------------------------------------------------------
+def _check_model(fn: str, model) -> Module:
+    if not isinstance(model, Module):
+        raise TypeError(f"{fn}: model must be a blconv.nn.Module, got {type(model).__name__}")
+    return model
+
+
+def _check_dataset(fn: str, name: str, data) -> Dataset:
+    if not isinstance(data, Dataset):
+        raise TypeError(f"{fn}: {name} must be a blconv.data.Dataset, got {type(data).__name__}")
+    if len(data) == 0:
+        raise ValueError(f"{fn}: {name} must hold at least one example, got 0")
+    return data
+
+
+def _check_int(fn: str, name: str, value, minimum: int) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(f"{fn}: {name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _placement(model: Module):
+    """``(xp, like, numpy dtype)``: where and in which dtype the model's inputs must be."""
+    params = list(model.params.values())
+    if not params:
+        return np, None, np.dtype(np.float64)
+    p = params[0]
+    xp = B.namespace(p, fn="blconv.train")
+    return xp, p, np.dtype(np.float32) if "float32" in str(p.dtype) else np.dtype(np.float64)
+
+
+def _batch(data: Dataset, idx, *, xp, like, dtype):
+    """Examples ``idx`` of the host dataset, cast to the model dtype and moved to its device."""
+    x = np.ascontiguousarray(data.x[idx], dtype=dtype)
+    y = data.y[idx]
+    if like is None:
+        return x, y
+    return B.asarray(x, xp=xp, like=like), B.asarray(y, xp=xp, like=like)
+
+
+def _named_modules(model: Module, prefix: str = ""):
+    """``(dotted name, layer)`` for the model ("") and every sub-layer ("3.body.0")."""
+    yield prefix, model
+    for name, child in model.children():
+        yield from _named_modules(child, f"{prefix}.{name}" if prefix else name)
+
+
+# --- evaluation -------------------------------------------------------------------------------
+def evaluate(model: Module, data: Dataset, *, compress_rate=None, preserve_energy=None,
+             batch_size: int = 256) -> dict:
+    """Loss and accuracy of ``model`` on ``data`` in eval mode, optionally at another rate.
+
+    Parameters
+    ----------
+    model : Module
+        Evaluated in eval mode (BatchNorm's running statistics, no dropout).
+    data : Dataset
+        Host data; batches are cast to the model dtype and moved to its device.
+    compress_rate, preserve_energy : optional
+        Evaluate at this band instead of the model's own (one value or a list
+        per conv layer, as :func:`blconv.models.set_compression`).
+    batch_size : int, default 256
+
+    Returns
+    -------
+    dict
+        ``loss`` (mean cross-entropy, float), ``accuracy`` (fraction in [0, 1]),
+        ``effective_rate_per_layer`` (per conv layer, in
+        :func:`blconv.models.conv_layers` order, the batch-size-weighted mean
+        of the applied band's ``effective_rate``; it varies between batches
+        only with ``preserve_energy``) and ``effective_rate`` (their mean over
+        the conv layers, a float; 0.0 without conv layers).
+
+    Notes
+    -----
+    The model is left exactly as found: compression settings, each layer's
+    train/eval mode, ``last_band`` and any cached forward are restored, and the
+    parameters and buffers are not touched.
+
+    Examples
+    --------
+    >>> from blconv.data import make_frequency_task
+    >>> from blconv.models import fcn1d
+    >>> from blconv.train import evaluate
+    >>> _, test = make_frequency_task("low", n_samples=8, n_test=20, length=40)
+    >>> model = fcn1d(1, 2, channels=(4, 4, 4), compress_rate=0.25)
+    >>> r = evaluate(model, test, compress_rate=0.5)
+    >>> 0 <= r["accuracy"] <= 1, len(r["effective_rate_per_layer"]), model[0].compress_rate
+    (True, 3, 0.25)
+    >>> r["effective_rate"] > 0.45
+    True
+    """
+    fn = "evaluate"
+    _check_model(fn, model)
+    _check_dataset(fn, "data", data)
+    batch_size = _check_int(fn, "batch_size", batch_size, 1)
+    convs = conv_layers(model)
+    saved = [(m, m.training, getattr(m, "_cache", None), getattr(m, "last_band", None))
+             for m in model.modules()]
+    previous = None
+    if compress_rate is not None or preserve_energy is not None:
+        previous = set_compression(model, compress_rate=compress_rate,
+                                   preserve_energy=preserve_energy)
+    xp, like, dtype = _placement(model)
+    total_loss, hits, rates = 0.0, 0, [0.0] * len(convs)
+    try:
+        model.eval()
+        for idx in batches(len(data), batch_size):
+            x, y = _batch(data, idx, xp=xp, like=like, dtype=dtype)
+            logits = model.forward(x)
+            loss, _ = cross_entropy(logits, y)
+            n = idx.size
+            # accumulated on the device, in float64 / int64: one transfer at the end
+            total_loss = total_loss + xp.astype(loss, xp.float64) * n
+            hits = hits + xp.sum(xp.astype(xp.argmax(logits, axis=1) == y, xp.int64))
+            rates = [r + c.last_band.effective_rate * n for r, c in zip(rates, convs)]
+    finally:
+        if previous is not None:
+            set_compression(model, **previous)
+        for m, training, cache, band in saved:
+            m.training, m._cache = training, cache
+            if hasattr(m, "last_band"):
+                m.last_band = band
+    n = len(data)
+    per_layer = [r / n for r in rates]
+    return {"loss": float(total_loss) / n, "accuracy": int(hits) / n,
+            "effective_rate": sum(per_layer) / len(per_layer) if per_layer else 0.0,
+            "effective_rate_per_layer": per_layer}
+
+
+# --- training ---------------------------------------------------------------------------------
+def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: int,
+        batch_size: int, optimizer, scheduler=None, seed: int, progress: bool = True,
+        checkpoint_dir=None, resume: bool = False, device=None) -> History:
+    """Train ``model`` with mini-batch cross-entropy; optionally checkpoint and resume.
+
+    Parameters
+    ----------
+    model : Module
+        Trained in place.
+    train : Dataset
+        Host (NumPy) training data; each batch is cast to the model's dtype and
+        moved to its namespace and device.
+    val : Dataset, optional
+        Evaluated with :func:`evaluate` after every epoch.
+    epochs : int
+        Total number of epochs (also when resuming: training stops at ``epochs``).
+    batch_size : int
+        Examples per batch; the last batch of an epoch holds the remainder.
+    optimizer : blconv.optim.SGD
+        Stepped after every batch; built over ``model``.
+    scheduler : optional
+        :class:`blconv.optim.ReduceLROnPlateau` steps on the epoch's validation
+        loss (training loss without ``val``); any other scheduler steps once per epoch.
+    seed : int
+        Fixes the shuffling (see Notes).
+    progress : bool, default True
+        Show ``tqdm`` progress bars (epochs, and the batches of the running epoch).
+    checkpoint_dir : str or os.PathLike, optional
+        Save ``checkpoint_dir/last.npz`` (:func:`save`) after every epoch: model,
+        optimizer, scheduler, dropout RNG states, epoch, seed and history.
+        Created if missing.
+    resume : bool, default False
+        Continue from ``checkpoint_dir/last.npz`` if it exists (from scratch if
+        not): loads its state into ``model``, ``optimizer`` and ``scheduler``
+        and trains from the next epoch.  Needs ``checkpoint_dir``.
+    device : {None, "cpu", "gpu"}, optional
+        Move the model first (:func:`blconv.nn.to_device`); ``None`` keeps it
+        where it is.
+
+    Returns
+    -------
+    History
+        One entry per epoch since epoch 1 (a resumed run includes the
+        checkpoint's earlier epochs).
+
+    Raises
+    ------
+    NonFiniteLossError
+        (a ``FloatingPointError``) when a batch's loss or gradients, or a
+        parameter at the end of an epoch, are NaN or infinite; the message
+        names the epoch and batch.  It is raised before that step or that
+        save, so the last checkpoint keeps the last good epoch (in memory,
+        BatchNorm's running statistics may already hold the bad batch).
+    ValueError
+        For bad arguments, ``resume`` without ``checkpoint_dir``, or a
+        checkpoint written for another model, optimizer, scheduler or seed.
+    RuntimeError
+        For ``device="gpu"`` without CuPy.
+
+    Notes
+    -----
+    Epoch ``e`` (counted from 0) visits the examples in the order
+    ``numpy.random.default_rng([seed, e]).permutation(len(train))``, which
+    depends on nothing else.  Together with the checkpointed state (weights,
+    BatchNorm statistics, momentum buffers, scheduler counters, the lr and the
+    ``Dropout`` generators' states) this makes an interrupted run resumed from
+    its checkpoint end with exactly the weights of an uninterrupted run with the
+    same seed, on NumPy.  Each batch costs one device synchronisation: the
+    loss and the gradients are checked to be finite before the step (the
+    gradients too, because ReLU maps NaN to 0 and can hide it from the loss).
+
+    Examples
+    --------
+    >>> from blconv.data import make_frequency_task
+    >>> from blconv.models import fcn1d
+    >>> from blconv.optim import SGD, StepLR
+    >>> from blconv.train import fit
+    >>> train, _ = make_frequency_task("low", n_samples=32, length=40)
+    >>> model = fcn1d(1, 2, channels=(4, 4, 4))
+    >>> opt = SGD(model, lr=0.1, momentum=0.9)
+    >>> h = fit(model, train, epochs=2, batch_size=8, optimizer=opt, seed=0,
+    ...         scheduler=StepLR(opt, step_size=1, gamma=0.5), progress=False)
+    >>> h.lr, h.val_loss
+    ([0.1, 0.05], [None, None])
+    """
+    fn = "fit"
+    _check_model(fn, model)
+    _check_dataset(fn, "train", train)
+    if val is not None:
+        _check_dataset(fn, "val", val)
+    epochs = _check_int(fn, "epochs", epochs, 1)
+    batch_size = _check_int(fn, "batch_size", batch_size, 1)
+    seed = _check_int(fn, "seed", seed, 0)
+    for name, obj, needed in (("optimizer", optimizer, ("step", "state_dict", "lr")),
+                              ("scheduler", scheduler, ("step", "state_dict"))):
+        if obj is not None and not all(hasattr(obj, a) for a in needed):
+            raise TypeError(f"{fn}: {name} must have {', '.join(needed)} (blconv.optim), "
+                            f"got {type(obj).__name__}")
+    if optimizer is None:
+        raise TypeError(f"{fn}: optimizer must be given (e.g. blconv.optim.SGD(model, lr=0.1))")
+    if not isinstance(progress, bool) or not isinstance(resume, bool):
+        raise TypeError(f"{fn}: progress and resume must be True or False, got "
+                        f"progress={progress!r}, resume={resume!r}")
+    if resume and checkpoint_dir is None:
+        raise ValueError(f"{fn}: resume=True needs checkpoint_dir, got checkpoint_dir=None")
+    if device not in (None, "cpu", "gpu"):
+        raise ValueError(f"{fn}: device must be None, 'cpu' or 'gpu', got {device!r}")
+
+    if device is not None:
+        try:
+            to_device(model, device)
+        except RuntimeError as e:
+            raise RuntimeError(f"{fn}: device='gpu' needs CuPy and a GPU ({e})") from e
+        if hasattr(optimizer, "load_state_dict"):      # momentum buffers follow the params
+            optimizer.load_state_dict(optimizer.state_dict())
+    path = None
+    if checkpoint_dir is not None:
+        os.makedirs(checkpoint_dir, exist_ok=True)
+        path = os.path.join(os.fspath(checkpoint_dir), "last.npz")
+
+    history, start = History(), 0
+    if resume and os.path.exists(path):
+        history, start = _resume(path, model, optimizer, scheduler, seed)
+    xp, like, dtype = _placement(model)
+    convs = conv_layers(model)
+    n_batches = math.ceil(len(train) / batch_size)
+
+    bar = tqdm(range(start, epochs), total=epochs, initial=start, desc="fit", unit="epoch",
+               disable=not progress)
+    for epoch in bar:
+        t0 = time.perf_counter()
+        lr = float(optimizer.lr)
+        model.train()
+        order = batches(len(train), batch_size, shuffle=True,
+                        rng=np.random.default_rng([seed, epoch]))
+        total_loss, hits = 0.0, 0
+        for b, idx in enumerate(tqdm(order, total=n_batches, desc=f"epoch {epoch + 1}",
+                                     unit="batch", leave=False, disable=not progress)):
+            x, y = _batch(train, idx, xp=xp, like=like, dtype=dtype)
+            logits = model.forward(x)
+            loss, dlogits = cross_entropy(logits, y)
+            model.backward(dlogits)
+            grads = model.grads
+            # ReLU maps NaN to 0, so a NaN input or weight may leave the loss finite and
+            # show only in the gradients: check both, in one synchronisation per batch
+            finite = xp.isfinite(loss)
+            for g in grads.values():
+                finite = finite & xp.all(xp.isfinite(g))
+            if not bool(finite):
+                raise _non_finite(loss, grads, epoch, epochs, b, n_batches, path, xp=xp)
+            optimizer.step()
+            total_loss = total_loss + xp.astype(loss, xp.float64) * idx.size
+            hits = hits + xp.sum(xp.astype(xp.argmax(logits, axis=1) == y, xp.int64))
+        for key, p in model.params.items():     # a huge step can overflow the weights
+            if not bool(xp.all(xp.isfinite(p))):
+                raise NonFiniteLossError(
+                    f"{fn}: parameter {key!r} became non-finite in the step of epoch "
+                    f"{epoch + 1} of {epochs}, batch {n_batches} of {n_batches} (the last)"
+                    f"{_last_saved(path, epoch)}",
+                    epoch=epoch + 1, batch=n_batches)
+        history.loss.append(float(total_loss) / len(train))
+        history.accuracy.append(int(hits) / len(train))
+        history.lr.append(lr)
+        history.effective_rate.append([c.last_band.effective_rate for c in convs])
+        if val is not None:
+            v = evaluate(model, val, batch_size=max(batch_size, 256))
+            history.val_loss.append(v["loss"])
+            history.val_accuracy.append(v["accuracy"])
+        else:
+            history.val_loss.append(None)
+            history.val_accuracy.append(None)
+        if isinstance(scheduler, ReduceLROnPlateau):
+            scheduler.step(history.val_loss[-1] if val is not None else history.loss[-1])
+        elif scheduler is not None:
+            scheduler.step()
+        history.epoch_seconds.append(time.perf_counter() - t0)
+        if path is not None:
+            save(model, path, optimizer=optimizer, scheduler=scheduler,
+                 state={"epoch": epoch + 1, "epochs": epochs, "seed": seed,
+                        "history": history.to_dict()})
+        bar.set_postfix(loss=f"{history.loss[-1]:.4g}", acc=f"{history.accuracy[-1]:.3f}",
+                        **({} if val is None else {"val_acc": f"{history.val_accuracy[-1]:.3f}"}))
+    return history
+
+
+def _non_finite(loss, grads, epoch, epochs, b, n_batches, path, *, xp) -> NonFiniteLossError:
+    value = float(loss)
+    if math.isfinite(value):
+        key = next(k for k, g in grads.items() if not bool(xp.all(xp.isfinite(g))))
+        what = f"non-finite gradient of {key!r} (loss {value:.6g})"
+    else:
+        what = f"non-finite loss ({value})"
+    return NonFiniteLossError(f"fit: {what} at epoch {epoch + 1} of {epochs}, batch {b + 1} "
+                              f"of {n_batches}{_last_saved(path, epoch)}",
+                              epoch=epoch + 1, batch=b + 1)
+
+
+def _last_saved(path, epoch: int) -> str:
+    if path is None:
+        return ""
+    if epoch == 0 or not os.path.exists(path):
+        return "; no checkpoint was saved"
+    return f"; {path} still holds epoch {epoch}"
+
+
+def _resume(path: str, model, optimizer, scheduler, seed: int):
+    """Load ``path`` into the model, optimizer and scheduler; return (history, next epoch)."""
+    fn = "fit"
+    arrays, meta, version = _parse(fn, path)        # check everything before loading anything
+    spec, st = getattr(model, "spec", None), meta["state"]
+    if spec is not None and meta.get("spec") is not None and spec != meta["spec"]:
+        raise ValueError(f"{fn}: checkpoint {path} was written for another model; its spec "
+                         f"{meta['spec']} differs from model.spec {spec}")
+    if not isinstance(st, dict) or not all(k in st for k in ("epoch", "seed", "history")):
+        raise ValueError(f"{fn}: checkpoint {path} lacks the training state (epoch, seed, "
+                         f"history); it was not written by fit")
+    if st["seed"] != seed:
+        raise ValueError(f"{fn}: seed={seed} differs from the seed of checkpoint {path} "
+                         f"({st['seed']}); pass the same seed to resume")
+    for name, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
+        have = None if obj is None else type(obj).__name__
+        was = (meta[name] or {}).get("class")
+        if have != was:
+            raise ValueError(f"{fn}: {name} is {have} but checkpoint {path} holds the state "
+                             f"of {was}")
+    ck = _assemble(fn, path, arrays, meta, version, model=model)
+    for obj, saved in ((optimizer, ck.optimizer), (scheduler, ck.scheduler)):
+        if obj is not None:
+            obj.load_state_dict(saved)
+    return History.from_dict(st["history"]), int(st["epoch"])
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+@dataclass
+class Checkpoint:
+    """What :func:`load_checkpoint` read from one file.
+
+    Attributes
+    ----------
+    model : Module
+        Rebuilt from ``spec`` (or the model passed in), with the saved params,
+        buffers, compression settings, mode and dropout RNG states.
+    optimizer, scheduler : dict or None
+        Their ``state_dict()`` as saved (arrays as NumPy), for ``load_state_dict``.
+    classes : dict
+        ``{"optimizer": class name or None, "scheduler": class name or None}``.
+    state : dict
+        The ``state`` given to :func:`save` (``fit`` stores epoch, epochs, seed, history).
+    spec : dict or None
+        The model's ``spec``.
+    path : str
+    version : int
+        The format version of the file.
+    """
+    model: Module
+    optimizer: dict | None
+    scheduler: dict | None
+    classes: dict
+    state: dict
+    spec: dict | None
+    path: str
+    version: int
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
+
+
+def _split_state(what: str, state: dict, arrays: dict) -> dict:
+    """Scalars of ``state`` for the JSON; its dicts of arrays into ``arrays``."""
+    scalars, array_keys = {}, []
+    for key, v in state.items():
+        if isinstance(v, dict):
+            array_keys.append(key)
+            for sub, a in v.items():
+                arrays[f"{what}/{key}/{sub}"] = np.asarray(B.to_numpy(a))
+        else:
+            scalars[key] = v
+    return {"scalars": scalars, "arrays": array_keys}
+
+
+def save(model: Module, path, *, optimizer=None, scheduler=None, state: dict | None = None):
+    """Write a checkpoint atomically as one ``.npz`` file (loadable without pickle).
+
+    Parameters
+    ----------
+    model : Module
+        Saved: params, buffers, compression settings, train/eval mode, the
+        states of its ``Dropout`` generators and ``model.spec`` (if any; needed
+        by :func:`load` to rebuild it).
+    path : str or os.PathLike
+        The file; its directory must exist.  Written as-is (no suffix added).
+    optimizer, scheduler : optional
+        Objects with ``state_dict()``; their arrays (momentum buffers) are
+        stored as arrays, their scalars in the JSON.
+    state : dict, optional
+        Any JSON-serialisable extra state (``fit`` stores epoch, seed, history).
+
+    Raises
+    ------
+    TypeError
+        When ``state`` or a scalar state is not JSON-serialisable.
+
+    Notes
+    -----
+    The archive holds float arrays ``params/<key>``, ``buffers/<key>``,
+    ``optimizer/<name>/<key>`` (e.g. ``optimizer/momentum_buffers/0.w``),
+    ``scheduler/<name>/<key>``, and ``__meta__``: the UTF-8 bytes (uint8 array)
+    of a JSON object ``{"format": "blconv-checkpoint", "version", "spec",
+    "training", "compression", "rng", "optimizer", "scheduler", "state"}``
+    (Python's JSON: an infinite float such as ReduceLROnPlateau's initial
+    ``best`` is written ``Infinity``).
+
+    The file is written to a temporary name in the same directory, flushed and
+    ``fsync``-ed, then renamed over ``path`` with :func:`os.replace`: a crash
+    at any point leaves either the old or the new checkpoint, never a mix.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from blconv.models import fcn1d
+    >>> from blconv.train import load, save
+    >>> model = fcn1d(1, 2, channels=(2, 2, 2), compress_rate=0.5)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+    >>> save(model, path)
+    >>> sorted(np.load(path, allow_pickle=False).files)[:2]
+    ['__meta__', 'buffers/1.running_mean']
+    >>> x = np.ones((1, 1, 16), dtype=np.float32)
+    >>> bool(np.array_equal(load(path)(x), model(x)))
+    True
+    """
+    fn = "save"
+    _check_model(fn, model)
+    path = os.fspath(path)
+    arrays = {f"params/{k}": np.asarray(B.to_numpy(v)) for k, v in model.params.items()}
+    arrays.update({f"buffers/{k}": np.asarray(B.to_numpy(v)) for k, v in model.buffers.items()})
+    meta = {"format": _FORMAT, "version": FORMAT_VERSION, "spec": getattr(model, "spec", None),
+            "training": model.training, "compression": set_compression(model),
+            "rng": {n: m.rng.bit_generator.state
+                    for n, m in _named_modules(model) if isinstance(m, Dropout)},
+            "state": {} if state is None else state}
+    for what, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
+        meta[what] = None
+        if obj is not None:
+            meta[what] = _split_state(what, obj.state_dict(), arrays)
+            meta[what]["class"] = type(obj).__name__
+    try:
+        text = json.dumps(meta, default=_json_default)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{fn}: the checkpoint state for {path} must be JSON-serialisable: "
+                        f"{e}") from e
+    arrays[_META] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    _atomic_savez(path, arrays)
+
+
+def _atomic_savez(path: str, arrays: dict) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:                          # make the rename itself durable (POSIX; not on Windows)
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _read_npz(fn: str, path: str) -> dict:
+    """Every array of the file, loaded without pickle; anything wrong is a ValueError."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{fn}: no checkpoint at {path}")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{fn}: {path} is not a readable .npz checkpoint "
+                         f"(truncated or corrupted?): {e}") from e
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise ValueError(f"{fn}: {path} is a single .npy array, not a .npz checkpoint")
+    try:
+        with npz:
+            return {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        # object arrays land here too: np.load refuses them without pickle
+        raise ValueError(f"{fn}: {path} holds an unreadable array (truncated or corrupted "
+                         f"file, or an object array, which is never unpickled): {e}") from e
+
+
+def _parse(fn: str, path: str):
+    arrays = _read_npz(fn, path)
+    raw = arrays.pop(_META, None)
+    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ValueError(f"{fn}: {path} has no '{_META}' entry (a uint8 JSON string); it is "
+                         f"not a blconv checkpoint")
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{fn}: {path} has a corrupted '{_META}' entry: {e}") from e
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+        raise ValueError(f"{fn}: {path} is not a blconv checkpoint (format "
+                         f"{meta.get('format') if isinstance(meta, dict) else None!r})")
+    missing = {"spec", "training", "compression", "rng", "optimizer", "scheduler",
+               "state"} - set(meta)
+    if missing:
+        raise ValueError(f"{fn}: {path} has a '{_META}' entry without {sorted(missing)}")
+    version = meta.get("version")
+    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise ValueError(f"{fn}: {path} has format version {version!r}; this blconv reads "
+                         f"versions 1..{FORMAT_VERSION}")
+    for k, a in arrays.items():
+        if a.dtype.kind != "f":
+            raise ValueError(f"{fn}: {path} entry {k!r} must be a float array, got dtype "
+                             f"{a.dtype}")
+    return arrays, meta, version
+
+
+def _unsplit(meta_part, what: str, arrays: dict):
+    if meta_part is None:
+        return None
+    state = dict(meta_part["scalars"])
+    for key in meta_part["arrays"]:
+        prefix = f"{what}/{key}/"
+        state[key] = {k[len(prefix):]: a for k, a in arrays.items() if k.startswith(prefix)}
+    return state
+
+
+def load_checkpoint(path, *, model: Module | None = None) -> Checkpoint:
+    """Read a checkpoint written by :func:`save` (or by :func:`fit`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    model : Module, optional
+        Load into this model (keys and shapes must match; arrays keep its
+        device and dtype) instead of rebuilding one from the saved ``spec``.
+
+    Returns
+    -------
+    Checkpoint
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    ValueError
+        Naming ``path``: a truncated or corrupted file, an object array (never
+        unpickled: ``allow_pickle=False``), a missing or unknown format, no
+        ``spec`` to rebuild from without ``model``, or arrays that do not fit
+        the model.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from blconv.models import fcn1d
+    >>> from blconv.optim import SGD
+    >>> from blconv.train import load_checkpoint, save
+    >>> model = fcn1d(1, 2, channels=(2, 2, 2))
+    >>> path = os.path.join(tempfile.mkdtemp(), "ck.npz")
+    >>> save(model, path, optimizer=SGD(model, lr=0.1), state={"epoch": 3})
+    >>> ck = load_checkpoint(path)
+    >>> ck.state, ck.optimizer["lr"], ck.classes["optimizer"]
+    ({'epoch': 3}, 0.1, 'SGD')
+    """
+    fn = "load_checkpoint"
+    path = os.fspath(path)
+    return _assemble(fn, path, *_parse(fn, path), model=model)
+
+
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+def _assemble(fn: str, path: str, arrays: dict, meta: dict, version: int, *,
+              model: Module | None) -> Checkpoint:
+    """Build (or fill) the model from a parsed file and wrap everything in a Checkpoint."""
+    spec = meta.get("spec")
+    if model is None:
+        if spec is None:
+            raise ValueError(f"{fn}: {path} holds no model spec (the model was not built by "
+                             f"blconv.models); pass model= to load into an existing model")
+        try:
+            model = build(spec)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{fn}: cannot rebuild the model of {path}: {e}") from e
+    else:
+        _check_model(fn, model)
+    parts = {"params": {}, "buffers": {}}
+    for k, a in arrays.items():
+        part, _, key = k.partition("/")
+        if part in parts:
+            parts[part][key] = a
+    try:
+        model.load_state_dict(parts)
+        set_compression(model, **meta["compression"])
+        modules = dict(_named_modules(model))
+        for name, st in meta["rng"].items():
+            m, kind = modules.get(name), st["bit_generator"]
+            if not isinstance(m, Dropout):
+                raise ValueError(f"the saved dropout generator {name!r} matches no Dropout layer")
+            if kind not in _BIT_GENERATORS:
+                raise ValueError(f"unknown bit generator {kind!r} for {name!r}")
+            if type(m.rng.bit_generator).__name__ == kind:
+                m.rng.bit_generator.state = st
+            else:
+                bits = getattr(np.random, kind)()
+                bits.state = st
+                m.rng = np.random.Generator(bits)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{fn}: {path} does not fit the model: {e}") from e
+    model.train(bool(meta["training"]))
+    return Checkpoint(model=model,
+                      optimizer=_unsplit(meta["optimizer"], "optimizer", arrays),
+                      scheduler=_unsplit(meta["scheduler"], "scheduler", arrays),
+                      classes={w: (meta[w] or {}).get("class") for w in ("optimizer", "scheduler")},
+                      state=meta["state"], spec=spec, path=path, version=version)
+
+
+def load(path) -> Module:
+    """The model of a checkpoint, rebuilt from its ``spec`` with the saved arrays.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    Module
+        On the host (NumPy), in the saved dtype, compression settings and mode.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`load_checkpoint`.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from blconv.models import cnn2d
+    >>> from blconv.train import load, save
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.npz")
+    >>> save(cnn2d(1, 10, width=2, dtype="float64"), path)
+    >>> load(path).params["0.w"].dtype
+    dtype('float64')
+    """
+    return load_checkpoint(path).model

@@ -1,0 +1,430 @@
+"""blconv.train: fit, evaluate, checkpoints (atomic, pickle-free), exact resume, NaN guard."""
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+
+import blconv
+import blconv.train
+from blconv.data import Dataset, make_frequency_task
+from blconv.models import conv_layers, fcn1d, set_compression
+from blconv.nn import Conv1d, GlobalAvgPool, Linear, Sequential, cross_entropy
+from blconv.optim import SGD, CosineLR, ReduceLROnPlateau, StepLR
+from blconv.train import (FORMAT_VERSION, History, NonFiniteLossError, evaluate, fit, load,
+                          load_checkpoint, save)
+
+
+@pytest.fixture(scope="module")
+def task():
+    return make_frequency_task("low", n_samples=64, n_test=48, length=64, seed=0)
+
+
+def tiny(**kw):
+    kw.setdefault("channels", (4, 4, 4))
+    return fcn1d(1, 2, **kw)
+
+
+def snapshot(model):
+    return {k: np.array(v) for k, v in {**model.params, **model.buffers}.items()}
+
+
+def assert_same_arrays(a, b):
+    assert sorted(a) == sorted(b)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+# --- fit ------------------------------------------------------------------------------------
+def test_fit_learns_the_low_frequency_task(task):
+    train, test = task
+    model = tiny(channels=(8, 8, 8))
+    before = evaluate(model, test)
+    h = fit(model, train, test, epochs=6, batch_size=16, seed=0, progress=False,
+            optimizer=SGD(model, lr=0.1, momentum=0.9))
+    after = evaluate(model, test)
+    assert h.loss[-1] < 0.6 * h.loss[0]
+    assert h.accuracy[-1] >= 0.9 and after["accuracy"] >= 0.9 > before["accuracy"] + 0.2
+    assert after["loss"] < before["loss"]
+    assert h.val_accuracy[-1] == after["accuracy"] and h.val_loss[-1] == after["loss"]
+
+
+def test_history_is_complete_and_json_serialisable(task):
+    train, test = task
+    model = tiny(compress_rate=[0.0, 0.5, 0.5])
+    opt = SGD(model, lr=0.2)
+    h = fit(model, train, test, epochs=3, batch_size=32, seed=1, progress=False,
+            optimizer=opt, scheduler=StepLR(opt, step_size=1, gamma=0.5))
+    d = json.loads(json.dumps(h.to_dict()))
+    assert History.from_dict(d) == h
+    assert all(len(v) == 3 for v in d.values())
+    assert h.lr == [0.2, 0.1, 0.05]
+    assert all(0.0 <= a <= 1.0 for a in h.accuracy + h.val_accuracy)
+    assert all(t > 0 for t in h.epoch_seconds)
+    assert h.effective_rate[-1][0] == 0.0 and min(h.effective_rate[-1][1:]) >= 0.45
+    with pytest.raises(ValueError, match="History.from_dict: keys must be"):
+        History.from_dict({"loss": []})
+
+
+class SpyPlateau(ReduceLROnPlateau):
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.seen = []
+
+    def step(self, metric):
+        self.seen.append(metric)
+        super().step(metric)
+
+
+@pytest.mark.parametrize("with_val", [True, False], ids=["val", "no-val"])
+def test_plateau_steps_on_val_loss_else_train_loss(task, with_val):
+    train, test = task
+    model = tiny()
+    opt = SGD(model, lr=0.1)
+    sched = SpyPlateau(opt, patience=0)
+    h = fit(model, train, test if with_val else None, epochs=3, batch_size=32, seed=0,
+            progress=False, optimizer=opt, scheduler=sched)
+    assert sched.seen == (h.val_loss if with_val else h.loss)
+    assert len(sched.seen) == 3
+
+
+def test_shuffle_order_is_the_documented_one(monkeypatch):
+    # each example's class is its index; with batch_size = 1 the label sequence is the order
+    n = 10
+    ds = Dataset(np.zeros((n, 1, 8)), np.arange(n), tuple(str(i) for i in range(n)))
+    model = Sequential(Conv1d(1, n, 1, rng=0), GlobalAvgPool(), Linear(n, n, rng=0))
+    seen = []
+
+    def spy(logits, y):
+        seen.append(int(y[0]))
+        return cross_entropy(logits, y)
+
+    monkeypatch.setattr(blconv.train, "cross_entropy", spy)
+    fit(model, ds, epochs=2, batch_size=1, seed=5, progress=False, optimizer=SGD(model, lr=0.01))
+    expected = [int(i) for e in range(2) for i in np.random.default_rng([5, e]).permutation(n)]
+    assert seen == expected
+
+
+def test_fit_with_progress_bar_runs(task, capsys):
+    train, _ = task
+    model = tiny()
+    h = fit(model, train, epochs=1, batch_size=32, seed=0, optimizer=SGD(model, lr=0.1))
+    assert len(h) == 1
+    assert "fit" in capsys.readouterr().err
+
+
+def test_fit_argument_errors(task, tmp_path):
+    train, _ = task
+    model = tiny()
+    opt = SGD(model, lr=0.1)
+    with pytest.raises(ValueError, match="fit: resume=True needs checkpoint_dir"):
+        fit(model, train, epochs=1, batch_size=8, optimizer=opt, seed=0, resume=True)
+    with pytest.raises(ValueError, match="fit: device must be None, 'cpu' or 'gpu', got 'tpu'"):
+        fit(model, train, epochs=1, batch_size=8, optimizer=opt, seed=0, device="tpu")
+    with pytest.raises(ValueError, match="fit: epochs must be >= 1, got 0"):
+        fit(model, train, epochs=0, batch_size=8, optimizer=opt, seed=0)
+    with pytest.raises(TypeError, match="fit: train must be a blconv.data.Dataset, got tuple"):
+        fit(model, (train.x, train.y), epochs=1, batch_size=8, optimizer=opt, seed=0)
+    with pytest.raises(TypeError, match="fit: optimizer must have step, state_dict, lr"):
+        fit(model, train, epochs=1, batch_size=8, optimizer=object(), seed=0)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="CuPy is installed")
+def test_fit_on_gpu_without_cupy_says_so(task):
+    train, _ = task
+    model = tiny()
+    with pytest.raises(RuntimeError, match="fit: device='gpu' needs CuPy"):
+        fit(model, train, epochs=1, batch_size=8, optimizer=SGD(model, lr=0.1), seed=0,
+            device="gpu")
+
+
+@pytest.mark.gpu
+def test_fit_on_gpu_matches_numpy_and_checkpoints_load_on_the_host(task, tmp_path):
+    train, test = task
+    runs = []
+    for device in ("cpu", "gpu"):
+        model = tiny(compress_rate=0.25, dtype="float64")
+        opt = SGD(model, lr=0.1, momentum=0.9)
+        h = fit(model, train, test, epochs=2, batch_size=16, seed=0, progress=False,
+                optimizer=opt, device=device, checkpoint_dir=tmp_path / device)
+        runs.append((h, model))
+    (h_cpu, m_cpu), (h_gpu, m_gpu) = runs
+    assert type(m_gpu.params["0.w"]).__module__.startswith("cupy")
+    np.testing.assert_allclose(h_gpu.loss, h_cpu.loss, rtol=1e-6)
+    host = load(tmp_path / "gpu" / "last.npz")
+    assert type(host.params["0.w"]) is np.ndarray
+    assert_same_arrays(snapshot(host), {k: blconv.to_numpy(v) for k, v in
+                                        {**m_gpu.params, **m_gpu.buffers}.items()})
+    np.testing.assert_allclose(host.params["0.w"], m_cpu.params["0.w"], rtol=1e-6, atol=1e-9)
+
+
+# --- evaluate --------------------------------------------------------------------------------
+def test_evaluate_matches_a_direct_computation(task):
+    _, test = task
+    model = tiny(compress_rate=0.25)
+    model.train()
+    r = evaluate(model, test, batch_size=7)       # 48 = 6 * 7 + 6: uneven batches
+    model.eval()
+    logits = model(test.x.astype(np.float32))
+    loss, _ = cross_entropy(logits, test.y)
+    model.train()
+    assert r["loss"] == pytest.approx(float(loss), rel=1e-6)
+    assert r["accuracy"] == np.mean(np.argmax(logits, axis=1) == test.y)
+    per_layer = [c.last_band.effective_rate for c in conv_layers(model)]
+    assert r["effective_rate_per_layer"] == pytest.approx(per_layer, rel=1e-12)
+    assert r["effective_rate"] == pytest.approx(np.mean(per_layer), rel=1e-12)
+
+
+def test_evaluate_at_another_rate_leaves_the_model_unchanged(task):
+    train, test = task
+    model = tiny(compress_rate=[0.0, 0.25, 0.25], dropout=0.1)
+    fit(model, train, epochs=1, batch_size=16, seed=0, progress=False,
+        optimizer=SGD(model, lr=0.1))
+    model.train()
+    model[3].eval()                                    # a mixed-mode model
+    modes = [m.training for m in model.modules()]
+    settings = set_compression(model)
+    bands = [c.last_band for c in conv_layers(model)]
+    arrays = snapshot(model)
+    own = evaluate(model, test)
+    other = evaluate(model, test, compress_rate=0.75)
+    assert min(other["effective_rate_per_layer"]) >= 0.7 and other["effective_rate"] >= 0.7
+    assert own["effective_rate_per_layer"][0] == 0.0
+    assert other["loss"] != own["loss"]
+    energy = evaluate(model, test, preserve_energy=0.5)
+    assert 0.0 < max(energy["effective_rate_per_layer"]) < 1.0
+    assert set_compression(model) == settings
+    assert [m.training for m in model.modules()] == modes
+    assert [c.last_band for c in conv_layers(model)] == bands
+    assert_same_arrays(snapshot(model), arrays)
+    assert evaluate(model, test) == own
+    # an error midway restores the settings too
+    bad = test.replace(x=np.zeros((4, 1, 2, 2)), y=test.y[:4])
+    with pytest.raises(ValueError):
+        evaluate(model, bad, compress_rate=0.5)
+    assert set_compression(model) == settings and [m.training for m in model.modules()] == modes
+
+
+def test_evaluate_argument_errors(task):
+    _, test = task
+    with pytest.raises(ValueError, match="evaluate: data must hold at least one example"):
+        evaluate(tiny(), test.subset([]))
+    with pytest.raises(ValueError, match=r"set_compression: compress_rate .* \(3\), got a list "
+                                         r"of 2"):
+        evaluate(tiny(), test, compress_rate=[0.5, 0.5])
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+def test_save_load_round_trip(tmp_path, task):
+    _, test = task
+    model = tiny(compress_rate=[0.0, 0.5, 0.25], dropout=0.3, dtype="float64", seed=3)
+    opt = SGD(model, lr=0.05, momentum=0.9)
+    fit(model, test, epochs=1, batch_size=16, seed=0, progress=False, optimizer=opt)
+    set_compression(model, compress_rate=[0.1, 0.2, 0.3])      # differs from the spec now
+    model.eval()
+    path = tmp_path / "m.npz"
+    save(model, path, optimizer=opt, state={"note": "hello", "epoch": 1})
+    back = load(path)
+    assert back.params["0.w"].dtype == np.float64 and not back.training
+    assert set_compression(back) == set_compression(model)
+    assert_same_arrays(snapshot(back), snapshot(model))
+    x = test.x[:5]
+    np.testing.assert_array_equal(back(x), model(x))
+    back.train(), model.train()                               # dropout masks continue alike
+    np.testing.assert_array_equal(back(x), model(x))
+    ck = load_checkpoint(path)
+    assert ck.state == {"note": "hello", "epoch": 1} and ck.version == FORMAT_VERSION
+    assert ck.classes == {"optimizer": "SGD", "scheduler": None} and ck.scheduler is None
+    assert_same_arrays(ck.optimizer["momentum_buffers"], opt.momentum_buffers)
+    assert ck.spec == model.spec
+
+
+def test_npz_needs_no_pickle_and_has_the_documented_layout(tmp_path):
+    model = tiny()
+    opt = SGD(model, lr=0.1, momentum=0.9)
+    sched = CosineLR(opt, t_max=3)
+    _, dl = cross_entropy(model(np.ones((2, 1, 16), np.float32)), np.array([0, 1]))
+    model.backward(dl)
+    opt.step()
+    path = tmp_path / "c.npz"
+    save(model, path, optimizer=opt, scheduler=sched)
+    with np.load(path, allow_pickle=False) as z:
+        files = set(z.files)
+        meta = json.loads(z["__meta__"].tobytes().decode("utf-8"))
+        assert z["__meta__"].dtype == np.uint8
+        assert all(z[k].dtype == np.float32 for k in files - {"__meta__"})
+    assert {f"params/{k}" for k in model.params} <= files
+    assert {f"buffers/{k}" for k in model.buffers} <= files
+    assert {f"optimizer/momentum_buffers/{k}" for k in model.params} <= files
+    assert meta["format"] == "blconv-checkpoint" and meta["version"] == FORMAT_VERSION
+    assert meta["spec"] == model.spec and meta["scheduler"]["class"] == "CosineLR"
+    assert meta["optimizer"]["scalars"]["lr"] == 0.1
+
+
+def test_truncated_and_pickled_files_are_refused(tmp_path):
+    good = tmp_path / "good.npz"
+    save(tiny(), good)
+    data = good.read_bytes()
+    for cut in (len(data) // 2, len(data) - 10):
+        bad = tmp_path / f"cut{cut}.npz"
+        bad.write_bytes(data[:cut])
+        with pytest.raises(ValueError, match=f"load_checkpoint: {bad}"):
+            load(bad)
+    obj = tmp_path / "object.npz"
+    with np.load(good, allow_pickle=False) as z:
+        arrays = dict(z)
+    arrays["params/0.w"] = np.array([{"evil": 1}], dtype=object)
+    np.savez(obj, **arrays)
+    with pytest.raises(ValueError, match=f"{obj}.*object array"):
+        load(obj)
+    other = tmp_path / "other.npz"
+    np.savez(other, a=np.zeros(3))
+    with pytest.raises(ValueError, match=f"{other} has no '__meta__' entry"):
+        load(other)
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        load(tmp_path / "missing.npz")
+
+
+def test_checkpoint_for_another_model_is_refused(tmp_path):
+    path = tmp_path / "c.npz"
+    save(tiny(), path)
+    with pytest.raises(ValueError, match=f"load_checkpoint: {path} does not fit the model"):
+        load_checkpoint(path, model=tiny(channels=(4, 4, 5)))
+    hand = Sequential(Linear(2, 2, rng=0))
+    save(hand, path)
+    with pytest.raises(ValueError, match="holds no model spec"):
+        load(path)
+    assert load_checkpoint(path, model=Sequential(Linear(2, 2, rng=1))).spec is None
+
+
+@pytest.mark.parametrize("where", ["replace", "write"])
+def test_a_crash_during_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch, where):
+    path = tmp_path / "last.npz"
+    old = tiny(seed=1)
+    save(old, path)
+    new = tiny(seed=2)
+
+    def crash(*args, **kwargs):
+        if where == "write":          # half the archive reaches the disk, then the writer dies
+            args[0].write(b"PK\x03\x04 partial")
+        raise OSError("simulated crash")
+
+    monkeypatch.setattr(os, "replace", crash) if where == "replace" else \
+        monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        save(new, path)
+    monkeypatch.undo()
+    assert_same_arrays(snapshot(load(path)), snapshot(old))
+    assert os.listdir(tmp_path) == ["last.npz"]            # the temporary file is gone
+
+
+# --- resume ----------------------------------------------------------------------------------
+def _run(train, val, epochs, ckdir=None, resume=False, scramble=False):
+    model = tiny(dropout=0.3, compress_rate=[0.0, 0.25, 0.5], seed=4)
+    if scramble:                     # state that only a correct resume overwrites
+        for p in model.params.values():
+            p *= 2.0
+        model[-2].rng.random(100)
+    opt = SGD(model, lr=0.1, momentum=0.9, weight_decay=1e-3)
+    sched = CosineLR(opt, t_max=4)
+    h = fit(model, train, val, epochs=epochs, batch_size=16, seed=11, progress=False,
+            optimizer=opt, scheduler=sched, checkpoint_dir=ckdir, resume=resume)
+    return model, opt, h
+
+
+def test_interrupted_and_resumed_run_ends_with_identical_weights(task, tmp_path):
+    train, test = task
+    ref, ref_opt, ref_h = _run(train, test, 4)
+    _run(train, test, 2, ckdir=tmp_path)
+    assert load_checkpoint(tmp_path / "last.npz").state["epoch"] == 2
+    model, opt, h = _run(train, test, 4, ckdir=tmp_path, resume=True, scramble=True)
+    assert_same_arrays(snapshot(model), snapshot(ref))
+    assert_same_arrays(opt.momentum_buffers, ref_opt.momentum_buffers)
+    assert opt.lr == ref_opt.lr
+    for name in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "effective_rate"):
+        assert getattr(h, name) == getattr(ref_h, name), name
+    # without the checkpoint's state the same call gives other weights
+    other, _, _ = _run(train, test, 4, scramble=True)
+    assert not np.array_equal(other.params["0.w"], ref.params["0.w"])
+
+
+def test_resume_without_a_checkpoint_starts_fresh_and_a_finished_run_stops(task, tmp_path):
+    train, _ = task
+    ref, _, _ = _run(train, None, 2)
+    model, _, h = _run(train, None, 2, ckdir=tmp_path, resume=True)
+    assert_same_arrays(snapshot(model), snapshot(ref))
+    done, _, h2 = _run(train, None, 2, ckdir=tmp_path, resume=True, scramble=True)
+    assert h2.loss == h.loss                                   # nothing trained, state loaded
+    assert_same_arrays(snapshot(done), snapshot(ref))
+
+
+def test_resume_refuses_another_seed_or_optimizer(task, tmp_path):
+    train, _ = task
+    _run(train, None, 1, ckdir=tmp_path)
+    model = tiny(dropout=0.3, compress_rate=[0.0, 0.25, 0.5], seed=4)
+    before = snapshot(model)
+    opt = SGD(model, lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match=r"fit: seed=12 differs from the seed of checkpoint "
+                                         r".*last.npz \(11\)"):
+        fit(model, train, epochs=2, batch_size=16, seed=12, progress=False, optimizer=opt,
+            scheduler=CosineLR(opt, t_max=4), checkpoint_dir=tmp_path, resume=True)
+    with pytest.raises(ValueError, match="fit: scheduler is StepLR but checkpoint .* holds "
+                                         "the state of CosineLR"):
+        fit(model, train, epochs=2, batch_size=16, seed=11, progress=False, optimizer=opt,
+            scheduler=StepLR(opt, 1), checkpoint_dir=tmp_path, resume=True)
+    other = tiny(dropout=0.3, seed=4)
+    with pytest.raises(ValueError, match="fit: checkpoint .* was written for another model"):
+        fit(other, train, epochs=2, batch_size=16, seed=11, progress=False, optimizer=opt,
+            scheduler=CosineLR(opt, t_max=4), checkpoint_dir=tmp_path, resume=True)
+    assert_same_arrays(snapshot(model), before)               # refused before loading anything
+    assert opt.lr == 0.1 and opt.momentum_buffers == {}
+
+
+# --- non-finite losses -------------------------------------------------------------------------
+@pytest.mark.parametrize("relu", [False, True], ids=["loss", "gradient"])
+def test_nan_input_names_epoch_and_batch(task, relu):
+    train, _ = task
+    # put a NaN in the example that epoch 1 (e = 0) visits 20th: batch 2 of 4 at batch_size 16
+    order = np.random.default_rng([3, 0]).permutation(len(train))
+    x = train.x.copy()
+    x[order[19], 0, 5] = np.nan
+    if relu:        # ReLU maps NaN to 0: the loss stays finite, the gradients do not
+        model = tiny()
+        what = r"non-finite gradient of '0.w' \(loss [0-9.]+\)"
+    else:
+        model = Sequential(Conv1d(1, 3, 5, rng=0), GlobalAvgPool(), Linear(3, 2, rng=1))
+        what = r"non-finite loss \(nan\)"
+    before = snapshot(model)
+    with pytest.raises(NonFiniteLossError, match=rf"fit: {what} at epoch 1 of 3, batch 2 of "
+                                                 rf"4$") as info:
+        fit(model, train.replace(x=x), epochs=3, batch_size=16, seed=3, progress=False,
+            optimizer=SGD(model, lr=0.1))
+    assert (info.value.epoch, info.value.batch) == (1, 2)
+    assert isinstance(info.value, FloatingPointError)
+    after = {k: np.array(p) for k, p in model.params.items()}
+    assert all(np.isfinite(p).all() for p in after.values())      # the bad step was not taken
+    assert not np.array_equal(after["0.w"], before["0.w"])         # batch 1's step was
+
+
+def test_non_finite_loss_keeps_the_last_good_checkpoint(task, tmp_path):
+    train, _ = task
+    model, _, _ = _run(train, None, 2, ckdir=tmp_path)
+    good = snapshot(model)
+    poisoned = train.replace(x=np.full_like(train.x, np.nan))
+    with pytest.raises(FloatingPointError, match=r"epoch 3 of 4, batch 1 of 4; .*last.npz "
+                                                 r"still holds epoch 2"):
+        _run(poisoned, None, 4, ckdir=tmp_path, resume=True)
+    ck = load_checkpoint(tmp_path / "last.npz")
+    assert ck.state["epoch"] == 2
+    assert_same_arrays(snapshot(ck.model), good)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_diverging_training_raises(task, tmp_path):
+    train, _ = task
+    model = tiny()
+    with pytest.raises(NonFiniteLossError, match=r"fit: .* at epoch \d+ of 5, batch \d of 4"):
+        fit(model, train, epochs=5, batch_size=16, seed=0, progress=False,
+            optimizer=SGD(model, lr=1e30, momentum=0.9), checkpoint_dir=tmp_path)
+    assert not os.path.exists(tmp_path / "last.npz")
