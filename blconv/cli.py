@@ -1,27 +1,73 @@
-"""Command line: ``python -m blconv <command>`` (also the ``blconv`` script)."""
+"""Command line of blconv: ``python -m blconv [command]`` (also the ``blconv`` script).
+
+With no command it runs the default sweep: ``fcn1d`` on GunPoint trained at
+compress rates 0, 0.5 and 0.75 and tested at each, printing the accuracy table.
+"""
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
+import os
 import sys
 import time
 
 import numpy as np
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
 
 
+def _rate(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= v < 1.0:
+        hint = " (a fraction, not a percent)" if 1.0 <= v <= 100.0 else ""
+        raise argparse.ArgumentTypeError(f"compress rate must be in [0, 1), got {text}{hint}")
+    return v
+
+
+def _energy(text: str) -> float:
+    v = float(text)
+    if not 0.0 < v <= 1.0:
+        raise argparse.ArgumentTypeError(f"energy must be in (0, 1], got {text}")
+    return v
+
+
+def _positive(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return v
+
+
+def _out_dir(path, kind):
+    if path:
+        return path
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return os.path.join("runs", f"{kind}-{stamp}")
+
+
+# --- commands --------------------------------------------------------------------------
 def _demo(args) -> int:
     """One realistic layer at several compress rates: error, time, bytes kept."""
     from . import conv2d_backward, conv2d_forward, reference
     rng = np.random.default_rng(args.seed)
     n, c, h = args.batch, args.channels, args.size
-    x = rng.standard_normal((n, c, h, h)).astype(np.float32)
+    # a smooth image-like input: white noise low-passed by a 5x5 box, plus a little noise
+    noise = rng.standard_normal((n, c, h + 4, h + 4))
+    k = np.ones(5) / 5
+    smooth = np.apply_along_axis(lambda r: np.convolve(r, k, "valid"), -1, noise)
+    smooth = np.apply_along_axis(lambda r: np.convolve(r, k, "valid"), -2, smooth)
+    x = (smooth + 0.05 * rng.standard_normal(smooth.shape)).astype(np.float32)
     w = (rng.standard_normal((c, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
     exact = reference.correlate(x.astype(np.float64), w.astype(np.float64), padding=1)
     dy = rng.standard_normal(exact.shape).astype(np.float32)
-    print(f"blconv demo: conv2d, batch {n}, {c}->{c} channels, {h}x{h}, 3x3, padding 1, float32")
+    print(f"blconv demo: conv2d, batch {n}, {c}->{c} channels, {h}x{h}, 3x3, padding 1, "
+          f"float32, smooth random input")
     print(f"{'compress_rate':>13} {'effective':>9} {'rel. error':>10} {'fwd+bwd ms':>10} "
-          f"{'ctx bytes':>10}")
+          f"{'ctx MB':>8}")
     for rate in args.rates:
         times = []
         for _ in range(args.repeats + 1):
@@ -31,28 +77,161 @@ def _demo(args) -> int:
             times.append(time.perf_counter() - t0)
         err = np.linalg.norm(y - exact) / np.linalg.norm(exact)
         print(f"{rate:13.2f} {ctx.band.effective_rate:9.3f} {err:10.2e} "
-              f"{1e3 * np.median(times[1:]):10.1f} {ctx.nbytes:10d}")
+              f"{1e3 * np.median(times[1:]):10.1f} {ctx.nbytes / 2**20:8.2f}")
     return 0
 
 
+def _sweep(args) -> int:
+    from . import experiments as E
+    runs = E.make_runs(args.datasets, args.rates, args.seeds, test_rates=args.test_rates,
+                       energies=args.energies or (), model=args.model, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, device=args.device,
+                       width=args.width, ucr_dir=args.ucr_dir)
+    out = _out_dir(args.out, "sweep")
+    print(f"blconv sweep: {len(runs)} runs ({', '.join(args.datasets)}; train rates "
+          f"{args.rates}; seeds {args.seeds}; {args.epochs} epochs) -> {out}", flush=True)
+    t0 = time.perf_counter()
+    records = E.sweep(runs, out_dir=out, progress=not args.no_progress)
+    print(E.format_table(records))
+    print(f"\n{len(records)} records in {time.perf_counter() - t0:.0f} s; written to "
+          f"{os.path.join(out, 'results.json')} and results.csv")
+    return 0
+
+
+def _train(args) -> int:
+    from . import experiments as E
+    from . import optim, train as T
+    run = E.Run(dataset=args.dataset, model=args.model, train_compress_rate=args.compress_rate,
+                train_preserve_energy=args.preserve_energy, seed=args.seed, epochs=args.epochs,
+                batch_size=args.batch_size, lr=args.lr, device=args.device, width=args.width,
+                ucr_dir=args.ucr_dir)
+    tr, te = E.load_dataset(run.dataset, ucr_dir=run.ucr_dir, seed=run.seed)
+    tr = tr.replace(x=tr.x.astype(np.float32))
+    te = te.replace(x=te.x.astype(np.float32))
+    name, model = E._model_for(run, tr)
+    if args.device != "cpu":
+        from .nn import to_device
+        model = to_device(model, args.device)
+    opt = optim.SGD(model, lr=run.lr, momentum=run.momentum, weight_decay=run.weight_decay)
+    sched = optim.CosineLR(opt, t_max=run.epochs)
+    out = _out_dir(args.out, "train")
+    os.makedirs(out, exist_ok=True)
+    hist = T.fit(model, tr, te, epochs=run.epochs, batch_size=run.batch_size, optimizer=opt,
+                 scheduler=sched, seed=run.seed, progress=not args.no_progress,
+                 checkpoint_dir=os.path.join(out, "checkpoints"), resume=args.resume)
+    T.save(model, os.path.join(out, "model.npz"))
+    ev = T.evaluate(model, te)
+    with open(os.path.join(out, "history.json"), "w") as f:
+        json.dump({"run": run.to_dict(), "history": hist.to_dict(), "test": ev}, f, indent=1)
+    print(f"{name} on {run.dataset}: test accuracy {100 * ev['accuracy']:.1f}% "
+          f"(effective compression {ev['effective_rate']:.3f}); model saved to "
+          f"{os.path.join(out, 'model.npz')}")
+    return 0
+
+
+def _eval(args) -> int:
+    from . import experiments as E
+    from . import train as T
+    if not os.path.exists(args.checkpoint):
+        raise SystemExit(f"blconv eval: checkpoint not found: {args.checkpoint}")
+    model = T.load(args.checkpoint)
+    _, te = E.load_dataset(args.dataset, ucr_dir=args.ucr_dir)
+    te = te.replace(x=te.x.astype(np.float32))
+    print(f"{'test rate':>9} {'effective':>9} {'accuracy %':>10}")
+    for rate in args.test_rates:
+        ev = T.evaluate(model, te, compress_rate=rate)
+        print(f"{rate:9.2f} {ev['effective_rate']:9.3f} {100 * ev['accuracy']:10.1f}")
+    return 0
+
+
+# --- parser ----------------------------------------------------------------------------
+def _common_training(p, *, epochs):
+    p.add_argument("--model", default="auto", choices=["auto", "fcn1d", "cnn2d", "resnet"],
+                   help="architecture (auto: fcn1d for series, cnn2d for images)")
+    p.add_argument("--epochs", type=_positive, default=epochs, help=f"epochs (default {epochs})")
+    p.add_argument("--lr", type=float, default=0.01, help="SGD learning rate, cosine-annealed "
+                   "(momentum 0.9, weight decay 5e-4; default 0.01)")
+    p.add_argument("--batch-size", type=_positive, default=16, help="batch size (default 16)")
+    p.add_argument("--width", type=_positive, default=None,
+                   help="model width (fcn1d: channels W, 2W, W; default the paper's 128)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "gpu"],
+                   help="cpu (NumPy) or gpu (CuPy; needs the gpu extra)")
+    p.add_argument("--ucr-dir", default=None, metavar="PATH",
+                   help="a UCR archive on disk, for datasets that are not shipped")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output directory (default: a new folder under ./runs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="blconv", description=__doc__)
-    sub = p.add_subparsers(dest="command")
+    from . import experiments as E
+    p = argparse.ArgumentParser(
+        prog="blconv", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__,
+        epilog="datasets: " + ", ".join(E.DATASETS) + " (or any UCR dataset with --ucr-dir)")
+    sub = p.add_subparsers(dest="command", metavar="command")
+
+    s = sub.add_parser("sweep", help="train at several compress rates, test at several, "
+                       "over seeds; write results.json/.csv", description=(
+                           "Train one model per (dataset, train rate, seed) and evaluate it at "
+                           "every test rate (band-limited inference)."))
+    s.add_argument("--datasets", nargs="+", default=["GunPoint"], metavar="NAME")
+    s.add_argument("--rates", nargs="+", type=_rate, default=[0.0, 0.5, 0.75],
+                   help="training compress rates (default 0 0.5 0.75)")
+    s.add_argument("--energies", nargs="*", type=_energy, default=[],
+                   help="also train with preserve_energy at these fractions")
+    s.add_argument("--test-rates", nargs="+", type=_rate, default=None,
+                   help="test compress rates (default: the training rates)")
+    s.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (default 0)")
+    _common_training(s, epochs=40)
+    s.set_defaults(func=_sweep)
+
+    t = sub.add_parser("train", help="train one model and save it",
+                       description="Train one model; save model.npz, history.json and "
+                       "per-epoch checkpoints (resumable) in the output directory.")
+    t.add_argument("--dataset", default="GunPoint", metavar="NAME")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--compress-rate", type=_rate, default=0.0,
+                   help="fraction of spectral coefficients discarded (default 0)")
+    g.add_argument("--preserve-energy", type=_energy, default=None,
+                   help="keep the smallest band holding this fraction of input energy")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--resume", action="store_true", help="continue from the output "
+                   "directory's last checkpoint")
+    _common_training(t, epochs=40)
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("eval", help="evaluate a saved model at several test rates")
+    e.add_argument("checkpoint", help="a model.npz written by 'blconv train'")
+    e.add_argument("--dataset", default="GunPoint", metavar="NAME")
+    e.add_argument("--test-rates", nargs="+", type=_rate, default=[0.0, 0.25, 0.5, 0.75])
+    e.add_argument("--ucr-dir", default=None, metavar="PATH")
+    e.set_defaults(func=_eval)
+
     d = sub.add_parser("demo", help="error, time and memory of one layer per compress rate")
-    d.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
-    d.add_argument("--channels", type=int, default=64, help="channels in and out (default 64)")
-    d.add_argument("--size", type=int, default=32, help="image height and width (default 32)")
-    d.add_argument("--rates", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75],
-                   help="compress rates to run (default 0 0.25 0.5 0.75)")
-    d.add_argument("--repeats", type=int, default=3, help="timed repeats after a warm-up")
+    d.add_argument("--batch", type=_positive, default=32, help="batch size (default 32)")
+    d.add_argument("--channels", type=_positive, default=64, help="channels in and out")
+    d.add_argument("--size", type=_positive, default=32, help="image height and width")
+    d.add_argument("--rates", type=_rate, nargs="+", default=[0.0, 0.25, 0.5, 0.75])
+    d.add_argument("--repeats", type=_positive, default=3, help="timed repeats after a warm-up")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_demo)
+
+    try:
+        from . import bench
+    except ImportError:  # pragma: no cover - bench is part of the package
+        bench = None
+    if bench is not None and hasattr(bench, "add_parser"):
+        bench.add_parser(sub)
     return p
 
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    if args.command is None:
-        args = parser.parse_args(["demo"])
-    return args.func(args)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv or ["sweep"])
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"blconv {args.command}: error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,79 @@
+"""The command line: tiny real runs end to end, and clear errors."""
+import csv
+import json
+
+import pytest
+
+from blconv import experiments as E
+from blconv.cli import main
+
+TINY = ["--epochs", "1", "--width", "4", "--no-progress", "--batch-size", "32"]
+
+
+def test_sweep_writes_records_pandas_can_read(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--datasets", "ItalyPowerDemand", "--rates", "0", "0.5",
+                 "--test-rates", "0", "0.25", "0.5", "--seeds", "0", "1", "--out", str(out)]
+                + TINY) == 0
+    records = json.loads((out / "results.json").read_text())
+    assert len(records) == 2 * 2 * 3                   # train rates x seeds x test rates
+    required = {"dataset", "model", "seed", "train_compress_rate", "test_compress_rate",
+                "test_accuracy", "effective_rate", "epochs", "train_seconds"}
+    assert all(required <= set(r) for r in records)
+    assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in records)
+    assert {(r["train_compress_rate"], r["test_compress_rate"]) for r in records} == {
+        (a, b) for a in (0.0, 0.5) for b in (0.0, 0.25, 0.5)}
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert len(rows) == len(records) and set(rows[0]) == set(E.COLUMNS)
+    assert float(rows[0]["test_accuracy"]) == records[0]["test_accuracy"]
+    printed = capsys.readouterr().out
+    assert "ItalyPowerDemand" in printed and "accuracy %" in printed
+
+
+def test_train_then_eval_round_trip(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "ItalyPowerDemand", "--compress-rate", "0.5",
+                 "--out", str(out)] + TINY) == 0
+    hist = json.loads((out / "history.json").read_text())
+    assert hist["run"]["train_compress_rate"] == 0.5 and len(hist["history"]["loss"]) == 1
+    capsys.readouterr()
+    assert main(["eval", str(out / "model.npz"), "--dataset", "ItalyPowerDemand",
+                 "--test-rates", "0", "0.5"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[1].split()[0] == "0.00" and lines[2].split()[0] == "0.50"
+    assert f"{100 * hist['test']['accuracy']:.1f}" == lines[2].split()[2]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sweep", "--datasets", "NoSuchSet"], "unknown dataset 'NoSuchSet'"),
+    (["train", "--dataset", "digits", "--model", "fcn1d"], "model 'fcn1d' does not fit"),
+    (["eval", "/nonexistent/model.npz"], "checkpoint not found: /nonexistent/model.npz"),
+])
+def test_clear_errors(argv, message, capsys, tmp_path):
+    try:
+        code = main(argv + ["--out", str(tmp_path)] + TINY if argv[0] != "eval" else argv)
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err
+    assert code != 0
+    assert message in (err + str(code))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sweep", "--rates", "50"], "compress rate must be in [0, 1), got 50 (a fraction, not a percent)"),
+    (["train", "--preserve-energy", "1.5"], "energy must be in (0, 1], got 1.5"),
+    (["train", "--model", "vgg"], "invalid choice: 'vgg'"),
+    (["sweep", "--epochs", "0"], "must be >= 1, got 0"),
+])
+def test_bad_options_are_refused_by_the_parser(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_help_explains_every_option(capsys):
+    for cmd in ("sweep", "train", "eval", "demo"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        text = capsys.readouterr().out
+        assert "--" in text and "usage:" in text
