@@ -151,7 +151,7 @@ def _common_training(p, *, epochs):
     p.add_argument("--epochs", type=_positive, default=epochs, help=f"epochs (default {epochs})")
     p.add_argument("--lr", type=float, default=0.01, help="SGD learning rate, cosine-annealed "
                    "(momentum 0.9, weight decay 5e-4; default 0.01)")
-    p.add_argument("--batch-size", type=_positive, default=16, help="batch size (default 16)")
+    p.add_argument("--batch-size", type=_positive, default=8, help="batch size (default 8)")
     p.add_argument("--width", type=_positive, default=None,
                    help="model width (fcn1d: channels W, 2W, W; default the paper's 128)")
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"],
@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--test-rates", nargs="+", type=_rate, default=None,
                    help="test compress rates (default: the training rates)")
     s.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (default 0)")
-    _common_training(s, epochs=40)
+    _common_training(s, epochs=100)
     s.set_defaults(func=_sweep)
 
     t = sub.add_parser("train", help="train one model and save it",
@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", action="store_true", help="continue from the output "
                    "directory's last checkpoint")
-    _common_training(t, epochs=40)
+    _common_training(t, epochs=100)
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="evaluate a saved model at several test rates")

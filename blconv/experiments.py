@@ -50,8 +50,8 @@ class Run:
     train_compress_rate: float = 0.0
     train_preserve_energy: float | None = None
     seed: int = 0
-    epochs: int = 40
-    batch_size: int = 16
+    epochs: int = 100
+    batch_size: int = 8
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4

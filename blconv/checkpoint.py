@@ -1,0 +1,387 @@
+"""Checkpoints: one ``.npz`` of arrays plus a JSON description, never pickled.
+
+:func:`save` writes the parameters and buffers, the optimiser's and scheduler's
+state, the RNG states of Dropout layers and the architecture (``model.spec``) to
+one ``.npz`` file atomically: a temporary file in the same directory, flushed and
+fsync'ed, then renamed over the target, so an interrupted save leaves the previous
+checkpoint intact.  :func:`load` and :func:`load_checkpoint` read it with
+``allow_pickle=False`` and refuse truncated, corrupted or object-holding files.
+
+Examples
+--------
+>>> import tempfile, os, numpy as np
+>>> from blconv.models import fcn1d
+>>> from blconv.checkpoint import load, save
+>>> model = fcn1d(1, 2, channels=(4, 4, 4))
+>>> path = os.path.join(tempfile.mkdtemp(), "m.npz")
+>>> save(model, path)
+>>> x = np.ones((2, 1, 16), np.float32)
+>>> bool(np.array_equal(load(path).eval()(x), model.eval()(x)))
+True
+"""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _backend as B
+from .models import build, set_compression
+from .nn import Dropout, Module
+
+__all__ = ["save", "load", "load_checkpoint", "Checkpoint", "FORMAT_VERSION"]
+
+#: Version of the checkpoint layout written by :func:`save`.
+FORMAT_VERSION = 1
+_FORMAT = "blconv-checkpoint"
+_META = "__meta__"
+
+
+def _check_model(fn: str, model) -> Module:
+    if not isinstance(model, Module):
+        raise TypeError(f"{fn}: model must be a blconv.nn.Module, got {type(model).__name__}")
+    return model
+
+
+def _named_modules(model: Module, prefix: str = ""):
+    """``(dotted name, layer)`` for the model ("") and every sub-layer ("3.body.0")."""
+    yield prefix, model
+    for name, child in model.children():
+        yield from _named_modules(child, f"{prefix}.{name}" if prefix else name)
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+@dataclass
+class Checkpoint:
+    """What :func:`load_checkpoint` read from one file.
+
+    Attributes
+    ----------
+    model : Module
+        Rebuilt from ``spec`` (or the model passed in), with the saved params,
+        buffers, compression settings, mode and dropout RNG states.
+    optimizer, scheduler : dict or None
+        Their ``state_dict()`` as saved (arrays as NumPy), for ``load_state_dict``.
+    classes : dict
+        ``{"optimizer": class name or None, "scheduler": class name or None}``.
+    state : dict
+        The ``state`` given to :func:`save` (``fit`` stores epoch, epochs, seed, history).
+    spec : dict or None
+        The model's ``spec``.
+    path : str
+    version : int
+        The format version of the file.
+    """
+    model: Module
+    optimizer: dict | None
+    scheduler: dict | None
+    classes: dict
+    state: dict
+    spec: dict | None
+    path: str
+    version: int
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
+
+
+def _split_state(what: str, state: dict, arrays: dict) -> dict:
+    """Scalars of ``state`` for the JSON; its dicts of arrays into ``arrays``."""
+    scalars, array_keys = {}, []
+    for key, v in state.items():
+        if isinstance(v, dict):
+            array_keys.append(key)
+            for sub, a in v.items():
+                arrays[f"{what}/{key}/{sub}"] = np.asarray(B.to_numpy(a))
+        else:
+            scalars[key] = v
+    return {"scalars": scalars, "arrays": array_keys}
+
+
+def save(model: Module, path, *, optimizer=None, scheduler=None, state: dict | None = None):
+    """Write a checkpoint atomically as one ``.npz`` file (loadable without pickle).
+
+    Parameters
+    ----------
+    model : Module
+        Saved: params, buffers, compression settings, train/eval mode, the
+        states of its ``Dropout`` generators and ``model.spec`` (if any; needed
+        by :func:`load` to rebuild it).
+    path : str or os.PathLike
+        The file; its directory must exist.  Written as-is (no suffix added).
+    optimizer, scheduler : optional
+        Objects with ``state_dict()``; their arrays (momentum buffers) are
+        stored as arrays, their scalars in the JSON.
+    state : dict, optional
+        Any JSON-serialisable extra state (``fit`` stores epoch, seed, history).
+
+    Raises
+    ------
+    TypeError
+        When ``state`` or a scalar state is not JSON-serialisable.
+
+    Notes
+    -----
+    The archive holds float arrays ``params/<key>``, ``buffers/<key>``,
+    ``optimizer/<name>/<key>`` (e.g. ``optimizer/momentum_buffers/0.w``),
+    ``scheduler/<name>/<key>``, and ``__meta__``: the UTF-8 bytes (uint8 array)
+    of a JSON object ``{"format": "blconv-checkpoint", "version", "spec",
+    "training", "compression", "rng", "optimizer", "scheduler", "state"}``
+    (Python's JSON: an infinite float such as ReduceLROnPlateau's initial
+    ``best`` is written ``Infinity``).
+
+    The file is written to a temporary name in the same directory, flushed and
+    ``fsync``-ed, then renamed over ``path`` with :func:`os.replace`: a crash
+    at any point leaves either the old or the new checkpoint, never a mix.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from blconv.models import fcn1d
+    >>> from blconv.train import load, save
+    >>> model = fcn1d(1, 2, channels=(2, 2, 2), compress_rate=0.5)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+    >>> save(model, path)
+    >>> sorted(np.load(path, allow_pickle=False).files)[:2]
+    ['__meta__', 'buffers/1.running_mean']
+    >>> x = np.ones((1, 1, 16), dtype=np.float32)
+    >>> bool(np.array_equal(load(path)(x), model(x)))
+    True
+    """
+    fn = "save"
+    _check_model(fn, model)
+    path = os.fspath(path)
+    arrays = {f"params/{k}": np.asarray(B.to_numpy(v)) for k, v in model.params.items()}
+    arrays.update({f"buffers/{k}": np.asarray(B.to_numpy(v)) for k, v in model.buffers.items()})
+    meta = {"format": _FORMAT, "version": FORMAT_VERSION, "spec": getattr(model, "spec", None),
+            "training": model.training, "compression": set_compression(model),
+            "rng": {n: m.rng.bit_generator.state
+                    for n, m in _named_modules(model) if isinstance(m, Dropout)},
+            "state": {} if state is None else state}
+    for what, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
+        meta[what] = None
+        if obj is not None:
+            meta[what] = _split_state(what, obj.state_dict(), arrays)
+            meta[what]["class"] = type(obj).__name__
+    try:
+        text = json.dumps(meta, default=_json_default)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{fn}: the checkpoint state for {path} must be JSON-serialisable: "
+                        f"{e}") from e
+    arrays[_META] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    _atomic_savez(path, arrays)
+
+
+def _atomic_savez(path: str, arrays: dict) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:                          # make the rename itself durable (POSIX; not on Windows)
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _read_npz(fn: str, path: str) -> dict:
+    """Every array of the file, loaded without pickle; anything wrong is a ValueError."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{fn}: no checkpoint at {path}")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{fn}: {path} is not a readable .npz checkpoint "
+                         f"(truncated or corrupted?): {e}") from e
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise ValueError(f"{fn}: {path} is a single .npy array, not a .npz checkpoint")
+    try:
+        with npz:
+            return {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        # object arrays land here too: np.load refuses them without pickle
+        raise ValueError(f"{fn}: {path} holds an unreadable array (truncated or corrupted "
+                         f"file, or an object array, which is never unpickled): {e}") from e
+
+
+def _parse(fn: str, path: str):
+    arrays = _read_npz(fn, path)
+    raw = arrays.pop(_META, None)
+    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ValueError(f"{fn}: {path} has no '{_META}' entry (a uint8 JSON string); it is "
+                         f"not a blconv checkpoint")
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{fn}: {path} has a corrupted '{_META}' entry: {e}") from e
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+        raise ValueError(f"{fn}: {path} is not a blconv checkpoint (format "
+                         f"{meta.get('format') if isinstance(meta, dict) else None!r})")
+    missing = {"spec", "training", "compression", "rng", "optimizer", "scheduler",
+               "state"} - set(meta)
+    if missing:
+        raise ValueError(f"{fn}: {path} has a '{_META}' entry without {sorted(missing)}")
+    version = meta.get("version")
+    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise ValueError(f"{fn}: {path} has format version {version!r}; this blconv reads "
+                         f"versions 1..{FORMAT_VERSION}")
+    for k, a in arrays.items():
+        if a.dtype.kind != "f":
+            raise ValueError(f"{fn}: {path} entry {k!r} must be a float array, got dtype "
+                             f"{a.dtype}")
+    return arrays, meta, version
+
+
+def _unsplit(meta_part, what: str, arrays: dict):
+    if meta_part is None:
+        return None
+    state = dict(meta_part["scalars"])
+    for key in meta_part["arrays"]:
+        prefix = f"{what}/{key}/"
+        state[key] = {k[len(prefix):]: a for k, a in arrays.items() if k.startswith(prefix)}
+    return state
+
+
+def load_checkpoint(path, *, model: Module | None = None) -> Checkpoint:
+    """Read a checkpoint written by :func:`save` (or by :func:`fit`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    model : Module, optional
+        Load into this model (keys and shapes must match; arrays keep its
+        device and dtype) instead of rebuilding one from the saved ``spec``.
+
+    Returns
+    -------
+    Checkpoint
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    ValueError
+        Naming ``path``: a truncated or corrupted file, an object array (never
+        unpickled: ``allow_pickle=False``), a missing or unknown format, no
+        ``spec`` to rebuild from without ``model``, or arrays that do not fit
+        the model.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from blconv.models import fcn1d
+    >>> from blconv.optim import SGD
+    >>> from blconv.train import load_checkpoint, save
+    >>> model = fcn1d(1, 2, channels=(2, 2, 2))
+    >>> path = os.path.join(tempfile.mkdtemp(), "ck.npz")
+    >>> save(model, path, optimizer=SGD(model, lr=0.1), state={"epoch": 3})
+    >>> ck = load_checkpoint(path)
+    >>> ck.state, ck.optimizer["lr"], ck.classes["optimizer"]
+    ({'epoch': 3}, 0.1, 'SGD')
+    """
+    fn = "load_checkpoint"
+    path = os.fspath(path)
+    return _assemble(fn, path, *_parse(fn, path), model=model)
+
+
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+def _assemble(fn: str, path: str, arrays: dict, meta: dict, version: int, *,
+              model: Module | None) -> Checkpoint:
+    """Build (or fill) the model from a parsed file and wrap everything in a Checkpoint."""
+    spec = meta.get("spec")
+    if model is None:
+        if spec is None:
+            raise ValueError(f"{fn}: {path} holds no model spec (the model was not built by "
+                             f"blconv.models); pass model= to load into an existing model")
+        try:
+            model = build(spec)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{fn}: cannot rebuild the model of {path}: {e}") from e
+    else:
+        _check_model(fn, model)
+    parts = {"params": {}, "buffers": {}}
+    for k, a in arrays.items():
+        part, _, key = k.partition("/")
+        if part in parts:
+            parts[part][key] = a
+    try:
+        model.load_state_dict(parts)
+        set_compression(model, **meta["compression"])
+        modules = dict(_named_modules(model))
+        for name, st in meta["rng"].items():
+            m, kind = modules.get(name), st["bit_generator"]
+            if not isinstance(m, Dropout):
+                raise ValueError(f"the saved dropout generator {name!r} matches no Dropout layer")
+            if kind not in _BIT_GENERATORS:
+                raise ValueError(f"unknown bit generator {kind!r} for {name!r}")
+            if type(m.rng.bit_generator).__name__ == kind:
+                m.rng.bit_generator.state = st
+            else:
+                bits = getattr(np.random, kind)()
+                bits.state = st
+                m.rng = np.random.Generator(bits)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{fn}: {path} does not fit the model: {e}") from e
+    model.train(bool(meta["training"]))
+    return Checkpoint(model=model,
+                      optimizer=_unsplit(meta["optimizer"], "optimizer", arrays),
+                      scheduler=_unsplit(meta["scheduler"], "scheduler", arrays),
+                      classes={w: (meta[w] or {}).get("class") for w in ("optimizer", "scheduler")},
+                      state=meta["state"], spec=spec, path=path, version=version)
+
+
+def load(path) -> Module:
+    """The model of a checkpoint, rebuilt from its ``spec`` with the saved arrays.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    Module
+        On the host (NumPy), in the saved dtype, compression settings and mode.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`load_checkpoint`.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from blconv.models import cnn2d
+    >>> from blconv.train import load, save
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.npz")
+    >>> save(cnn2d(1, 10, width=2, dtype="float64"), path)
+    >>> load(path).params["0.w"].dtype
+    dtype('float64')
+    """
+    return load_checkpoint(path).model
