@@ -153,7 +153,8 @@ def _common_training(p, *, epochs):
                    "(momentum 0.9, weight decay 5e-4; default 0.01)")
     p.add_argument("--batch-size", type=_positive, default=8, help="batch size (default 8)")
     p.add_argument("--width", type=_positive, default=None,
-                   help="model width (fcn1d: channels W, 2W, W; default the paper's 128)")
+                   help="model width (fcn1d: channels W, 2W, W, default 128 as in the paper; "
+                   "cnn2d and resnet: base width)")
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"],
                    help="cpu (NumPy) or gpu (CuPy; needs the gpu extra)")
     p.add_argument("--ucr-dir", default=None, metavar="PATH",
@@ -175,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "over seeds; write results.json/.csv", description=(
                            "Train one model per (dataset, train rate, seed) and evaluate it at "
                            "every test rate (band-limited inference)."))
-    s.add_argument("--datasets", nargs="+", default=["GunPoint"], metavar="NAME")
+    s.add_argument("--datasets", nargs="+", default=["GunPoint"], metavar="NAME",
+                   help="datasets to sweep (default GunPoint; see the list below)")
     s.add_argument("--rates", nargs="+", type=_rate, default=[0.0, 0.5, 0.75],
                    help="training compress rates (default 0 0.5 0.75)")
     s.add_argument("--energies", nargs="*", type=_energy, default=[],
@@ -189,13 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train one model and save it",
                        description="Train one model; save model.npz, history.json and "
                        "per-epoch checkpoints (resumable) in the output directory.")
-    t.add_argument("--dataset", default="GunPoint", metavar="NAME")
+    t.add_argument("--dataset", default="GunPoint", metavar="NAME",
+                   help="dataset to train on (default GunPoint)")
     g = t.add_mutually_exclusive_group()
     g.add_argument("--compress-rate", type=_rate, default=0.0,
                    help="fraction of spectral coefficients discarded (default 0)")
     g.add_argument("--preserve-energy", type=_energy, default=None,
                    help="keep the smallest band holding this fraction of input energy")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="seed of weights and shuffles")
     t.add_argument("--resume", action="store_true", help="continue from the output "
                    "directory's last checkpoint")
     _common_training(t, epochs=100)
@@ -203,18 +206,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a saved model at several test rates")
     e.add_argument("checkpoint", help="a model.npz written by 'blconv train'")
-    e.add_argument("--dataset", default="GunPoint", metavar="NAME")
-    e.add_argument("--test-rates", nargs="+", type=_rate, default=[0.0, 0.25, 0.5, 0.75])
-    e.add_argument("--ucr-dir", default=None, metavar="PATH")
+    e.add_argument("--dataset", default="GunPoint", metavar="NAME",
+                   help="dataset whose test split is used (default GunPoint)")
+    e.add_argument("--test-rates", nargs="+", type=_rate, default=[0.0, 0.25, 0.5, 0.75],
+                   help="compress rates to evaluate at (default 0 0.25 0.5 0.75)")
+    e.add_argument("--ucr-dir", default=None, metavar="PATH",
+                   help="a UCR archive on disk, for datasets that are not shipped")
     e.set_defaults(func=_eval)
 
     d = sub.add_parser("demo", help="error, time and memory of one layer per compress rate")
     d.add_argument("--batch", type=_positive, default=32, help="batch size (default 32)")
     d.add_argument("--channels", type=_positive, default=64, help="channels in and out")
     d.add_argument("--size", type=_positive, default=32, help="image height and width")
-    d.add_argument("--rates", type=_rate, nargs="+", default=[0.0, 0.25, 0.5, 0.75])
+    d.add_argument("--rates", type=_rate, nargs="+", default=[0.0, 0.25, 0.5, 0.75],
+                   help="compress rates (default 0 0.25 0.5 0.75)")
     d.add_argument("--repeats", type=_positive, default=3, help="timed repeats after a warm-up")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=int, default=0, help="seed of the random layer")
     d.set_defaults(func=_demo)
 
     try:
