@@ -184,8 +184,39 @@ def _atomic_write(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def write_plots(records, out_dir) -> list[str]:
+    """Accuracy-vs-compression and train x test heatmap PNGs (needs the ``plot`` extra).
+
+    Returns the paths written; an empty list when matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        return []
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import viz
+    paths = []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    viz.plot_compression_accuracy(records, ax=ax)
+    paths.append(os.path.join(out_dir, "accuracy_vs_compression.png"))
+    fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    for ds in sorted({r["dataset"] for r in records}):
+        sub = [r for r in records if r["dataset"] == ds]
+        if len({r["test_compress_rate"] for r in sub}) < 2:
+            continue
+        fig, ax = plt.subplots(figsize=(5, 4))
+        viz.plot_train_test_heatmap(sub, ax=ax, dataset=ds)
+        paths.append(os.path.join(out_dir, f"heatmap_{ds}.png"))
+        fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
+        plt.close(fig)
+    return paths
+
+
 def write_results(records, out_dir) -> None:
-    """``results.json`` (a list of records) and ``results.csv`` (same columns)."""
+    """``results.json`` (a list of records), ``results.csv`` (same columns) and the plots."""
     import io
     os.makedirs(out_dir, exist_ok=True)
     _atomic_write(os.path.join(out_dir, "results.json"), json.dumps(records, indent=1))
@@ -194,6 +225,7 @@ def write_results(records, out_dir) -> None:
     w.writeheader()
     w.writerows(records)
     _atomic_write(os.path.join(out_dir, "results.csv"), buf.getvalue())
+    write_plots(records, out_dir)
 
 
 def summarize(records) -> list[dict]:

@@ -26,6 +26,8 @@ def test_sweep_writes_records_pandas_can_read(tmp_path, capsys):
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert len(rows) == len(records) and set(rows[0]) == set(E.COLUMNS)
     assert float(rows[0]["test_accuracy"]) == records[0]["test_accuracy"]
+    assert (out / "accuracy_vs_compression.png").stat().st_size > 0
+    assert (out / "heatmap_ItalyPowerDemand.png").stat().st_size > 0
     printed = capsys.readouterr().out
     assert "ItalyPowerDemand" in printed and "accuracy %" in printed
 
