@@ -9,6 +9,7 @@ See :mod:`blconv.band` for the band and :mod:`blconv.spectral` for the transform
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,7 @@ class ConvContext:
     w_shape: tuple
     has_bias: bool
     fn: str
+    max_workspace_bytes: int | None = None
 
     @property
     def nbytes(self) -> int:
@@ -87,22 +89,68 @@ def _check_shapes(fn, d, x, w, b, groups):
         raise ValueError(f"{fn}: b must have shape (C_out,) = ({c_out},), got {tuple(b.shape)}")
 
 
-def _energy_band(x, n, *, xp):
-    """Energy policy: the input's full spectrum decides the band (one host sync)."""
-    d = len(n)
-    axes = tuple(range(2, 2 + d))
+def _power(x, n, *, xp):
+    """Full one-sided spectrum of ``x`` and its power summed over batch and channels."""
+    axes = tuple(range(2, 2 + len(n)))
     full = B.rfftn(x, n, axes, xp=xp)                               # (N, C, *spectrum)
-    power = xp.sum(xp.real(full) ** 2 + xp.imag(full) ** 2, axis=(0, 1))
+    return full, xp.sum(xp.real(full) ** 2 + xp.imag(full) ** 2, axis=(0, 1))
+
+
+def _parseval(power, n) -> np.ndarray:
+    """Host energy per one-sided position: columns other than DC and Nyquist count twice."""
     energy = np.asarray(B.to_numpy(power), dtype=np.float64)
-    weight = np.full(energy.shape[-1], 2.0)                         # Parseval: both halves
+    weight = np.full(energy.shape[-1], 2.0)
     weight[0] = 1.0
     if n[-1] % 2 == 0:
         weight[-1] = 1.0
-    return full, energy * weight
+    return energy * weight
+
+
+def _crop(full, band, *, xp, like):
+    """Retained coefficients ``(F, N, C)`` of a full one-sided spectrum ``(N, C, *spectrum)``."""
+    d = len(band.fft_shape)
+    if d == 2:
+        full = xp.take(full, B.asarray(band.indices(0), xp=xp, like=like), axis=2)
+    N, C = full.shape[:2]
+    return xp.reshape(spectral.contiguous(xp.permute_dims(
+        full[..., :band.keep[-1]], tuple(range(2, 2 + d)) + (0, 1)), xp=xp), (band.retained, N, C))
+
+
+def _bytes_per_sample(geom, band, c_in, c_out, itemsize, energy):
+    """Estimated transient bytes one sample needs in forward or backward (see Notes)."""
+    F, K = band.retained, band.keep[-1]
+    rows_in = math.prod(geom.length[:-1])
+    rows_out = math.prod(geom.out[:-1])
+    cs = 2 * itemsize
+    est = cs * (2 * c_in * rows_in * K + 2 * F * (c_in + c_out) + 2 * c_out * rows_out * K)
+    est += itemsize * (c_in * math.prod(geom.length) + c_out * math.prod(geom.out))
+    if energy:
+        est += cs * c_in * math.prod(band.fft_shape[:-1]) * (band.fft_shape[-1] // 2 + 1)
+    return est
+
+
+def _chunks(fn, n, per_sample, max_workspace_bytes):
+    if max_workspace_bytes is None:
+        return [(0, n)]
+    if (not isinstance(max_workspace_bytes, (int, np.integer)) or isinstance(max_workspace_bytes,
+                                                                           bool)
+            or max_workspace_bytes < 1):
+        raise ValueError(f"{fn}: max_workspace_bytes must be None or an int >= 1, "
+                         f"got {max_workspace_bytes!r}")
+    size = max(1, int(max_workspace_bytes) // max(1, per_sample))
+    return [(i, min(n, i + size)) for i in range(0, max(n, 1), size)]
+
+
+def _out_of_memory(fn, xp, err):
+    """CuPy's out-of-memory error, re-raised with the option that avoids it."""
+    if B.is_cupy(xp) and type(err).__name__ == "OutOfMemoryError":
+        return MemoryError(f"{fn}: out of GPU memory ({err}); pass max_workspace_bytes=... "
+                           f"(bytes) to process the batch in chunks")
+    return None
 
 
 def _forward(d, x, w, b, *, stride, padding, dilation, groups, compress_rate,
-             preserve_energy, fft_size):
+             preserve_energy, fft_size, max_workspace_bytes=None):
     fn = f"conv{d}d"
     xp = B.namespace(x, w, b, fn=fn, names=("x", "w", "b"))
     V.check_dtypes(fn, xp, x=x, w=w, b=b)
@@ -112,35 +160,63 @@ def _forward(d, x, w, b, *, stride, padding, dilation, groups, compress_rate,
     c = V.check_rate(fn, compress_rate)
     e = V.check_energy(fn, preserve_energy, c)
     n = fft_shape_for(geom, fft_size, fn=fn)
+    try:
+        return _forward_impl(d, fn, x, w, b, geom, n, c, e, groups, max_workspace_bytes, xp=xp)
+    except Exception as err:
+        mem = _out_of_memory(fn, xp, err)
+        if mem is None:
+            raise
+        raise mem from err
+
+
+def _forward_impl(d, fn, x, w, b, geom, n, c, e, G, max_workspace_bytes, *, xp):
     N, C = x.shape[:2]
-    O, G = w.shape[0], groups
-    if e is None:
-        band = Band.from_keep(n, rate_keep(n, c))
-        x_hat = spectral.forward(x, band, start=(0,) * d, step=(1,) * d, xp=xp)
-    else:
-        full, energy = _energy_band(x, n, xp=xp)
-        band = Band.from_keep(n, energy_keep(energy, n, e))
-        if d == 2:
-            rows = B.asarray(band.indices(0), xp=xp, like=x)
-            full = xp.take(full, rows, axis=2)
-        x_hat = xp.reshape(spectral.contiguous(
-            xp.permute_dims(full[..., :band.keep[-1]], tuple(range(2, 2 + d)) + (0, 1)), xp=xp),
-            (band.retained, N, C))
-    F = x_hat.shape[0]
-    # (F, G, N, C/G): one (N x C/G) @ (C/G x O/G) product per frequency and group
-    x_hat = spectral.contiguous(
-        xp.permute_dims(xp.reshape(x_hat, (F, N, G, C // G)), (0, 2, 1, 3)), xp=xp)
+    O = w.shape[0]
+    band = Band.from_keep(n, rate_keep(n, c))                       # sizes the chunks
+    itemsize = 4 if x.dtype == xp.float32 else 8
+    chunks = _chunks(fn, N, _bytes_per_sample(geom, band, C, O, itemsize, e is not None),
+                     max_workspace_bytes)
+    full = None
+    if e is not None:                                               # the band from all of x
+        power = None
+        for i0, i1 in chunks:
+            full, p = _power(x[i0:i1, ...], n, xp=xp)
+            power = p if power is None else power + p
+        band = Band.from_keep(n, energy_keep(_parseval(power, n), n, e))
+        full = full if len(chunks) == 1 else None
+    F = band.retained
     w_hat = spectral.forward(w, band, start=tuple(-p for p in geom.pad_lo), step=geom.dilation,
                              xp=xp)                                 # (F, O, C/G)
+    # (F, G, C/G, O/G): conj(W[f])^T per group, so that Y[f] = X[f] @ w_hat[f]
     w_hat = spectral.contiguous(xp.permute_dims(
         xp.reshape(xp.conj(w_hat), (F, G, O // G, C // G)), (0, 1, 3, 2)), xp=xp)
-    y_hat = x_hat @ w_hat                                           # (F, G, N, O/G)
-    y_hat = xp.reshape(xp.permute_dims(y_hat, (0, 2, 1, 3)), (F, N, O))
-    y = spectral.inverse(y_hat, band, start=(0,) * d, step=geom.stride, count=geom.out, xp=xp)
+    x_hat = y = None
+    for i0, i1 in chunks:
+        xc, m = x[i0:i1, ...], i1 - i0
+        if e is None:
+            xc_hat = spectral.forward(xc, band, start=(0,) * d, step=(1,) * d, xp=xp)
+        else:
+            xc_hat = _crop(full if full is not None else _power(xc, n, xp=xp)[0], band,
+                           xp=xp, like=x)
+        # (F, G, m, C/G): one (m x C/G) @ (C/G x O/G) product per frequency and group
+        xc_hat = spectral.contiguous(
+            xp.permute_dims(xp.reshape(xc_hat, (F, m, G, C // G)), (0, 2, 1, 3)), xp=xp)
+        yc_hat = xp.reshape(xp.permute_dims(xc_hat @ w_hat, (0, 2, 1, 3)), (F, m, O))
+        yc = spectral.inverse(yc_hat, band, start=(0,) * d, step=geom.stride, count=geom.out,
+                              xp=xp)
+        if len(chunks) == 1:
+            x_hat, y = xc_hat, yc
+            break
+        if y is None:
+            y = xp.empty((N, O) + geom.out, dtype=yc.dtype, device=B.device(x))
+            x_hat = xp.empty((F, G, N, C // G), dtype=xc_hat.dtype, device=B.device(x))
+        y[i0:i1, ...] = yc
+        x_hat[:, :, i0:i1, :] = xc_hat
     if b is not None:
         y = y + xp.reshape(b, (O,) + (1,) * d)
     y = xp.astype(y, x.dtype, copy=False)
-    ctx = ConvContext(band, geom, G, x_hat, w_hat, tuple(w.shape), b is not None, fn)
+    ctx = ConvContext(band, geom, G, x_hat, w_hat, tuple(w.shape), b is not None, fn,
+                      max_workspace_bytes)
     return y, ctx
 
 
@@ -158,18 +234,44 @@ def _backward(d, dy, ctx):
     if tuple(dy.shape) != ctx.out_shape:
         raise ValueError(f"{fn}: dy must have the forward output's shape {ctx.out_shape}, "
                          f"got {tuple(dy.shape)}")
+    try:
+        return _backward_impl(d, fn, dy, ctx, real, xp=xp)
+    except Exception as err:
+        mem = _out_of_memory(fn, xp, err)
+        if mem is None:
+            raise
+        raise mem from err
+
+
+def _backward_impl(d, fn, dy, ctx, real, *, xp):
     geom, band, G = ctx.geometry, ctx.band, ctx.groups
     F, _, N, Cg = ctx.x_hat.shape
     O = ctx.w_shape[0]
-    dy_hat = spectral.forward(dy, band, start=(0,) * d, step=geom.stride, xp=xp)  # (F, N, O)
-    dy_hat = spectral.contiguous(
-        xp.permute_dims(xp.reshape(dy_hat, (F, N, G, O // G)), (0, 2, 1, 3)), xp=xp)
-    # DX[f] = DY[f] @ W[f]^T  with W = conj(w_hat)^T per group
-    dx_hat = dy_hat @ xp.conj(xp.matrix_transpose(ctx.w_hat))        # (F, G, N, C/G)
-    dx_hat = xp.reshape(xp.permute_dims(dx_hat, (0, 2, 1, 3)), (F, N, G * Cg))
-    dx = spectral.inverse(dx_hat, band, start=(0,) * d, step=(1,) * d, count=geom.length, xp=xp)
-    # DW[f] = X[f]^T @ conj(DY[f])
-    dw_hat = xp.matrix_transpose(ctx.x_hat) @ xp.conj(dy_hat)        # (F, G, C/G, O/G)
+    itemsize = 4 if real == xp.float32 else 8
+    chunks = _chunks(fn, N, _bytes_per_sample(geom, band, G * Cg, O, itemsize, False),
+                     ctx.max_workspace_bytes)
+    w_t = xp.conj(xp.matrix_transpose(ctx.w_hat))                    # (F, G, O/G, C/G) = W[f]
+    dx = dw_hat = None
+    for i0, i1 in chunks:
+        m = i1 - i0
+        dyc_hat = spectral.forward(dy[i0:i1, ...], band, start=(0,) * d, step=geom.stride,
+                                   xp=xp)                             # (F, m, O)
+        dyc_hat = spectral.contiguous(
+            xp.permute_dims(xp.reshape(dyc_hat, (F, m, G, O // G)), (0, 2, 1, 3)), xp=xp)
+        # DX[f] = DY[f] @ W[f]^T
+        dxc_hat = xp.reshape(xp.permute_dims(dyc_hat @ w_t, (0, 2, 1, 3)), (F, m, G * Cg))
+        dxc = spectral.inverse(dxc_hat, band, start=(0,) * d, step=(1,) * d,
+                               count=geom.length, xp=xp)
+        # DW[f] = X[f]^T @ conj(DY[f]), summed over the batch (and over chunks)
+        xc_hat = ctx.x_hat if len(chunks) == 1 else ctx.x_hat[:, :, i0:i1, :]
+        part = xp.matrix_transpose(xc_hat) @ xp.conj(dyc_hat)          # (F, G, C/G, O/G)
+        dw_hat = part if dw_hat is None else dw_hat + part
+        if len(chunks) == 1:
+            dx = dxc
+            break
+        if dx is None:
+            dx = xp.empty((N, G * Cg) + geom.length, dtype=dxc.dtype, device=B.device(dy))
+        dx[i0:i1, ...] = dxc
     dw_hat = xp.reshape(xp.permute_dims(dw_hat, (0, 1, 3, 2)), (F, O, Cg))
     dw = spectral.inverse(dw_hat, band, start=tuple(-p for p in geom.pad_lo),
                           step=geom.dilation, count=geom.kernel, xp=xp)
@@ -204,6 +306,13 @@ _PARAMS = """
     fft_size : 'fast', 'pow2', int or tuple of int
         FFT size per axis: the smallest 5-smooth size ``>=`` the padded length
         (default), the authors' power of two, or explicit (``>=`` the padded length).
+    max_workspace_bytes : int, optional
+        Bound on the transient memory of one call: the batch is processed in
+        chunks sized from an estimate of the bytes one sample needs (at least one
+        sample per chunk), here and in the backward.  The results equal the
+        unchunked ones to rounding (BLAS blocks a GEMM differently for fewer
+        rows, and ``dw`` sums the chunks' contributions).  On CuPy an out-of-memory error is
+        re-raised as ``MemoryError`` naming this option.
 """
 
 _RAISES = """
@@ -226,31 +335,39 @@ _NOTES = """
 
 
 def conv1d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
-                   compress_rate=0.0, preserve_energy=None, fft_size="fast"):
+                   compress_rate=0.0, preserve_energy=None, fft_size="fast",
+                   max_workspace_bytes=None):
     return _forward(1, x, w, b, stride=stride, padding=padding, dilation=dilation,
                     groups=groups, compress_rate=compress_rate,
-                    preserve_energy=preserve_energy, fft_size=fft_size)
+                    preserve_energy=preserve_energy, fft_size=fft_size,
+                    max_workspace_bytes=max_workspace_bytes)
 
 
 def conv2d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
-                   compress_rate=0.0, preserve_energy=None, fft_size="fast"):
+                   compress_rate=0.0, preserve_energy=None, fft_size="fast",
+                   max_workspace_bytes=None):
     return _forward(2, x, w, b, stride=stride, padding=padding, dilation=dilation,
                     groups=groups, compress_rate=compress_rate,
-                    preserve_energy=preserve_energy, fft_size=fft_size)
+                    preserve_energy=preserve_energy, fft_size=fft_size,
+                    max_workspace_bytes=max_workspace_bytes)
 
 
 def conv1d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
-           compress_rate=0.0, preserve_energy=None, fft_size="fast"):
+           compress_rate=0.0, preserve_energy=None, fft_size="fast",
+                   max_workspace_bytes=None):
     return _forward(1, x, w, b, stride=stride, padding=padding, dilation=dilation,
                     groups=groups, compress_rate=compress_rate,
-                    preserve_energy=preserve_energy, fft_size=fft_size)[0]
+                    preserve_energy=preserve_energy, fft_size=fft_size,
+                    max_workspace_bytes=max_workspace_bytes)[0]
 
 
 def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
-           compress_rate=0.0, preserve_energy=None, fft_size="fast"):
+           compress_rate=0.0, preserve_energy=None, fft_size="fast",
+                   max_workspace_bytes=None):
     return _forward(2, x, w, b, stride=stride, padding=padding, dilation=dilation,
                     groups=groups, compress_rate=compress_rate,
-                    preserve_energy=preserve_energy, fft_size=fft_size)[0]
+                    preserve_energy=preserve_energy, fft_size=fft_size,
+                    max_workspace_bytes=max_workspace_bytes)[0]
 
 
 def conv1d_backward(dy, ctx):
