@@ -153,7 +153,7 @@ def energy_keep(energy: np.ndarray, fft_shape: tuple[int, ...], preserve_energy:
         shape[a] = -1
         j = np.maximum(j, (u * H // half + 1).reshape(shape))
     cum = np.cumsum(np.bincount(j.ravel(), weights=energy.ravel(), minlength=H + 1))
-    if preserve_energy >= 1.0:
+    if preserve_energy >= 1.0 or not np.isfinite(cum[-1]):   # NaN/inf input: keep everything
         jj = H
     else:
         jj = int(np.searchsorted(cum, preserve_energy * cum[-1], side="left"))

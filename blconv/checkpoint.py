@@ -215,7 +215,8 @@ def _read_npz(fn: str, path: str) -> dict:
         raise FileNotFoundError(f"{fn}: no checkpoint at {path}")
     try:
         npz = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError,
+            RuntimeError) as e:
         raise ValueError(f"{fn}: {path} is not a readable .npz checkpoint "
                          f"(truncated or corrupted?): {e}") from e
     if not isinstance(npz, np.lib.npyio.NpzFile):
@@ -223,7 +224,8 @@ def _read_npz(fn: str, path: str) -> dict:
     try:
         with npz:
             return {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as e:
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError,
+            RuntimeError) as e:
         # object arrays land here too: np.load refuses them without pickle
         raise ValueError(f"{fn}: {path} holds an unreadable array (truncated or corrupted "
                          f"file, or an object array, which is never unpickled): {e}") from e

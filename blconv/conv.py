@@ -93,7 +93,9 @@ def _power(x, n, *, xp):
     """Full one-sided spectrum of ``x`` and its power summed over batch and channels."""
     axes = tuple(range(2, 2 + len(n)))
     full = B.rfftn(x, n, axes, xp=xp)                               # (N, C, *spectrum)
-    return full, xp.sum(xp.real(full) ** 2 + xp.imag(full) ** 2, axis=(0, 1))
+    # squared in float64: float32 power under- and overflows for |x| < 1e-23 or > 1e18
+    re, im = xp.astype(xp.real(full), xp.float64), xp.astype(xp.imag(full), xp.float64)
+    return full, xp.sum(re * re + im * im, axis=(0, 1))
 
 
 def _parseval(power, n) -> np.ndarray:

@@ -14,6 +14,7 @@ Either may be gzip-compressed (``.tsv.gz``, ``.ts.gz``); the shipped files are.
 from __future__ import annotations
 
 import gzip
+import zlib
 import math
 from pathlib import Path
 
@@ -141,8 +142,8 @@ def _error(path, lineno, msg) -> ValueError:
 
 def _open(path: Path):
     if path.name.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
+        return gzip.open(path, "rt", encoding="utf-8-sig", errors="replace")
+    return open(path, encoding="utf-8-sig", errors="replace")
 
 
 def _floats(fields, path, lineno, where="") -> list[float]:
@@ -172,8 +173,11 @@ def _floats(fields, path, lineno, where="") -> list[float]:
 def _read(path: Path):
     """``(x, labels, classes)`` of one file: x float64 (n, channels, length)."""
     reader = _read_tsv if path.name.endswith((".tsv", ".tsv.gz")) else _read_ts
-    with _open(path) as f:
-        return reader(f, path)
+    try:
+        with _open(path) as f:
+            return reader(f, path)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise _error(path, 0, f"not a readable gzip file (truncated or corrupted?): {e}") from e
 
 
 def _read_tsv(f, path):
