@@ -82,19 +82,52 @@ def _demo(args) -> int:
 
 
 def _sweep(args) -> int:
+    import contextlib
+
     from . import experiments as E
-    runs = E.make_runs(args.datasets, args.rates, args.seeds, test_rates=args.test_rates,
+    datasets = E.resolve_datasets(args.datasets, ucr_dir=args.ucr_dir)
+    runs = E.make_runs(datasets, args.rates, args.seeds, test_rates=args.test_rates,
                        energies=args.energies or (), model=args.model, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, device=args.device,
                        width=args.width, ucr_dir=args.ucr_dir)
     out = _out_dir(args.out, "sweep")
-    print(f"blconv sweep: {len(runs)} runs ({', '.join(args.datasets)}; train rates "
-          f"{args.rates}; seeds {args.seeds}; {args.epochs} epochs) -> {out}", flush=True)
+    shown = ", ".join(datasets[:6]) + (f", ... ({len(datasets)} datasets)"
+                                       if len(datasets) > 6 else "")
+    print(f"blconv sweep: {len(runs)} runs ({shown}; train rates {args.rates}; seeds "
+          f"{args.seeds}; {args.epochs} epochs) -> {out} (again with --out {out} to resume)",
+          flush=True)
     t0 = time.perf_counter()
-    records = E.sweep(runs, out_dir=out, progress=not args.no_progress)
-    print(E.format_table(records))
-    print(f"\n{len(records)} records in {time.perf_counter() - t0:.0f} s; written to "
-          f"{os.path.join(out, 'results.json')} and results.csv")
+    try:
+        with contextlib.ExitStack() as stack:
+            client = None
+            if args.workers or args.scheduler:
+                from . import dist
+                try:
+                    client = stack.enter_context(dist.local_cluster(args.workers)
+                                                 if args.workers else
+                                                 dist.connect(args.scheduler))
+                except ImportError as e:
+                    print(f"blconv sweep: error: {e}", file=sys.stderr)
+                    return 2
+                print(f"blconv sweep: {dist.describe(client)}", flush=True)
+            result = E.sweep(runs, client=client, out_dir=out, threads=args.threads,
+                             progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"\nblconv sweep: interrupted; the finished runs are in "
+              f"{os.path.join(out, 'runs')}: the same command with --out {out} resumes",
+              file=sys.stderr)
+        return 130
+    if result:
+        print(E.format_table(result))
+    seconds = time.perf_counter() - t0
+    print(f"\n{len(result)} records of {len(runs) - len(result.failures)} runs "
+          f"({result.executed} run now, {result.skipped} already done) in {seconds:.0f} s; "
+          f"written to {os.path.join(out, 'results.json')} and results.csv")
+    if result.failures:
+        print(f"blconv sweep: {len(result.failures)} of {len(runs)} runs failed "
+              f"(tracebacks in {os.path.join(out, 'failures.json')}):", file=sys.stderr)
+        print(E._format_failures(result.failures), file=sys.stderr)
+        return 1
     return 0
 
 
@@ -177,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "Train one model per (dataset, train rate, seed) and evaluate it at "
                            "every test rate (band-limited inference)."))
     s.add_argument("--datasets", nargs="+", default=["GunPoint"], metavar="NAME",
-                   help="datasets to sweep (default GunPoint; see the list below)")
+                   help="datasets to sweep, by space or comma; 'all': every UCR dataset "
+                   "shipped, or every one under --ucr-dir (default GunPoint; see below)")
     s.add_argument("--rates", nargs="+", type=_rate, default=[0.0, 0.5, 0.75],
                    help="training compress rates (default 0 0.5 0.75)")
     s.add_argument("--energies", nargs="*", type=_energy, default=[],
@@ -185,6 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--test-rates", nargs="+", type=_rate, default=None,
                    help="test compress rates (default: the training rates)")
     s.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (default 0)")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive, default=None, metavar="N",
+                       help="run on a local Dask cluster of N processes (needs the dist "
+                       "extra; default: one run after another in this process)")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run on the Dask cluster of this scheduler (tcp://host:8786)")
+    s.add_argument("--threads", type=_positive, default=None, metavar="N",
+                   help="BLAS and FFT threads of each run (default: all cores in this "
+                   "process, 1 per Dask worker); results do not depend on it")
     _common_training(s, epochs=100)
     s.set_defaults(func=_sweep)
 

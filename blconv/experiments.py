@@ -3,22 +3,36 @@
 A sweep is a list of independent :class:`Run` s.  Each run trains one model at
 one training compress rate (or energy) and seed, then evaluates it at every test
 compress rate — the paper's "band-limited inference" experiment.  Every run is a
-pure function of its configuration (seeded by it, never by order), so runs can
-execute anywhere and in any order.
+pure function of its configuration (seeded by it, never by order or worker), so
+runs can execute anywhere and in any order: :func:`sweep` runs them here, or on a
+Dask cluster (:mod:`blconv.dist`), writing each run's result as its own file
+``runs/<config hash>.json`` so that a sweep run again does only what is missing.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import datetime
+import hashlib
 import json
 import os
+import socket
 import time
+import traceback as _traceback
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Run", "DATASETS", "load_dataset", "make_runs", "execute", "sweep",
-           "write_results", "summarize", "format_table", "PUBLISHED_FCN"]
+from .dist import SweepResult, collect, read_run, run_path, run_sweep, write_run
+
+__all__ = ["Run", "DATASETS", "load_dataset", "list_datasets", "resolve_datasets",
+           "make_runs", "execute", "run_one", "sweep", "SweepResult", "collect",
+           "read_run", "write_run", "run_path", "write_results", "write_plots", "summarize",
+           "format_table", "COLUMNS", "PUBLISHED_FCN", "FORMAT"]
+
+#: Version of the per-run file layout (``runs/<hash>.json``); files of another are redone.
+FORMAT = 1
 
 #: Test accuracy (%) of FCN (Wang et al., 2017) in Fawaz et al., "Deep learning for time
 #: series classification: a review", DMKD 2019, Table 4: mean (std) of 10 runs.
@@ -44,6 +58,22 @@ class Run:
         The band-limiting policy during training (see :func:`blconv.conv2d`).
     test_rates : tuple of float
         Compress rates to evaluate the trained model at.
+    seed, epochs, batch_size, lr, momentum, weight_decay, width, device, ucr_dir
+        As the options of ``blconv train``.
+
+    Numbers are normalised on construction (``0`` and ``0.0`` are one run; a list
+    of test rates becomes a tuple), so equal configurations have equal
+    :attr:`config_hash`.
+
+    Examples
+    --------
+    >>> from blconv.experiments import Run
+    >>> run = Run(dataset="ItalyPowerDemand", train_compress_rate=0, test_rates=[0, 0.5])
+    >>> run.test_rates, run == Run.from_dict(run.to_dict())
+    ((0.0, 0.5), True)
+    >>> len(run.config_hash), run.config_hash == Run(dataset="ItalyPowerDemand",
+    ...     test_rates=(0.0, 0.5)).config_hash
+    (64, True)
     """
     dataset: str = "GunPoint"
     model: str = "auto"
@@ -60,10 +90,67 @@ class Run:
     device: str = "cpu"
     ucr_dir: str | None = None
 
+    def __post_init__(self):
+        for name, kind in _FIELD_TYPES.items():
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL:
+                continue
+            if name == "test_rates":
+                items = (value,) if isinstance(value, (int, float)) else value
+                value = tuple(_number(name, v, float) for v in items)
+            else:
+                value = _number(name, value, kind)
+            object.__setattr__(self, name, value)
+
     def to_dict(self) -> dict:
+        """The configuration as plain JSON types (``test_rates`` a list)."""
         d = dataclasses.asdict(self)
         d["test_rates"] = list(self.test_rates)
         return d
+
+    @classmethod
+    def from_dict(cls, d) -> "Run":
+        """The run of a :meth:`to_dict` mapping; unknown keys raise ``TypeError``."""
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise TypeError(f"Run.from_dict: unknown fields {sorted(unknown)}")
+        return cls(**d)
+
+    @property
+    def config_hash(self) -> str:
+        """SHA-256 (hex) of the canonical JSON of :meth:`to_dict`: the run's name on disk.
+
+        Canonical: keys sorted, no spaces, floats as Python's shortest round-trip
+        ``repr`` — the same text, so the same hash, in every process and on every
+        platform.  Every field counts, ``device`` and ``ucr_dir`` included.
+        """
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"),
+                          allow_nan=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+_FIELD_TYPES = {"dataset": str, "model": str, "train_compress_rate": float,
+                "train_preserve_energy": float, "seed": int, "epochs": int, "batch_size": int,
+                "lr": float, "momentum": float, "weight_decay": float, "test_rates": tuple,
+                "width": int, "device": str, "ucr_dir": str}
+_OPTIONAL = {"train_preserve_energy", "width", "ucr_dir"}
+
+
+def _number(name: str, value, kind):
+    """``value`` as ``kind`` (float, int or str) without silent truncation or bools."""
+    if kind is str:
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if not isinstance(value, str):
+            raise TypeError(f"Run: {name} must be a str, got {type(value).__name__}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"Run: {name} must be a number, got {value!r}")
+    if kind is int:
+        if int(value) != value:
+            raise ValueError(f"Run: {name} must be a whole number, got {value!r}")
+        return int(value)
+    return float(value)
 
 
 def load_dataset(name: str, *, ucr_dir: str | None = None, seed: int = 0):
@@ -86,6 +173,88 @@ def load_dataset(name: str, *, ucr_dir: str | None = None, seed: int = 0):
                          f"{', '.join(DATASETS)}, or any UCR dataset with --ucr-dir")
     train, test = data.load_ucr(name, path=ucr_dir)
     return data.znorm(train), data.znorm(test)
+
+
+def list_datasets(ucr_dir=None) -> list[str]:
+    """The UCR datasets available: the shipped ones, or every dataset of an archive on disk.
+
+    Parameters
+    ----------
+    ucr_dir : str or os.PathLike, optional
+        A UCR archive in its standard layout: ``ucr_dir/<Name>/<Name>_TRAIN.tsv``
+        and ``_TEST.tsv`` (or ``.ts``, ``.tsv.gz``, ``.ts.gz``).
+
+    Returns
+    -------
+    list of str
+        Without ``ucr_dir``, :func:`blconv.data.list_ucr`; with it, the sorted
+        names of the subfolders holding a TRAIN/TEST pair.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``ucr_dir`` is not a directory.
+
+    Examples
+    --------
+    >>> from blconv.experiments import list_datasets
+    >>> list_datasets()
+    ['ArrowHead', 'GunPoint', 'ItalyPowerDemand', 'OSULeaf']
+    """
+    from . import data
+    from .data.ucr import _SUFFIXES
+    if ucr_dir is None:
+        return data.list_ucr()
+    if not os.path.isdir(ucr_dir):
+        raise FileNotFoundError(f"list_datasets: ucr_dir is not a directory: {ucr_dir}")
+    names = []
+    for entry in sorted(os.scandir(ucr_dir), key=lambda e: e.name):
+        if entry.is_dir() and any(
+                all(os.path.isfile(os.path.join(entry.path, f"{entry.name}_{part}{suffix}"))
+                    for part in ("TRAIN", "TEST")) for suffix in _SUFFIXES):
+            names.append(entry.name)
+    return names
+
+
+def resolve_datasets(names="GunPoint", *, ucr_dir=None) -> list[str]:
+    """Dataset names from ``"all"``, ``"A,B"`` or a list of those; duplicates dropped.
+
+    ``"all"`` is :func:`list_datasets` (the shipped UCR datasets, or every one
+    in ``ucr_dir``).  Without ``ucr_dir`` every name must be one of
+    :data:`DATASETS`.
+
+    Raises
+    ------
+    ValueError
+        An unknown name without ``ucr_dir``; no names; ``"all"`` finding none.
+
+    Examples
+    --------
+    >>> from blconv.experiments import resolve_datasets
+    >>> resolve_datasets(["GunPoint,digits", "GunPoint"])
+    ['GunPoint', 'digits']
+    """
+    fn = "resolve_datasets"
+    if isinstance(names, (str, os.PathLike)):
+        names = [os.fspath(names)]
+    out: list[str] = []
+    for name in (n.strip() for item in names for n in str(item).split(",")):
+        if not name:
+            continue
+        found = list_datasets(ucr_dir) if name == "all" else [name]
+        if name == "all" and not found:
+            raise ValueError(f"{fn}: 'all' found no UCR datasets under {ucr_dir} (looked "
+                             f"for <Name>/<Name>_TRAIN.tsv and _TEST.tsv)")
+        out.extend(n for n in found if n not in out)
+    if not out:
+        raise ValueError(f"{fn}: no dataset names in {names!r}")
+    if ucr_dir is None:
+        known = set(DATASETS) | set(list_datasets())
+        for name in out:
+            if name not in known:
+                raise ValueError(f"{fn}: unknown dataset {name!r}; known: "
+                                 f"{', '.join(DATASETS)}, or any UCR dataset with --ucr-dir")
+    return out
 
 
 def _model_for(run: Run, train):
@@ -143,8 +312,103 @@ def execute(run: Run, *, progress: bool = False) -> list[dict]:
     return records
 
 
-def make_runs(datasets, rates, seeds, *, test_rates=None, energies=(), **common) -> list[Run]:
-    """The grid datasets x (rates, then energies) x seeds, each tested at ``test_rates``."""
+def run_one(run: Run, *, threads: int | None = None) -> dict:
+    """Execute ``run``, catching its errors: the record that :func:`sweep` writes for it.
+
+    Parameters
+    ----------
+    run : Run
+    threads : int, optional
+        Set this process's BLAS threads (through ``threadpoolctl``, when
+        installed) and FFT threads (:func:`blconv.set_fft_workers`) to this,
+        and leave them so (Dask workers use 1).  The results do not depend
+        on it (see Notes of :func:`sweep`).
+
+    Returns
+    -------
+    dict
+        The per-run record (JSON types): ``format`` (:data:`FORMAT`), ``hash``
+        (:attr:`Run.config_hash`), ``status`` (``"done"`` or ``"failed"``),
+        ``config`` (:meth:`Run.to_dict`), ``records`` (:func:`execute`'s, one per
+        test rate; empty when failed), ``error`` (``"Type: message"``) and
+        ``traceback`` (``None`` when done), ``seconds``, ``started`` and
+        ``finished`` (UTC, ISO 8601), ``host``, ``pid`` and ``blconv`` (version).
+    """
+    started = time.time()
+    if threads is not None:
+        _set_threads(threads)
+    try:
+        records = execute(run)
+    except Exception as e:  # recorded, never raised: one bad run must not stop a sweep
+        return _record(run, status="failed", error=f"{type(e).__name__}: {e}",
+                       traceback=_traceback.format_exc(), started=started)
+    return _record(run, status="done", records=records, started=started)
+
+
+def _record(run: Run, *, status: str, started: float, records=(), error=None,
+            traceback=None) -> dict:
+    from . import __version__
+    now = time.time()
+    return {"format": FORMAT, "hash": run.config_hash, "status": status,
+            "config": run.to_dict(), "records": list(records), "error": error,
+            "traceback": traceback, "seconds": round(now - started, 3),
+            "started": _utc(started), "finished": _utc(now), "host": socket.gethostname(),
+            "pid": os.getpid(), "blconv": __version__}
+
+
+def _utc(t: float) -> str:
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(
+        timespec="seconds")
+
+
+def _set_threads(n: int) -> None:
+    from . import _backend
+    _backend.set_fft_workers(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # Dask's nanny has set OPENBLAS/MKL/OMP_NUM_THREADS=1 already
+        return
+    threadpool_limits(limits=n)
+
+
+@contextlib.contextmanager
+def _thread_limits(n: int | None):
+    """BLAS and FFT threads at ``n`` inside, restored on exit (``None``: unchanged)."""
+    if n is None:
+        yield
+        return
+    from . import _backend
+    fft = _backend.fft_workers()
+    _backend.set_fft_workers(n)
+    try:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            limits = contextlib.nullcontext()
+        else:
+            limits = threadpool_limits(limits=n)
+        with limits:
+            yield
+    finally:
+        _backend.set_fft_workers(fft)
+
+
+def make_runs(datasets=("GunPoint",), rates=(0.0, 0.5, 0.75), seeds=(0,), *, test_rates=None,
+              energies=(), **common) -> list[Run]:
+    """The grid datasets x (rates, then energies) x seeds, each tested at ``test_rates``.
+
+    ``datasets`` goes through :func:`resolve_datasets` (``"all"``, ``"A,B"``);
+    ``test_rates`` defaults to ``rates``; ``common`` holds the other :class:`Run`
+    fields.  The defaults are the default sweep's (``python -m blconv``).
+
+    Examples
+    --------
+    >>> from blconv.experiments import make_runs
+    >>> runs = make_runs("GunPoint,ArrowHead", [0, 0.5], [0, 1], epochs=10)
+    >>> len(runs), runs[1].seed, runs[2].train_compress_rate, runs[0].test_rates
+    (8, 1, 0.5, (0.0, 0.5))
+    """
+    datasets = resolve_datasets(datasets, ucr_dir=common.get("ucr_dir"))
     test_rates = tuple(float(r) for r in (test_rates if test_rates is not None else rates))
     runs = []
     for ds in datasets:
@@ -159,15 +423,112 @@ def make_runs(datasets, rates, seeds, *, test_rates=None, energies=(), **common)
     return runs
 
 
-def sweep(runs, *, out_dir=None, progress: bool = True) -> list[dict]:
-    """Execute ``runs`` in this process; write ``results.json``/``.csv`` into ``out_dir``."""
-    from tqdm.auto import tqdm
-    records = []
-    for run in tqdm(list(runs), desc="runs", disable=not progress, leave=False):
-        records.extend(execute(run))
-    if out_dir is not None:
-        write_results(records, out_dir)
-    return records
+def sweep(spec=None, client=None, *, workers: int | None = None, out_dir=None,
+          threads: int | None = None, retries: int = 2, progress: bool = True,
+          **grid) -> SweepResult:
+    """Execute a sweep's runs, here or on a Dask cluster; skip those already done in ``out_dir``.
+
+    Parameters
+    ----------
+    spec : list of Run (or of Run mappings), Run, or mapping, optional
+        The runs, or the keyword arguments of :func:`make_runs`.  Without it,
+        ``grid`` (the same keywords) builds the runs: ``sweep(datasets="all",
+        rates=[0, 0.5], seeds=[0, 1], epochs=50)``; with neither, the default
+        sweep.  Duplicate runs are executed once.
+    client : distributed.Client or str, optional
+        Run on this Dask cluster (a scheduler address connects to it).
+    workers : int, optional
+        Run on a new local Dask cluster of this many processes (one thread
+        each), closed at the end.  With neither ``client`` nor ``workers`` the
+        runs execute one after the other in this process.
+    out_dir : str or os.PathLike, optional
+        Each run's record is written, atomically, to ``out_dir/runs/<hash>.json``
+        as it ends (see :func:`run_one` for the fields); runs whose file says
+        ``done`` are not executed again (failed ones are).  At the end
+        ``results.json``, ``results.csv``, the plots and ``failures.json`` are
+        rebuilt from the per-run files of ``spec``'s runs.
+    threads : int, optional
+        BLAS and FFT threads of each run (default: this process's settings
+        when running here, 1 on Dask workers).
+    retries : int, default 2
+        Dask's ``retries=`` for a task whose machinery errors (the run's own
+        errors are recorded, not retried; a run whose worker dies is given to
+        another worker by the scheduler).
+    progress : bool, default True
+        A bar of runs done / running / failed on stderr, and the dashboard
+        address of the local cluster that ``workers`` starts.
+    **grid
+        Keywords of :func:`make_runs`, when ``spec`` is not given.
+
+    Returns
+    -------
+    SweepResult
+        The records of the done runs, in ``spec`` order (one per run and test
+        rate), with ``failures``, ``executed`` and ``skipped``.
+
+    Raises
+    ------
+    TypeError
+        Both ``spec`` and ``grid``; both ``client`` and ``workers``; a ``spec``
+        item that is not a run.
+    ImportError
+        ``client`` or ``workers`` without Dask (the ``dist`` extra).
+
+    Notes
+    -----
+    A run's result depends on its configuration alone: its seed drives the
+    weights, the shuffles and the dropout.  On NumPy it is bit-identical
+    wherever it runs, on 1 worker or 4, with 1 BLAS/FFT thread or all: the
+    threaded GEMM (OpenBLAS) splits the output matrix, not the sums, and the
+    threaded FFT splits the batch of independent transforms (checked by
+    ``tests/test_dist.py``; MKL needs ``MKL_CBWR`` for the same guarantee).
+
+    An interrupted sweep (Ctrl-C, a crash, a cancelled job) keeps every
+    finished run's file; calling it again with the same ``out_dir`` executes
+    only the rest.
+
+    Examples
+    --------
+    >>> from blconv.experiments import Run, sweep
+    >>> runs = [Run(dataset="ItalyPowerDemand", width=4, epochs=1, batch_size=32,
+    ...             train_compress_rate=rate, test_rates=(0.0, 0.5)) for rate in (0.0, 0.5)]
+    >>> result = sweep(runs, progress=False)        # sweep(runs, workers=2) on Dask
+    >>> len(result), result.executed, result.failures
+    (4, 2, [])
+    """
+    runs = _as_runs("sweep", spec, grid)
+    if client is not None and workers is not None:
+        raise TypeError("sweep: pass client or workers, not both")
+    return run_sweep(runs, client=client, workers=workers, out_dir=out_dir, threads=threads,
+                     retries=retries, progress=progress)
+
+
+def _as_runs(fn: str, spec, grid) -> list[Run]:
+    """``spec`` (or ``grid``) as distinct runs, first occurrence first."""
+    from collections.abc import Iterable, Mapping
+    if spec is not None and grid:
+        raise TypeError(f"{fn}: pass spec or grid keywords ({', '.join(sorted(grid))}), "
+                        f"not both")
+    if spec is None:
+        spec = grid
+    if isinstance(spec, Mapping):
+        items = make_runs(**spec)
+    elif isinstance(spec, Run):
+        items = [spec]
+    elif isinstance(spec, Iterable) and not isinstance(spec, str):
+        items = list(spec)
+    else:
+        raise TypeError(f"{fn}: spec must be a list of Run, a Run or a mapping of make_runs "
+                        f"keywords, got {type(spec).__name__}")
+    runs: dict[str, Run] = {}
+    for i, item in enumerate(items):
+        if isinstance(item, Mapping):
+            item = Run.from_dict(item)
+        if not isinstance(item, Run):
+            raise TypeError(f"{fn}: spec[{i}] must be a Run or a mapping of Run fields, "
+                            f"got {type(item).__name__}")
+        runs.setdefault(item.config_hash, item)
+    return list(runs.values())
 
 
 COLUMNS = ["dataset", "model", "seed", "train_compress_rate", "train_preserve_energy",
@@ -176,12 +537,18 @@ COLUMNS = ["dataset", "model", "seed", "train_compress_rate", "train_preserve_en
 
 
 def _atomic_write(path: str, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, sync it, rename it over ``path``."""
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
 
 
 def write_plots(records, out_dir) -> list[str]:
@@ -215,17 +582,24 @@ def write_plots(records, out_dir) -> list[str]:
     return paths
 
 
-def write_results(records, out_dir) -> None:
-    """``results.json`` (a list of records), ``results.csv`` (same columns) and the plots."""
+def write_results(records, out_dir, *, failures=None) -> None:
+    """``results.json`` (a list of records), ``results.csv`` (same columns) and the plots.
+
+    With ``failures`` (a list, maybe empty) also ``failures.json``.
+    """
     import io
     os.makedirs(out_dir, exist_ok=True)
+    if failures is not None:
+        _atomic_write(os.path.join(out_dir, "failures.json"),
+                      json.dumps(list(failures), indent=1))
     _atomic_write(os.path.join(out_dir, "results.json"), json.dumps(records, indent=1))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
     w.writeheader()
     w.writerows(records)
     _atomic_write(os.path.join(out_dir, "results.csv"), buf.getvalue())
-    write_plots(records, out_dir)
+    if records:
+        write_plots(records, out_dir)
 
 
 def summarize(records) -> list[dict]:
@@ -244,6 +618,26 @@ def summarize(records) -> list[dict]:
                         seeds=len(rs), effective_rate=float(np.mean([r["effective_rate"]
                                                                      for r in rs]))))
     return out
+
+
+def _format_failures(failures) -> str:
+    """One indented line per failed run: dataset, training policy, seed and the error.
+
+    Examples
+    --------
+    >>> from blconv.experiments import Run, _format_failures, run_one
+    >>> record = run_one(Run(dataset="NoSuchSet", seed=2))
+    >>> print(_format_failures([record]))  # doctest: +ELLIPSIS
+      NoSuchSet rate 0 seed 2: ValueError: load_dataset: unknown dataset 'NoSuchSet'; ...
+    """
+    lines = []
+    for f in failures:
+        c = f["config"]
+        policy = (f"energy {c['train_preserve_energy']:g}"
+                  if c["train_preserve_energy"] is not None
+                  else f"rate {c['train_compress_rate']:g}")
+        lines.append(f"  {c['dataset']} {policy} seed {c['seed']}: {f['error']}")
+    return "\n".join(lines)
 
 
 def format_table(records) -> str:
