@@ -1,0 +1,174 @@
+"""The benchmark tool: its fftconvolve peer is correct, its JSON is complete and true.
+
+No timing is asserted; timings belong in docs/benchmarks.md.
+"""
+import argparse
+import importlib.util
+import json
+import re
+
+import numpy as np
+import pytest
+from conftest import GPU
+
+import blconv
+from blconv import bench, reference
+
+
+def _case(dim, rng, bias):
+    if dim == 2:     # non-square input and kernel, padding 1
+        x = rng.standard_normal((2, 3, 7, 6))
+        w = rng.standard_normal((4, 3, 3, 2))
+        padding = 1
+    else:            # even kernel with 'same': the odd extra zero goes on the right
+        x = rng.standard_normal((3, 2, 11))
+        w = rng.standard_normal((5, 2, 4))
+        padding = "same"
+    b = rng.standard_normal(w.shape[0]) if bias else None
+    return x, w, b, padding
+
+
+@pytest.mark.parametrize("max_bytes", [2**30, 1], ids=["whole-batch", "per-sample"])
+@pytest.mark.parametrize("dim,bias", [(2, False), (1, True)], ids=["2d", "1d-bias"])
+def test_fftconvolve_peer_matches_reference(dim, bias, max_bytes):
+    rng = np.random.default_rng(1)
+    x, w, b, padding = _case(dim, rng, bias)
+    y = bench.fftconvolve_forward(x, w, b, padding=padding, max_bytes=max_bytes)
+    y_ref = reference.correlate(x, w, b, padding=padding)
+    assert y.shape == y_ref.shape and y.dtype == np.float64
+    np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-10)
+
+    dy = rng.standard_normal(y_ref.shape)
+    grads = bench.fftconvolve_backward(dy, x, w, padding=padding, bias=bias,
+                                       max_bytes=max_bytes)
+    grads_ref = reference.correlate_backward(dy, x, w, padding=padding, bias=bias)
+    for name, g, g_ref in zip(("dx", "dw", "db"), grads, grads_ref):
+        if g_ref is None:
+            assert g is None, name
+        else:
+            assert g.shape == g_ref.shape, name
+            np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-10, err_msg=name)
+
+
+def test_fftconvolve_peer_keeps_float32():
+    rng = np.random.default_rng(2)
+    x, w, _, padding = _case(2, rng, False)
+    x, w = x.astype(np.float32), w.astype(np.float32)
+    y = bench.fftconvolve_forward(x, w, padding=padding)
+    dx, dw, _ = bench.fftconvolve_backward(np.ones_like(y), x, w, padding=padding)
+    assert y.dtype == dx.dtype == dw.dtype == np.float32
+
+
+# What the two smoke-tested layers are, written out here rather than read from bench.LAYERS.
+_GEOMETRY = {
+    "resnet512": {"x": (512, 4, 4), "w": (512, 512, 3, 3), "padding": 1, "bias": False},
+    "fcn3": {"x": (256, 150), "w": (128, 256, 3), "padding": "same", "bias": True},
+}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "quick.json"
+    code = bench.main(["--quick", "--layers", "resnet512", "fcn3", "--repeats", "1",
+                       "--no-torch", "--pause", "0", "--warmup", "0", "--json", str(path)])
+    with open(path) as f:
+        return code, json.load(f)
+
+
+def test_quick_run_json_structure(quick_run):
+    code, result = quick_run
+    assert code == 0
+    assert set(result) == {"header", "records", "targets", "notes"}
+    header = result["header"]
+    for key in ("cpu", "cores", "python", "numpy", "scipy", "torch", "blas", "date",
+                "device", "rates", "repeats"):
+        assert key in header, key
+    assert header["device"] == "cpu" and header["batch"] == bench.QUICK_BATCH
+    records = result["records"]
+    seen = {(r["layer"], r["method"], r["rate"]) for r in records}
+    expected = {(layer, "blconv", rate) for layer in _GEOMETRY for rate in bench.DEFAULT_RATES}
+    expected |= {(layer, m, None) for layer in _GEOMETRY for m in ("reference", "fftconvolve")}
+    assert seen == expected and len(records) == len(expected)
+    for r in records:
+        assert r["repeats"] >= 1 and len(r["fwdbwd_ms_all"]) == r["repeats"]
+        assert r["fwd_ms"] > 0 and r["fwdbwd_ms"] > 0
+        assert r["ratio_torch"] is None and r["ratio_blconv0"] > 0
+        assert r["peak_bytes"] > 0          # tracemalloc sees NumPy's allocations
+    assert {t["layer"] for t in result["targets"]} == set(_GEOMETRY)
+    assert all(t["value"] is not None for t in result["targets"])
+
+
+@pytest.mark.parametrize("layer", list(_GEOMETRY))
+def test_quick_run_reports_true_nbytes(quick_run, layer):
+    _, result = quick_run
+    g = _GEOMETRY[layer]
+    x = np.zeros((bench.QUICK_BATCH,) + g["x"], dtype=np.float32)
+    w = np.zeros(g["w"], dtype=np.float32)
+    b = np.zeros(g["w"][0], dtype=np.float32) if g["bias"] else None
+    forward = blconv.conv2d_forward if len(g["x"]) == 3 else blconv.conv1d_forward
+    rows = {(r["method"], r["rate"]): r for r in result["records"] if r["layer"] == layer}
+    for rate in bench.DEFAULT_RATES:
+        _, ctx = forward(x, w, b, padding=g["padding"], compress_rate=rate)
+        assert rows["blconv", rate]["nbytes"] == ctx.nbytes
+        assert rows["blconv", rate]["effective_rate"] == pytest.approx(ctx.band.effective_rate)
+    for peer in ("reference", "fftconvolve"):
+        assert rows[peer, None]["nbytes"] == x.nbytes + w.nbytes
+    half, full = rows["blconv", 0.5], rows["blconv", 0.0]
+    targets = {t["what"]: t["value"] for t in result["targets"] if t["layer"] == layer}
+    assert targets["ctx.nbytes, c=0.5 / c=0"] == pytest.approx(half["nbytes"] / full["nbytes"])
+
+
+def test_add_parser_registers_bench():
+    parser = argparse.ArgumentParser(prog="blconv")
+    sub = parser.add_subparsers(dest="command")
+    bench.add_parser(sub)
+    args = parser.parse_args(["bench", "--layers", "fcn1", "--rates", "0", "0.5", "--no-torch"])
+    assert args.command == "bench" and callable(args.func)
+    assert args.layers == ["fcn1"] and args.rates == [0.0, 0.5] and args.no_torch
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--rates", "1.5"], r"in \[0, 1\)"),
+    (["--rates", "half"], "must be a number"),
+    (["--layers", "resnet1024"], "invalid choice"),
+    (["--repeats", "0"], ">= 1"),
+    (["--methods", "cudnn"], "invalid choice"),
+    (["--device", "tpu"], "invalid choice"),
+], ids=["rate-range", "rate-text", "layer", "repeats", "method", "device"])
+def test_bad_options_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.main(argv)
+    assert exc.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"layers": ["nope"]}, "layers must be a non-empty subset"),
+    ({"rates": [1.0]}, r"rates must be .* in \[0, 1\)"),
+    ({"repeats": 0}, "repeats must be an int >= 1"),
+    ({"methods": []}, "methods must be a non-empty subset"),
+    ({"pause": -1}, "pause must be a number of seconds >= 0"),
+    ({"device": "tpu"}, "device must be 'cpu' or 'gpu'"),
+], ids=["layer", "rate", "repeats", "methods", "pause", "device"])
+def test_run_benchmark_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        bench.run_benchmark(**kwargs)
+
+
+@pytest.mark.skipif(GPU, reason="a GPU is present")
+def test_gpu_without_cuda_is_a_clear_error(capsys):
+    code = bench.main(["--device", "gpu", "--quick", "--layers", "fcn1", "--no-torch"])
+    assert code == 2
+    err = capsys.readouterr().err
+    expected = "CuPy, which is not installed" if importlib.util.find_spec("cupy") is None \
+        else "needs a CUDA device"
+    assert expected in err
+
+
+def test_format_table_shows_missing_values_as_dashes():
+    row = {"layer": "fcn1", "method": "torch", "rate": None, "effective_rate": None,
+           "repeats": 5, "fwd_ms": 1.0, "fwdbwd_ms": 2.0, "ratio_blconv0": None,
+           "ratio_torch": 1.0, "nbytes": 1000, "peak_bytes": None}
+    line = bench.format_table({"records": [row]}).splitlines()[-1]
+    assert line.split() == ["fcn1", "torch", "-", "-", "5", "1.0", "2.0", "-", "1.00",
+                            "0.00", "-"]
