@@ -110,31 +110,28 @@ def asarray(a, *, xp, like):
 
 
 # --- FFTs ---------------------------------------------------------------------------
-def rfft(a, n: int, axis: int, *, xp):
+def _fft(name: str, a, *, xp, **kw):
+    """``scipy.fft.<name>`` with ``workers`` for NumPy, ``xp.fft.<name>`` otherwise."""
     if is_numpy(xp):
-        return scipy.fft.rfft(a, n=n, axis=axis, workers=_WORKERS)
-    return xp.fft.rfft(a, n=n, axis=axis)
+        return getattr(scipy.fft, name)(a, workers=_WORKERS, **kw)
+    return getattr(xp.fft, name)(a, **kw)
+
+
+def rfft(a, n: int, axis: int, *, xp):
+    return _fft("rfft", a, n=n, axis=axis, xp=xp)
 
 
 def irfft(a, n: int, axis: int, *, xp):
-    if is_numpy(xp):
-        return scipy.fft.irfft(a, n=n, axis=axis, workers=_WORKERS)
-    return xp.fft.irfft(a, n=n, axis=axis)
+    return _fft("irfft", a, n=n, axis=axis, xp=xp)
 
 
 def fft(a, n: int, axis: int, *, xp):
-    if is_numpy(xp):
-        return scipy.fft.fft(a, n=n, axis=axis, workers=_WORKERS)
-    return xp.fft.fft(a, n=n, axis=axis)
+    return _fft("fft", a, n=n, axis=axis, xp=xp)
 
 
 def ifft(a, n: int, axis: int, *, xp):
-    if is_numpy(xp):
-        return scipy.fft.ifft(a, n=n, axis=axis, workers=_WORKERS)
-    return xp.fft.ifft(a, n=n, axis=axis)
+    return _fft("ifft", a, n=n, axis=axis, xp=xp)
 
 
 def rfftn(a, s: tuple[int, ...], axes: tuple[int, ...], *, xp):
-    if is_numpy(xp):
-        return scipy.fft.rfftn(a, s=s, axes=axes, workers=_WORKERS)
-    return xp.fft.rfftn(a, s=s, axes=axes)
+    return _fft("rfftn", a, s=s, axes=axes, xp=xp)

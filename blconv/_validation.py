@@ -8,7 +8,16 @@ import math
 import numbers
 from dataclasses import dataclass
 
-__all__ = ["ntuple", "check_rate", "check_energy", "check_dtypes", "conv_geometry", "Geometry"]
+__all__ = ["ntuple", "check_int", "check_rate", "check_energy", "check_dtypes", "conv_geometry", "Geometry"]
+
+
+def check_int(fn: str, name: str, value, *, minimum: int = 1) -> int:
+    """An int (not a bool) ``>= minimum``."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(f"{fn}: {name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}")
+    return int(value)
 
 
 def ntuple(fn: str, name: str, value, d: int, *, minimum: int) -> tuple[int, ...]:

@@ -29,7 +29,7 @@ import numbers
 
 import numpy as np
 
-from ._validation import check_energy, check_rate
+from ._validation import check_energy, check_int, check_rate
 from .nn import (BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Dropout, GlobalAvgPool, Linear,
                  MaxPool2d, Module, ReLU, Residual, Sequential)
 
@@ -37,18 +37,10 @@ __all__ = ["fcn1d", "cnn2d", "resnet", "build", "conv_layers", "set_compression"
 
 
 # --- argument checks ------------------------------------------------------------------------
-def _pos_int(fn: str, name: str, value) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{fn}: {name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{fn}: {name} must be >= 1, got {value!r}")
-    return int(value)
-
-
 def _int_list(fn: str, name: str, value) -> list[int]:
     if not isinstance(value, (tuple, list)) or not value:
         raise TypeError(f"{fn}: {name} must be a non-empty tuple of ints, got {value!r}")
-    return [_pos_int(fn, f"{name}[{i}]", v) for i, v in enumerate(value)]
+    return [check_int(fn, f"{name}[{i}]", v) for i, v in enumerate(value)]
 
 
 def _dropout(fn: str, p) -> float:
@@ -81,7 +73,7 @@ def _fft_size(fn: str, fft_size):
                                      and not isinstance(fft_size, bool)):
         return fft_size if isinstance(fft_size, str) else int(fft_size)
     if isinstance(fft_size, (tuple, list)):
-        return [_pos_int(fn, f"fft_size[{i}]", v) for i, v in enumerate(fft_size)]
+        return [check_int(fn, f"fft_size[{i}]", v) for i, v in enumerate(fft_size)]
     raise TypeError(f"{fn}: fft_size must be 'fast', 'pow2', an int or a tuple of ints, "
                     f"got {fft_size!r}")
 
@@ -165,7 +157,7 @@ def fcn1d(in_channels: int, n_classes: int, *, channels=(128, 256, 128), kernels
     (3, 5)
     """
     fn = "fcn1d"
-    in_channels, n_classes = _pos_int(fn, "in_channels", in_channels), _pos_int(fn, "n_classes",
+    in_channels, n_classes = check_int(fn, "in_channels", in_channels), check_int(fn, "n_classes",
                                                                                  n_classes)
     channels, kernels = _int_list(fn, "channels", channels), _int_list(fn, "kernels", kernels)
     if len(channels) != len(kernels):
@@ -221,9 +213,9 @@ def cnn2d(in_channels: int, n_classes: int, *, width: int = 32, compress_rate=0.
     (2, 10)
     """
     fn = "cnn2d"
-    kwargs = dict(in_channels=_pos_int(fn, "in_channels", in_channels),
-                  n_classes=_pos_int(fn, "n_classes", n_classes),
-                  width=_pos_int(fn, "width", width),
+    kwargs = dict(in_channels=check_int(fn, "in_channels", in_channels),
+                  n_classes=check_int(fn, "n_classes", n_classes),
+                  width=check_int(fn, "width", width),
                   compress_rate=_rate_spec(compress_rate),
                   preserve_energy=_rate_spec(preserve_energy), fft_size=_fft_size(fn, fft_size),
                   dropout=_dropout(fn, dropout), dtype=_dtype(fn, dtype), seed=_seed(fn, seed))
@@ -278,9 +270,9 @@ def resnet(in_channels: int, n_classes: int, *, width: int = 16, blocks=(2, 2, 2
     ((2, 10), 6)
     """
     fn = "resnet"
-    kwargs = dict(in_channels=_pos_int(fn, "in_channels", in_channels),
-                  n_classes=_pos_int(fn, "n_classes", n_classes),
-                  width=_pos_int(fn, "width", width),
+    kwargs = dict(in_channels=check_int(fn, "in_channels", in_channels),
+                  n_classes=check_int(fn, "n_classes", n_classes),
+                  width=check_int(fn, "width", width),
                   blocks=_int_list(fn, "blocks", blocks), compress_rate=_rate_spec(compress_rate),
                   preserve_energy=_rate_spec(preserve_energy), fft_size=_fft_size(fn, fft_size),
                   dropout=_dropout(fn, dropout), dtype=_dtype(fn, dtype), seed=_seed(fn, seed))

@@ -28,6 +28,7 @@ import numbers
 import numpy as np
 
 from . import _backend as B
+from ._validation import check_int
 from .nn._base import _np_dtype
 
 __all__ = ["SGD", "CosineLR", "ReduceLROnPlateau", "StepLR"]
@@ -44,14 +45,6 @@ def _real(owner: str, name: str, value, *, low: float, strict: bool = False,
         upper = f" and < {high:g}" if high < math.inf else ""
         raise ValueError(f"{owner}: {name} must be {cmp} {low:g}{upper}, got {value!r}")
     return v
-
-
-def _int(owner: str, name: str, value, *, low: int) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{owner}: {name} must be an int, got {value!r}")
-    if value < low:
-        raise ValueError(f"{owner}: {name} must be >= {low}, got {value!r}")
-    return int(value)
 
 
 class SGD:
@@ -238,7 +231,7 @@ class StepLR(_Scheduler):
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
         super().__init__(optimizer)
-        self.step_size = _int("StepLR", "step_size", step_size, low=1)
+        self.step_size = check_int("StepLR", "step_size", step_size, minimum=1)
         self.gamma = _real("StepLR", "gamma", gamma, low=0.0, strict=True)
         self.base_lr = float(optimizer.lr)
 
@@ -274,7 +267,7 @@ class CosineLR(_Scheduler):
 
     def __init__(self, optimizer, t_max: int, eta_min: float = 0.0):
         super().__init__(optimizer)
-        self.t_max = _int("CosineLR", "t_max", t_max, low=1)
+        self.t_max = check_int("CosineLR", "t_max", t_max, minimum=1)
         self.eta_min = _real("CosineLR", "eta_min", eta_min, low=0.0)
         self.base_lr = float(optimizer.lr)
 
@@ -334,9 +327,9 @@ class ReduceLROnPlateau(_Scheduler):
                 raise ValueError(f"{name}: {arg} must be one of {allowed}, got {v!r}")
         self.mode, self.threshold_mode = mode, threshold_mode
         self.factor = _real(name, "factor", factor, low=0.0, strict=True, high=1.0)
-        self.patience = _int(name, "patience", patience, low=0)
+        self.patience = check_int(name, "patience", patience, minimum=0)
         self.threshold = _real(name, "threshold", threshold, low=0.0)
-        self.cooldown = _int(name, "cooldown", cooldown, low=0)
+        self.cooldown = check_int(name, "cooldown", cooldown, minimum=0)
         self.min_lr = _real(name, "min_lr", min_lr, low=0.0)
         self.eps = _real(name, "eps", eps, low=0.0)
         self.best = math.inf if mode == "min" else -math.inf

@@ -24,7 +24,6 @@ Examples
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import time
 from dataclasses import dataclass, field, fields
@@ -33,6 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import _backend as B
+from ._validation import check_int
 from .data import Dataset, batches
 from .models import conv_layers, set_compression
 from .nn import Module, cross_entropy, to_device
@@ -132,14 +132,6 @@ def _check_dataset(fn: str, name: str, data) -> Dataset:
     return data
 
 
-def _check_int(fn: str, name: str, value, minimum: int) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{fn}: {name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _placement(model: Module):
     """``(xp, like, numpy dtype)``: where and in which dtype the model's inputs must be."""
     params = list(model.params.values())
@@ -207,7 +199,7 @@ def evaluate(model: Module, data: Dataset, *, compress_rate=None, preserve_energ
     fn = "evaluate"
     _check_model(fn, model)
     _check_dataset(fn, "data", data)
-    batch_size = _check_int(fn, "batch_size", batch_size, 1)
+    batch_size = check_int(fn, "batch_size", batch_size, minimum=1)
     convs = conv_layers(model)
     saved = [(m, m.training, getattr(m, "_cache", None), getattr(m, "last_band", None))
              for m in model.modules()]
@@ -333,9 +325,9 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
     _check_dataset(fn, "train", train)
     if val is not None:
         _check_dataset(fn, "val", val)
-    epochs = _check_int(fn, "epochs", epochs, 1)
-    batch_size = _check_int(fn, "batch_size", batch_size, 1)
-    seed = _check_int(fn, "seed", seed, 0)
+    epochs = check_int(fn, "epochs", epochs, minimum=1)
+    batch_size = check_int(fn, "batch_size", batch_size, minimum=1)
+    seed = check_int(fn, "seed", seed, minimum=0)
     for name, obj, needed in (("optimizer", optimizer, ("step", "state_dict", "lr")),
                               ("scheduler", scheduler, ("step", "state_dict"))):
         if obj is not None and not all(hasattr(obj, a) for a in needed):

@@ -273,14 +273,6 @@ def _check_rng(owner: str, rng) -> np.random.Generator:
                     f"got {type(rng).__name__}")
 
 
-def _check_positive_int(owner: str, name: str, value) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{owner}: {name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{owner}: {name} must be >= 1, got {value!r}")
-    return int(value)
-
-
 def _check_bool(owner: str, name: str, value) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{owner}: {name} must be True or False, got {value!r}")

@@ -5,12 +5,11 @@ import math
 
 import numpy as np
 
-from .._validation import check_energy, check_rate, ntuple
+from .._validation import check_energy, check_int, check_rate, ntuple
 from ._base import (
     Module,
     _check_bool,
     _check_dtype,
-    _check_positive_int,
     _check_rng,
     _uniform,
 )
@@ -33,9 +32,9 @@ class _ConvNd(Module):
                  fft_size="fast", dtype="float32", rng=None):
         super().__init__()
         name, d = type(self).__name__, self._nd
-        self.in_channels = _check_positive_int(name, "in_channels", in_channels)
-        self.out_channels = _check_positive_int(name, "out_channels", out_channels)
-        self.groups = _check_positive_int(name, "groups", groups)
+        self.in_channels = check_int(name, "in_channels", in_channels)
+        self.out_channels = check_int(name, "out_channels", out_channels)
+        self.groups = check_int(name, "groups", groups)
         for arg, v in (("in_channels", in_channels), ("out_channels", out_channels)):
             if v % groups:
                 raise ValueError(f"{name}: {arg} ({v}) must be divisible by groups ({groups})")

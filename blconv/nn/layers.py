@@ -7,12 +7,12 @@ import numbers
 import numpy as np
 
 from .. import _backend as B
+from .._validation import check_int
 from ._base import (
     Module,
     _check_bool,
     _check_dtype,
     _check_input,
-    _check_positive_int,
     _check_rng,
     _np_dtype,
     _uniform,
@@ -58,8 +58,8 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  dtype="float32", rng=None):
         super().__init__()
-        self.in_features = _check_positive_int("Linear", "in_features", in_features)
-        self.out_features = _check_positive_int("Linear", "out_features", out_features)
+        self.in_features = check_int("Linear", "in_features", in_features)
+        self.out_features = check_int("Linear", "out_features", out_features)
         self.bias = _check_bool("Linear", "bias", bias)
         dt, rng = _check_dtype("Linear", dtype), _check_rng("Linear", rng)
         bound = 1.0 / math.sqrt(in_features)

@@ -7,7 +7,8 @@ import numbers
 import numpy as np
 
 from .. import _backend as B
-from ._base import Module, _check_dtype, _check_input, _check_positive_int
+from .._validation import check_int
+from ._base import Module, _check_dtype, _check_input
 
 __all__ = ["BatchNorm1d", "BatchNorm2d"]
 
@@ -20,7 +21,7 @@ class _BatchNorm(Module):
                  dtype="float32"):
         super().__init__()
         name = type(self).__name__
-        self.num_features = _check_positive_int(name, "num_features", num_features)
+        self.num_features = check_int(name, "num_features", num_features)
         for arg, v, lo, hi in (("eps", eps, 0.0, math.inf), ("momentum", momentum, 0.0, 1.0)):
             if not isinstance(v, numbers.Real) or isinstance(v, bool) or not lo <= v <= hi \
                     or (arg == "eps" and v == 0):
