@@ -133,20 +133,12 @@ def _sweep(args) -> int:
 
 def _train(args) -> int:
     from . import experiments as E
-    from . import optim, train as T
+    from . import train as T
     run = E.Run(dataset=args.dataset, model=args.model, train_compress_rate=args.compress_rate,
                 train_preserve_energy=args.preserve_energy, seed=args.seed, epochs=args.epochs,
                 batch_size=args.batch_size, lr=args.lr, device=args.device, width=args.width,
                 ucr_dir=args.ucr_dir)
-    tr, te = E.load_dataset(run.dataset, ucr_dir=run.ucr_dir, seed=run.seed)
-    tr = tr.replace(x=tr.x.astype(np.float32))
-    te = te.replace(x=te.x.astype(np.float32))
-    name, model = E._model_for(run, tr)
-    if args.device != "cpu":
-        from .nn import to_device
-        model = to_device(model, args.device)
-    opt = optim.SGD(model, lr=run.lr, momentum=run.momentum, weight_decay=run.weight_decay)
-    sched = optim.CosineLR(opt, t_max=run.epochs)
+    tr, te, name, model, opt, sched = E.prepare(run)
     out = _out_dir(args.out, "train")
     os.makedirs(out, exist_ok=True)
     hist = T.fit(model, tr, te, epochs=run.epochs, batch_size=run.batch_size, optimizer=opt,

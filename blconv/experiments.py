@@ -278,9 +278,13 @@ def _model_for(run: Run, train):
     return name, builders[name](train.x.shape[1], n_classes, **kw)
 
 
-def execute(run: Run, *, progress: bool = False) -> list[dict]:
-    """Train one run and evaluate it at each test rate; one record per test rate."""
-    from . import optim, train as T
+def prepare(run: Run):
+    """What a run trains with: ``(train, test, model_name, model, optimizer, scheduler)``.
+
+    float32 data, the model on ``run.device``, SGD with momentum and weight decay,
+    and a cosine schedule over ``run.epochs``.
+    """
+    from . import optim
     tr, te = load_dataset(run.dataset, ucr_dir=run.ucr_dir, seed=run.seed)
     tr = tr.replace(x=tr.x.astype(np.float32))
     te = te.replace(x=te.x.astype(np.float32))
@@ -289,7 +293,13 @@ def execute(run: Run, *, progress: bool = False) -> list[dict]:
         from .nn import to_device
         model = to_device(model, run.device)
     opt = optim.SGD(model, lr=run.lr, momentum=run.momentum, weight_decay=run.weight_decay)
-    sched = optim.CosineLR(opt, t_max=run.epochs)
+    return tr, te, model_name, model, opt, optim.CosineLR(opt, t_max=run.epochs)
+
+
+def execute(run: Run, *, progress: bool = False) -> list[dict]:
+    """Train one run and evaluate it at each test rate; one record per test rate."""
+    from . import train as T
+    tr, te, model_name, model, opt, sched = prepare(run)
     t0 = time.perf_counter()
     hist = T.fit(model, tr, epochs=run.epochs, batch_size=run.batch_size, optimizer=opt,
                  scheduler=sched, seed=run.seed, progress=progress)
