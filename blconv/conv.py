@@ -187,11 +187,9 @@ def _forward_impl(d, fn, x, w, b, geom, n, c, e, G, max_workspace_bytes, *, xp):
         band = Band.from_keep(n, energy_keep(_parseval(power, n), n, e))
         full = full if len(chunks) == 1 else None
     F = band.retained
-    w_hat = spectral.forward(w, band, start=tuple(-p for p in geom.pad_lo), step=geom.dilation,
-                             xp=xp)                                 # (F, O, C/G)
     # (F, G, C/G, O/G): conj(W[f])^T per group, so that Y[f] = X[f] @ w_hat[f]
-    w_hat = spectral.contiguous(xp.permute_dims(
-        xp.reshape(xp.conj(w_hat), (F, G, O // G, C // G)), (0, 1, 3, 2)), xp=xp)
+    w_hat = spectral.filter_forward(w, band, start=tuple(-p for p in geom.pad_lo),
+                                    step=geom.dilation, groups=G, xp=xp)
     x_hat = y = None
     for i0, i1 in chunks:
         xc, m = x[i0:i1, ...], i1 - i0
@@ -245,6 +243,13 @@ def _backward(d, dy, ctx):
         raise mem from err
 
 
+def _conj(a, *, xp):
+    """``conj(a)``, in place where the library allows (``a`` is a temporary of ours)."""
+    if B.is_numpy(xp) or B.is_cupy(xp):
+        return xp.conj(a, out=a)
+    return xp.conj(a)
+
+
 def _backward_impl(d, fn, dy, ctx, real, *, xp):
     geom, band, G = ctx.geometry, ctx.band, ctx.groups
     F, _, N, Cg = ctx.x_hat.shape
@@ -252,7 +257,7 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp):
     itemsize = 4 if real == xp.float32 else 8
     chunks = _chunks(fn, N, _bytes_per_sample(geom, band, G * Cg, O, itemsize, False),
                      ctx.max_workspace_bytes)
-    w_t = xp.conj(xp.matrix_transpose(ctx.w_hat))                    # (F, G, O/G, C/G) = W[f]
+    w_t = xp.matrix_transpose(ctx.w_hat)                # (F, G, O/G, C/G) = conj(W[f]), a view
     dx = dw_hat = None
     for i0, i1 in chunks:
         m = i1 - i0
@@ -260,13 +265,15 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp):
                                    xp=xp)                             # (F, m, O)
         dyc_hat = spectral.contiguous(
             xp.permute_dims(xp.reshape(dyc_hat, (F, m, G, O // G)), (0, 2, 1, 3)), xp=xp)
-        # DX[f] = DY[f] @ W[f]^T
-        dxc_hat = xp.reshape(xp.permute_dims(dyc_hat @ w_t, (0, 2, 1, 3)), (F, m, G * Cg))
+        cdy = _conj(dyc_hat, xp=xp)                                   # our own copy
+        # DX[f] = DY[f] @ W[f] = conj(conj(DY[f]) @ conj(W[f])): no copy of the filters
+        dxc_hat = _conj(cdy @ w_t, xp=xp)
+        dxc_hat = xp.reshape(xp.permute_dims(dxc_hat, (0, 2, 1, 3)), (F, m, G * Cg))
         dxc = spectral.inverse(dxc_hat, band, start=(0,) * d, step=(1,) * d,
                                count=geom.length, xp=xp)
         # DW[f] = X[f]^T @ conj(DY[f]), summed over the batch (and over chunks)
         xc_hat = ctx.x_hat if len(chunks) == 1 else ctx.x_hat[:, :, i0:i1, :]
-        part = xp.matrix_transpose(xc_hat) @ xp.conj(dyc_hat)          # (F, G, C/G, O/G)
+        part = xp.matrix_transpose(xc_hat) @ cdy                        # (F, G, C/G, O/G)
         dw_hat = part if dw_hat is None else dw_hat + part
         if len(chunks) == 1:
             dx = dxc
@@ -274,9 +281,8 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp):
         if dx is None:
             dx = xp.empty((N, G * Cg) + geom.length, dtype=dxc.dtype, device=B.device(dy))
         dx[i0:i1, ...] = dxc
-    dw_hat = xp.reshape(xp.permute_dims(dw_hat, (0, 1, 3, 2)), (F, O, Cg))
-    dw = spectral.inverse(dw_hat, band, start=tuple(-p for p in geom.pad_lo),
-                          step=geom.dilation, count=geom.kernel, xp=xp)
+    dw = spectral.filter_inverse(dw_hat, band, start=tuple(-p for p in geom.pad_lo),
+                                 step=geom.dilation, count=geom.kernel, xp=xp)
     db = xp.sum(dy, axis=(0,) + tuple(range(2, 2 + d))) if ctx.has_bias else None
     return (xp.astype(dx, real, copy=False), xp.astype(dw, real, copy=False), db)
 

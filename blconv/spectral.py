@@ -33,7 +33,8 @@ import numpy as np
 from . import _backend as B
 from .band import Band
 
-__all__ = ["forward", "inverse", "complex_dtype", "contiguous", "set_transform"]
+__all__ = ["forward", "inverse", "filter_forward", "filter_inverse", "complex_dtype", "contiguous",
+           "set_transform"]
 
 _DEVICE_CACHE: dict = {}
 _ROUTE = {"mode": "auto", "matrix_max_n": 256}
@@ -117,12 +118,94 @@ def _dft_host(n, rows, start, step, count, kind):
     return out
 
 
-def _matrix(n, rows, start, step, count, kind, *, xp, dtype, like):
+@functools.lru_cache(maxsize=256)
+def _filter_dft_host(fft_shape, rows, start, step, count, kind):
+    """DFT matrices between a filter's positions and a band's retained frequencies.
+
+    ``rows[t]`` are the retained frequencies of axis ``t`` (the frequencies run
+    row-major over the axes, as in :func:`forward`); the positions run row-major over
+    ``count``, ``start[t] + step[t] * i`` along axis ``t``.  With ``theta`` the
+    phase of frequency ``f`` at position ``p``:
+
+    kind "fwd_conj": exp(+i theta), shape (F, P) — the conjugate forward transform;
+    "inv_real": ``a_f exp(+i theta) / prod(n)``, shape (P, F), whose real part after
+    the product is the real inverse of a one-sided spectrum (``a_f`` = 2 except on
+    the last axis' DC and Nyquist columns, as ``irfftn`` counts them).
+    """
+    phase = np.zeros((1, 1))                                # (F, P) in turns
+    for n, u, s0, st, c in zip(fft_shape, rows, start, step, count):
+        m = s0 + st * np.arange(c, dtype=np.int64)
+        turns = (np.outer(np.asarray(u, np.int64), m) % n) / n     # exact reduction first
+        phase = (phase[:, None, :, None] + turns[None, :, None, :]).reshape(
+            phase.shape[0] * turns.shape[0], phase.shape[1] * turns.shape[1])
+    e = np.exp(2j * np.pi * (phase % 1.0))
+    if kind == "fwd_conj":
+        return e
+    n_last, u_last = fft_shape[-1], np.asarray(rows[-1])
+    a_last = np.where((u_last == 0) | (2 * u_last == n_last), 1.0, 2.0)
+    a = np.broadcast_to(a_last, (int(np.prod([len(u) for u in rows[:-1]])), len(u_last)))
+    return np.ascontiguousarray((e * a.reshape(-1, 1)).T) / int(np.prod(fft_shape))
+
+
+# Largest (frequencies x filter positions) DFT matrix built for a filter; beyond it
+# (filters of hundreds of taps on axes of thousands) the filters are transformed as the
+# input is.
+_FILTER_MATRIX_MAX = 1 << 22
+
+
+def filter_forward(w, band: Band, *, start, step, groups, xp):
+    """Conjugated retained spectrum of real filters ``w`` ``(O, C/G, *k)``, as ``(F, G, C/G, O/G)``.
+
+    ``out[f, g, c, o] = conj(W[g * O/G + o, c, f])`` (so that ``Y[f] = X[f] @ out[f]``
+    per group), computed as one GEMM of the small ``(F, prod(k))`` DFT matrix of the
+    filter's positions with the filters: never padded to the FFT size, never
+    transposed at spectrum size (unless that matrix would pass ``_FILTER_MATRIX_MAX``
+    elements).
+    """
+    o, cg, *k = w.shape
+    og, p = o // groups, int(np.prod(k))
+    f = band.retained
+    if f * p > _FILTER_MATRIX_MAX:                  # long filters on long axes: transform
+        z = xp.conj(forward(w, band, start=start, step=step, xp=xp))          # (F, O, C/G)
+        return contiguous(xp.permute_dims(xp.reshape(z, (f, groups, og, cg)), (0, 1, 3, 2)),
+                          xp=xp)
+    cdtype = complex_dtype(w.dtype, xp=xp)
+    wt = contiguous(xp.permute_dims(xp.reshape(w, (groups, og, cg, p)), (3, 0, 2, 1)), xp=xp)
+    e = _filter_matrix(band, start, step, tuple(k), "fwd_conj", xp=xp, dtype=cdtype, like=w)
+    z = e @ xp.astype(xp.reshape(wt, (p, groups * cg * og)), cdtype)      # (F, G*C/G*O/G)
+    return xp.reshape(z, (band.retained, groups, cg, og))
+
+
+def filter_inverse(z, band: Band, *, start, step, count, xp):
+    """Real filters ``(O, C/G, *count)`` from a one-sided spectrum laid out as in :func:`filter_forward`.
+
+    The real inverse transform (``irfftn`` of the zero-filled band, read at the
+    filter's positions), evaluated as one GEMM with the ``(prod(count), F)`` matrix.
+    """
+    f, groups, cg, og = z.shape
+    p = int(np.prod(count))
+    if f * p > _FILTER_MATRIX_MAX:
+        z = xp.reshape(xp.permute_dims(z, (0, 1, 3, 2)), (f, groups * og, cg))
+        return inverse(z, band, start=start, step=step, count=count, xp=xp)
+    g = _filter_matrix(band, start, step, tuple(count), "inv_real", xp=xp, dtype=z.dtype,
+                       like=z)
+    wt = xp.real(g @ xp.reshape(z, (f, groups * cg * og)))           # (P, G*C/G*O/G)
+    wt = xp.permute_dims(xp.reshape(wt, (p, groups, cg, og)), (1, 3, 2, 0))
+    return xp.reshape(contiguous(wt, xp=xp), (groups * og, cg) + tuple(count))
+
+
+def _filter_matrix(band, start, step, count, kind, *, xp, dtype, like):
+    rows = tuple(_rows(band, a) for a in range(len(band.fft_shape)))
+    key = (band.fft_shape, rows, tuple(start), tuple(step), count)
+    return _matrix(*key, kind, xp=xp, dtype=dtype, like=like, host=_filter_dft_host)
+
+
+def _matrix(n, rows, start, step, count, kind, *, xp, dtype, like, host=None):
     name = getattr(dtype, "__name__", None) or str(dtype).split(".")[-1]
     key = (n, rows, start, step, count, kind, name, xp.__name__, str(B.device(like)))
     m = _DEVICE_CACHE.get(key)
     if m is None:
-        host = _dft_host(n, rows, start, step, count, kind)
+        host = (host or _dft_host)(n, rows, start, step, count, kind)
         np_dtype = {"complex64": np.complex64, "complex128": np.complex128,
                     "float32": np.float32, "float64": np.float64}[name]
         m = B.asarray(host.astype(np_dtype), xp=xp, like=like)

@@ -1,0 +1,95 @@
+"""The filter transforms of :mod:`blconv.spectral` against independent full-size FFTs.
+
+``filter_forward`` and ``filter_inverse`` take filters to and from their retained
+spectrum through one small DFT-matrix GEMM (or, past ``_FILTER_MATRIX_MAX``, through
+the input's transform).  Here both are checked against float64 ``numpy.fft`` on the
+filter placed, by hand, at its positions in a zero array of the FFT size.
+"""
+import numpy as np
+import pytest
+
+from blconv import _backend, spectral
+from blconv.band import Band
+
+CASES = [  # fft shape, kept, filter size, start (= -pad), step (= dilation), groups
+    ((20,), (7,), (3,), (-1,), (1,), 1),
+    ((432,), (109,), (5,), (-2,), (1,), 2),
+    ((10, 12), (6, 4), (3, 3), (-1, -2), (2, 1), 2),
+    ((34, 34), (34, 18), (3, 3), (-1, -1), (1, 1), 1),
+    ((9, 16), (5, 9), (2, 4), (0, -3), (3, 2), 3),
+]
+
+
+def _placed(w, n, start, step):
+    """``w`` (..., *k) scattered at positions ``start + step * i`` (mod n) of zeros."""
+    out = np.zeros(w.shape[:-len(n)] + tuple(n))
+    idx = np.ix_(*[(s + st * np.arange(k)) % m for s, st, k, m in
+                   zip(start, step, w.shape[-len(n):], n)])
+    np.add.at(out, (...,) + idx, w)
+    return out
+
+
+def _retained(full, band):
+    """The band's coefficients of a one-sided spectrum (..., *n[:-1], n[-1]//2+1), F-major."""
+    idx = np.ix_(*[band.indices(a) for a in range(len(band.fft_shape))])
+    kept = full[(...,) + idx]
+    return np.moveaxis(kept.reshape(kept.shape[:-len(band.fft_shape)] + (-1,)), -1, 0)
+
+
+@pytest.fixture(params=["matrix", "transform"])
+def branch(request, monkeypatch):
+    if request.param == "transform":
+        monkeypatch.setattr(spectral, "_FILTER_MATRIX_MAX", 0)
+    return request.param
+
+
+@pytest.mark.parametrize("n, keep, k, start, step, groups", CASES)
+def test_filter_forward_is_the_conjugated_band_of_the_padded_filter(branch, n, keep, k, start,
+                                                                    step, groups):
+    rng = np.random.default_rng(0)
+    o, cg = 2 * groups, 3
+    w = rng.standard_normal((o, cg) + k)
+    band = Band.from_keep(n, keep)
+    got = spectral.filter_forward(w, band, start=start, step=step, groups=groups, xp=np)
+    spec = _retained(np.fft.rfftn(_placed(w, n, start, step), axes=range(2, 2 + len(n))),
+                     band)                                                  # (F, O, C/G)
+    want = np.conj(spec).reshape(band.retained, groups, o // groups, cg).transpose(0, 1, 3, 2)
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1e-12 * np.abs(want).max()
+
+
+@pytest.mark.parametrize("n, keep, k, start, step, groups", CASES)
+def test_filter_inverse_reads_the_real_inverse_at_the_filter_positions(branch, n, keep, k,
+                                                                       start, step, groups):
+    rng = np.random.default_rng(1)
+    o, cg = 2 * groups, 3
+    band = Band.from_keep(n, keep)
+    f = band.retained
+    z = rng.standard_normal((f, groups, cg, o // groups)) \
+        + 1j * rng.standard_normal((f, groups, cg, o // groups))
+    got = spectral.filter_inverse(z, band, start=start, step=step, count=k, xp=np)
+    # zero-filled one-sided spectrum, irfftn, then read at the positions
+    spec = np.zeros((o, cg) + tuple(n[:-1]) + (n[-1] // 2 + 1,), complex)
+    idx = np.ix_(*[band.indices(a) for a in range(len(n))])
+    zz = z.transpose(1, 3, 2, 0).reshape((o, cg) + tuple(len(i) for i in
+                                                         (band.indices(a) for a in range(len(n)))))
+    spec[(...,) + idx] = zz
+    full = np.fft.irfftn(spec, s=n, axes=range(2, 2 + len(n)))
+    pos = np.ix_(*[(s + st * np.arange(c)) % m for s, st, c, m in zip(start, step, k, n)])
+    want = full[(...,) + pos]
+    assert got.shape == want.shape == (o, cg) + k
+    assert np.abs(got - want).max() <= 1e-12 * np.abs(want).max()
+
+
+def test_filters_are_never_padded_to_the_fft_size(monkeypatch):
+    """Within the matrix bound no FFT runs on the filters, whatever the axis length."""
+    def refuse(*a, **kw):
+        raise AssertionError("FFT called on a filter")
+    for name in ("rfft", "irfft", "fft", "ifft"):
+        monkeypatch.setattr(_backend, name, refuse)
+    band = Band.from_keep((4096,), (1025,))
+    w = np.ones((4, 2, 7), np.float32)
+    z = spectral.filter_forward(w, band, start=(-3,), step=(1,), groups=1, xp=np)
+    assert z.dtype == np.complex64 and z.shape == (1025, 1, 2, 4)
+    assert spectral.filter_inverse(z, band, start=(-3,), step=(1,), count=(7,),
+                                   xp=np).shape == (4, 2, 7)
