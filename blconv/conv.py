@@ -243,13 +243,6 @@ def _backward(d, dy, ctx):
         raise mem from err
 
 
-def _conj(a, *, xp):
-    """``conj(a)``, in place where the library allows (``a`` is a temporary of ours)."""
-    if B.is_numpy(xp) or B.is_cupy(xp):
-        return xp.conj(a, out=a)
-    return xp.conj(a)
-
-
 def _backward_impl(d, fn, dy, ctx, real, *, xp):
     geom, band, G = ctx.geometry, ctx.band, ctx.groups
     F, _, N, Cg = ctx.x_hat.shape
@@ -261,16 +254,16 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp):
     dx = dw_hat = None
     for i0, i1 in chunks:
         m = i1 - i0
-        dyc_hat = spectral.forward(dy[i0:i1, ...], band, start=(0,) * d, step=geom.stride,
-                                   xp=xp)                             # (F, m, O)
-        dyc_hat = spectral.contiguous(
-            xp.permute_dims(xp.reshape(dyc_hat, (F, m, G, O // G)), (0, 2, 1, 3)), xp=xp)
-        cdy = _conj(dyc_hat, xp=xp)                                   # our own copy
-        # DX[f] = DY[f] @ W[f] = conj(conj(DY[f]) @ conj(W[f])): no copy of the filters
-        dxc_hat = _conj(cdy @ w_t, xp=xp)
-        dxc_hat = xp.reshape(xp.permute_dims(dxc_hat, (0, 2, 1, 3)), (F, m, G * Cg))
+        # conj(DY) directly: conjugated DFT matrices on the matrix route
+        cdy = spectral.forward(dy[i0:i1, ...], band, start=(0,) * d, step=geom.stride,
+                               xp=xp, conj=True)                      # (F, m, O)
+        cdy = spectral.contiguous(
+            xp.permute_dims(xp.reshape(cdy, (F, m, G, O // G)), (0, 2, 1, 3)), xp=xp)
+        # DX[f] = DY[f] @ W[f] = conj(conj(DY[f]) @ conj(W[f])): no copy of the filters,
+        # and the outer conj is the inverse transform's
+        dxc_hat = xp.reshape(xp.permute_dims(cdy @ w_t, (0, 2, 1, 3)), (F, m, G * Cg))
         dxc = spectral.inverse(dxc_hat, band, start=(0,) * d, step=(1,) * d,
-                               count=geom.length, xp=xp)
+                               count=geom.length, xp=xp, conj=True)
         # DW[f] = X[f]^T @ conj(DY[f]), summed over the batch (and over chunks)
         xc_hat = ctx.x_hat if len(chunks) == 1 else ctx.x_hat[:, :, i0:i1, :]
         part = xp.matrix_transpose(xc_hat) @ cdy                        # (F, G, C/G, O/G)
@@ -312,8 +305,10 @@ _PARAMS = """
         family holding this fraction of the input's spectral energy, chosen anew
         at every call (``ctx.band`` says which).  Excludes ``compress_rate > 0``.
     fft_size : 'fast', 'pow2', int or tuple of int
-        FFT size per axis: the smallest 5-smooth size ``>=`` the padded length
-        (default), the authors' power of two, or explicit (``>=`` the padded length).
+        Transform size per axis: ``'fast'`` (default) is the padded length itself on
+        axes the DFT-matrix route transforms (any size is exact, and the smallest
+        is cheapest) and the smallest 5-smooth size ``>=`` it on FFT-route axes;
+        ``'pow2'`` the authors' power of two; or explicit (``>=`` the padded length).
     max_workspace_bytes : int, optional
         Bound on the transient memory of one call: the batch is processed in
         chunks sized from an estimate of the bytes one sample needs (at least one
