@@ -1,7 +1,7 @@
 #!/bin/bash
 # The GPU checks, in one call on a lent GPU machine (see docs/benchmarks.md):
-# the GPU test suite, the GPU benchmark against torch/cuDNN, the default sweep on CuPy,
-# and a dask-cuda sweep.  Wheels that the machine lacks travel in .whl/ (carried).
+# the GPU test suite, the GPU benchmark against torch/cuDNN, NumPy-vs-CuPy first steps,
+# a CuPy training run, and a dask-cuda sweep.  Wheels that the machine lacks travel in .whl/ (carried).
 # Writes its logs under $OUT (or ./gpu-out).
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
@@ -21,7 +21,10 @@ tail -3 "$OUT/gpu_tests.txt"
 step 130 bench_gpu python3 -m blconv bench --device gpu --repeats 30 --warmup 3 --pause 0 \
   --json "$OUT/bench_gpu.json"
 tail -40 "$OUT/bench_gpu.txt"
-step 110 sweep_gpu python3 -m blconv sweep --device gpu --no-progress --out /tmp/sweep_gpu
-cp /tmp/sweep_gpu/results.json "$OUT/sweep_gpu.json" 2>/dev/null; tail -12 "$OUT/sweep_gpu.txt"
+step 60 first_steps python3 scripts/first_steps.py 10
+tail -13 "$OUT/first_steps.txt"
+step 110 train_gpu python3 -m blconv train --device gpu --compress-rate 0.5 --no-progress \
+  --out /tmp/train_gpu
+cp /tmp/train_gpu/history.json "$OUT/train_gpu_history.json" 2>/dev/null; tail -6 "$OUT/train_gpu.txt"
 step 80 dask_cuda python3 scripts/dask_cuda_sweep.py /tmp/dask_cuda gpu
 tail -15 "$OUT/dask_cuda.txt"
