@@ -93,3 +93,18 @@ def test_filters_are_never_padded_to_the_fft_size(monkeypatch):
     assert z.dtype == np.complex64 and z.shape == (1025, 1, 2, 4)
     assert spectral.filter_inverse(z, band, start=(-3,), step=(1,), count=(7,),
                                    xp=np).shape == (4, 2, 7)
+
+
+@pytest.mark.parametrize("shape, src, dst, perm", [
+    ((5, 3, 4, 6), 0, 2, (2, 3, 0, 1)),     # forward 2D: (B1, B2, S1, K) -> (S1, K, B1, B2)
+    ((4, 6, 5, 3), 2, 0, (2, 3, 0, 1)),     # inverse 2D: (S1, K, B1, B2) -> (B1, B2, S1, K)
+    ((5, 3, 7), 0, 1, (2, 0, 1)),           # forward 1D
+    ((7, 5, 3), 1, 0, (1, 2, 0)),           # inverse 1D
+])
+@pytest.mark.parametrize("slab", [1, 64, 1 << 30])   # bytes: one index per slab, some, all
+def test_slab_copies_equal_the_transpose(monkeypatch, shape, src, dst, perm, slab):
+    monkeypatch.setattr(spectral, "_SLAB_BYTES", slab)
+    a = np.random.default_rng(2).standard_normal(shape).astype(np.complex64)
+    got = spectral._moved(a, src, dst, perm, xp=np)
+    assert got.flags.c_contiguous
+    np.testing.assert_array_equal(got, np.transpose(a, perm))
