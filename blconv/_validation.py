@@ -90,6 +90,23 @@ class Geometry:
     def k_eff(self) -> tuple[int, ...]:
         return tuple((k - 1) * d + 1 for k, d in zip(self.kernel, self.dilation))
 
+    @property
+    def min_size(self) -> tuple[int, ...]:
+        """Smallest exact transform size per axis: ``max(L + max(pad_lo, pad_hi), k_eff,
+        out1)``, at most ``padded``, whatever the stride.
+
+        With the input at positions ``0..L-1``, tap ``j`` at ``j*dilation - pad_lo``
+        and the stride-1 outputs at ``0..out1-1``, the positions read run from
+        ``-pad_lo`` to ``L - 1 + pad_hi``.  A circular correlation of size ``n``
+        equals the padded one (forward and both gradients) when each of them that
+        lies outside the input wraps to outside it (``n >= L + pad_lo`` and
+        ``n >= L + pad_hi``) and no two taps and no two outputs share a position
+        (``n >= k_eff``, ``n >= out1``).
+        """
+        return tuple(max(n + max(lo, p - n - lo), ke, p - ke + 1)
+                     for n, lo, p, ke in zip(self.length, self.pad_lo, self.padded,
+                                              self.k_eff))
+
 
 def conv_geometry(fn: str, spatial: tuple[int, ...], kernel: tuple[int, ...], *,
                   stride=1, padding=0, dilation=1) -> Geometry:

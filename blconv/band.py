@@ -111,7 +111,7 @@ def fft_shape_for(geom: V.Geometry, fft_size, *, fn: str) -> tuple[int, ...]:
     if isinstance(fft_size, str):
         if fft_size == "fast":
             from .spectral import _use_matrix    # the DFT-matrix route takes any size exactly
-            return tuple(p if _use_matrix(p) else next_fast_len(p) for p in geom.padded)
+            return tuple(m if _use_matrix(m) else next_fast_len(m) for m in geom.min_size)
         if fft_size == "pow2":  # the authors' reference implementation
             if d == 1:
                 return tuple(_next_pow2(p + 2 * max(ke - 1, o - 1))
@@ -122,9 +122,10 @@ def fft_shape_for(geom: V.Geometry, fft_size, *, fn: str) -> tuple[int, ...]:
                          f"ints, got {fft_size!r}")
     n = V.ntuple(fn, "fft_size", fft_size, d, minimum=1)
     for a in range(d):
-        if n[a] < geom.padded[a]:
-            raise ValueError(f"{fn}: fft_size along spatial axis {a} must be >= the padded input "
-                             f"length {geom.padded[a]}, got {n[a]}")
+        if n[a] < geom.min_size[a]:
+            raise ValueError(f"{fn}: fft_size along spatial axis {a} must be >= "
+                             f"{geom.min_size[a]}, the smallest exact size for this input "
+                             f"length, padding and filter, got {n[a]}")
     return n
 
 
@@ -184,7 +185,7 @@ def band_for(x_shape, w_shape, *, padding=0, dilation=1, compress_rate=0.0, fft_
     --------
     >>> b = band_for((32, 64, 32, 32), (64, 64, 3, 3), padding=1, compress_rate=0.5)
     >>> b.fft_shape, b.keep, b.retained, b.total
-    ((34, 34), (12, 12), 276, 612)
+    ((33, 33), (12, 12), 276, 561)
     """
     fn = "band_for"
     x_shape, w_shape = tuple(x_shape), tuple(w_shape)

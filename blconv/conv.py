@@ -305,10 +305,11 @@ _PARAMS = """
         family holding this fraction of the input's spectral energy, chosen anew
         at every call (``ctx.band`` says which).  Excludes ``compress_rate > 0``.
     fft_size : 'fast', 'pow2', int or tuple of int
-        Transform size per axis: ``'fast'`` (default) is the padded length itself on
-        axes the DFT-matrix route transforms (any size is exact, and the smallest
-        is cheapest) and the smallest 5-smooth size ``>=`` it on FFT-route axes;
-        ``'pow2'`` the authors' power of two; or explicit (``>=`` the padded length).
+        Transform size per axis: ``'fast'`` (default) is the smallest exact size,
+        ``max(L + max(pad_lo, pad_hi), k_eff, out1)`` (at most the padded length),
+        on axes the DFT-matrix route transforms (a matrix product costs the same for
+        any size) and the smallest 5-smooth size ``>=`` it on FFT-route axes;
+        ``'pow2'`` the authors' power of two; or explicit (``>=`` that smallest size).
     max_workspace_bytes : int, optional
         Bound on the transient memory of one call: the batch is processed in
         chunks sized from an estimate of the bytes one sample needs (at least one

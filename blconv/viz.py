@@ -206,7 +206,7 @@ def plot_spectrum(a, *, band: Band | None = None, ax=None, log: bool = True,
     >>> ax = plot_spectrum(x, band=blconv.band_for(x.shape, (3, 3, 3, 3), padding=1,
     ...                                            compress_rate=0.5))
     >>> ax.images[0].get_array().shape
-    (18, 18)
+    (17, 17)
     """
     fn = "plot_spectrum"
     plt = _pyplot(fn)

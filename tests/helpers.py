@@ -25,9 +25,12 @@ def two_sided_mask(fft_shape, keep):
 def masked_correlation(x, w, *, fft_shape, keep, stride, padding, dilation, groups, dy=None):
     """Band-limited correlation from full-size two-sided FFTs and a 0/1 mask, in float64.
 
-    Pads ``x`` explicitly, places the dilated filter in an ``n``-sized array, multiplies
-    the full spectra with the mask and crops: no pruning, no one-sided layout, no GEMM.
-    Returns ``y`` and, when ``dy`` is given, ``(dx, dw)`` from the same masked spectra.
+    Embeds the explicitly padded input circularly in an ``n``-sized array (``x`` at
+    ``0..L-1``, its left padding wrapped to the end, so any ``n`` down to the smallest
+    exact size works), places the dilated filter at ``0..k_eff-1`` shifted by the same
+    amount, multiplies the full spectra with the mask and reads the outputs: no
+    pruning, no one-sided layout, no GEMM.  Returns ``y`` and, when ``dy`` is given,
+    ``(dx, dw)`` from the same masked spectra.
     """
     x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
     d = x.ndim - 2
@@ -35,15 +38,20 @@ def masked_correlation(x, w, *, fft_shape, keep, stride, padding, dilation, grou
     pad = pads(x.shape[2:], w.shape[2:], padding, dilation)
     dil = (dilation,) * d if np.isscalar(dilation) else tuple(dilation)
     st = (stride,) * d if np.isscalar(stride) else tuple(stride)
-    xpad = np.pad(x, [(0, 0), (0, 0)] + pad)
-    P = xpad.shape[2:]
+    P = [n + lo + hi for n, (lo, hi) in zip(x.shape[2:], pad)]
     keff = [(k - 1) * dl + 1 for k, dl in zip(w.shape[2:], dil)]
     out1 = [p - ke + 1 for p, ke in zip(P, keff)]
     axes = tuple(range(2, 2 + d))
+    # x at 0..L-1; a tap at j*dl - lo and an output at i*st (all mod n): the padded
+    # correlation shifted by -lo, which the mask (a function of |frequency|) commutes with
+    xfull = np.zeros(x.shape[:2] + tuple(fft_shape))
+    xfull[(Ellipsis,) + tuple(slice(0, n) for n in x.shape[2:])] = x
     wfull = np.zeros(w.shape[:2] + tuple(fft_shape))
-    wfull[(Ellipsis,) + tuple(slice(0, (k - 1) * dl + 1, dl) for k, dl in zip(w.shape[2:], dil))] = w
+    idx = np.ix_(*[(np.arange(k) * dl - lo) % n for k, dl, (lo, _), n
+                   in zip(w.shape[2:], dil, pad, fft_shape)])
+    np.add.at(wfull, (Ellipsis,) + idx, w)
     M = two_sided_mask(fft_shape, keep)
-    X = np.fft.fftn(xpad, s=fft_shape, axes=axes) * M
+    X = np.fft.fftn(xfull, axes=axes) * M
     W = np.fft.fftn(wfull, axes=axes) * M
     N, C = x.shape[:2]
     O, Cg = w.shape[:2]
@@ -52,18 +60,18 @@ def masked_correlation(x, w, *, fft_shape, keep, stride, padding, dilation, grou
     Wg = W.reshape((G, O // G, Cg) + tuple(fft_shape))
     Y = np.einsum("ngc...,goc...->ngo...", Xg, np.conj(Wg)).reshape((N, O) + tuple(fft_shape))
     y1 = np.real(np.fft.ifftn(Y, axes=axes))
-    crop = tuple(slice(0, o, s) for o, s in zip(out1, st))
-    y = y1[(Ellipsis,) + crop]
+    outs = np.ix_(*[np.arange(0, o, s) % n for o, s, n in zip(out1, st, fft_shape)])
+    y = y1[(Ellipsis,) + outs]
     if dy is None:
         return y
     dy1 = np.zeros((N, O) + tuple(fft_shape))
-    dy1[(Ellipsis,) + crop] = dy
+    np.add.at(dy1, (Ellipsis,) + outs, dy)
     DY = np.fft.fftn(dy1, axes=axes) * M
     DYg = DY.reshape((N, G, O // G) + tuple(fft_shape))
     DX = np.einsum("ngo...,goc...->ngc...", DYg, Wg).reshape((N, C) + tuple(fft_shape))
-    dxpad = np.real(np.fft.ifftn(DX, axes=axes))
-    dx = dxpad[(Ellipsis,) + tuple(slice(lo, lo + n) for (lo, _), n in zip(pad, x.shape[2:]))]
+    dxfull = np.real(np.fft.ifftn(DX, axes=axes))
+    dx = dxfull[(Ellipsis,) + tuple(slice(0, n) for n in x.shape[2:])]
     DW = np.einsum("ngc...,ngo...->goc...", Xg, np.conj(DYg)).reshape((O, Cg) + tuple(fft_shape))
     dwfull = np.real(np.fft.ifftn(DW, axes=axes))
-    dw = dwfull[(Ellipsis,) + tuple(slice(0, (k - 1) * dl + 1, dl) for k, dl in zip(w.shape[2:], dil))]
+    dw = dwfull[(Ellipsis,) + idx]
     return y, dx, dw

@@ -17,12 +17,14 @@ def test_next_fast_len(n, expected):
 
 
 @pytest.mark.parametrize("x_shape, w_shape, kw, fft_shape, keep, retained, total", [
-    # 32x32, pad 1 -> P = 34, a matrix-route axis: n = 34; half 18;
-    # floor(18 * sqrt(0.5)) = 12 -> 23 rows x 12 cols
+    # 32x32, pad 1, k 3 -> smallest exact size max(32 + 1, 3, 32) = 33 (P = 34), a
+    # matrix-route axis: n = 33; half 17; floor(17 * sqrt(0.5)) = 12 -> 23 rows x 12 cols
     ((32, 64, 32, 32), (64, 64, 3, 3), dict(padding=1, compress_rate=0.5),
-     (34, 34), (12, 12), 23 * 12, 34 * 18),
-    ((1, 1, 32, 32), (1, 1, 3, 3), dict(padding=1), (34, 34), (18, 18), 34 * 18, 34 * 18),
-    # an FFT-route axis (> 256): L = 427, k = 5 'same' -> P = 431 -> 5-smooth 432; half 217
+     (33, 33), (12, 12), 23 * 12, 33 * 17),
+    ((1, 1, 32, 32), (1, 1, 3, 3), dict(padding=1), (33, 33), (17, 17), 33 * 17, 33 * 17),
+    # 1D 'same', k 8: pads 3 and 4 -> max(150 + 4, 8, 150) = 154 (P = 157); half 78
+    ((1, 1, 150), (1, 1, 8), dict(padding="same"), (154,), (78,), 78, 78),
+    # an FFT-route axis (> 256): L = 427, k = 5 'same' -> 429 -> 5-smooth 432; half 217
     ((1, 1, 427), (1, 1, 5), dict(padding="same", compress_rate=0.5), (432,), (108,), 108, 217),
     # 1D: L = 10 -> n = 10, half 6, c = 0.5 -> 3 of 6
     ((1, 1, 10), (1, 1, 1), dict(compress_rate=0.5), (10,), (3,), 3, 6),
@@ -35,7 +37,7 @@ def test_next_fast_len(n, expected):
      128 * 65, 128 * 65),
     # pow2, 1D 'same' k = 8: P = 157, out1 = 150 -> next_pow2(157 + 2 * 149) = 512
     ((1, 1, 150), (1, 1, 8), dict(padding="same", fft_size="pow2"), (512,), (257,), 257, 257),
-], ids=["resnet-c0.5", "full", "fft-axis-c0.5", "1d-c0.5", "explicit-c0.75", "odd-full", "pow2-2d", "pow2-1d"])
+], ids=["resnet-c0.5", "full", "same-1d", "fft-axis-c0.5", "1d-c0.5", "explicit-c0.75", "odd-full", "pow2-2d", "pow2-1d"])
 def test_band_for_known_shapes(x_shape, w_shape, kw, fft_shape, keep, retained, total):
     band = blconv.band_for(x_shape, w_shape, **kw)
     assert band.fft_shape == fft_shape
