@@ -140,14 +140,6 @@ _MB = 1e6
 
 
 # --- the fftconvolve peer ---------------------------------------------------------
-def _pad_widths(size, kernel, padding):
-    """(left, right) zero padding per spatial axis; 'same' puts the odd one on the right."""
-    if padding == "same":
-        return [((k - 1) // 2, (k - 1) - (k - 1) // 2) for k in kernel]
-    p = (padding,) * len(size) if np.isscalar(padding) else tuple(padding)
-    return [(q, q) for q in p]
-
-
 def _batch_slices(n, per_sample, max_bytes):
     """Slices of the batch axis such that ``len * per_sample`` stays near ``max_bytes``."""
     step = max(1, int(max_bytes // max(per_sample, 1)))
@@ -199,7 +191,7 @@ def fftconvolve_forward(x, w, b=None, *, padding=0, workers=None, max_bytes=2**3
     x, w = np.asarray(x), np.asarray(w)
     d = x.ndim - 2
     axes = tuple(range(-d, 0))
-    x_pad = np.pad(x, [(0, 0), (0, 0)] + _pad_widths(x.shape[2:], w.shape[2:], padding))
+    x_pad = np.pad(x, [(0, 0), (0, 0)] + reference.pads(x.shape[2:], w.shape[2:], padding, 1))
     w_flip = w[(Ellipsis,) + (slice(None, None, -1),) * d][None]
     per_sample = _spectrum_bytes(x.shape[1], w.shape[0], x_pad.shape[2:])
     with scipy.fft.set_workers(workers or 1):
@@ -245,7 +237,7 @@ def fftconvolve_backward(dy, x, w, *, padding=0, bias=True, workers=None, max_by
     dy, x, w = np.asarray(dy), np.asarray(x), np.asarray(w)
     d = x.ndim - 2
     axes = tuple(range(-d, 0))
-    pad = _pad_widths(x.shape[2:], w.shape[2:], padding)
+    pad = reference.pads(x.shape[2:], w.shape[2:], padding, 1)
     x_pad = np.pad(x, [(0, 0), (0, 0)] + pad)
     dy_flip = dy[(Ellipsis,) + (slice(None, None, -1),) * d]
     per_sample = _spectrum_bytes(x.shape[1], w.shape[0], x_pad.shape[2:])

@@ -203,7 +203,7 @@ def filter_forward(w, band: Band, *, start, step, groups, xp):
     wt = contiguous(xp.permute_dims(xp.reshape(w, (groups, og, cg, p)), (3, 0, 2, 1)), xp=xp)
     e = _filter_matrix(band, start, step, tuple(k), "fwd_conj", xp=xp, dtype=cdtype, like=w)
     z = e @ xp.astype(xp.reshape(wt, (p, groups * cg * og)), cdtype)      # (F, G*C/G*O/G)
-    return xp.reshape(z, (band.retained, groups, cg, og))
+    return xp.reshape(z, (f, groups, cg, og))
 
 
 def filter_inverse(z, band: Band, *, start, step, count, xp):
