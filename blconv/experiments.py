@@ -29,7 +29,7 @@ from .dist import SweepResult, collect, read_run, run_path, run_sweep, write_run
 __all__ = ["Run", "DATASETS", "load_dataset", "list_datasets", "resolve_datasets",
            "make_runs", "execute", "run_one", "sweep", "SweepResult", "collect",
            "read_run", "write_run", "run_path", "write_results", "write_plots", "summarize",
-           "format_table", "COLUMNS", "PUBLISHED_FCN", "FORMAT"]
+           "format_table", "COLUMNS", "PUBLISHED_FCN", "FORMAT", "RECIPES"]
 
 #: Version of the per-run file layout (``runs/<hash>.json``); files of another are redone.
 FORMAT = 1
@@ -58,7 +58,16 @@ class Run:
         The band-limiting policy during training (see :func:`blconv.conv2d`).
     test_rates : tuple of float
         Compress rates to evaluate the trained model at.
-    seed, epochs, batch_size, lr, momentum, weight_decay, width, device, ucr_dir
+    optimizer : {"sgd", "adam"}
+        The training recipe (see :func:`prepare`): ``"sgd"``, SGD with momentum
+        and weight decay under a cosine schedule; ``"adam"``, the published FCN
+        recipe (Wang et al., 2017): Adam, no weight decay, the lr halved after
+        50 epochs without a lower training loss, down to 1e-4.
+    lr, momentum, weight_decay
+        ``None`` (the default) takes the recipe's: lr 0.01, momentum 0.9,
+        weight decay 5e-4 for ``"sgd"``; lr 1e-3, weight decay 0 for
+        ``"adam"`` (which has no momentum: it must stay ``None``).
+    seed, epochs, batch_size, width, device, ucr_dir
         As the options of ``blconv train``.
 
     Numbers are normalised on construction (``0`` and ``0.0`` are one run; a list
@@ -82,15 +91,25 @@ class Run:
     seed: int = 0
     epochs: int = 100
     batch_size: int = 8
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    optimizer: str = "sgd"
+    lr: float | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
     test_rates: tuple = (0.0,)
     width: int | None = None
     device: str = "cpu"
     ucr_dir: str | None = None
 
     def __post_init__(self):
+        if self.optimizer not in RECIPES:
+            raise ValueError(f"Run: optimizer must be one of {tuple(RECIPES)}, got "
+                             f"{self.optimizer!r}")
+        if self.optimizer == "adam" and self.momentum is not None:
+            raise ValueError(f"Run: momentum applies to optimizer='sgd' only, got "
+                             f"momentum={self.momentum!r} with optimizer='adam'")
+        for name, default in RECIPES[self.optimizer].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)
         for name, kind in _FIELD_TYPES.items():
             value = getattr(self, name)
             if value is None and name in _OPTIONAL:
@@ -131,9 +150,13 @@ class Run:
 
 _FIELD_TYPES = {"dataset": str, "model": str, "train_compress_rate": float,
                 "train_preserve_energy": float, "seed": int, "epochs": int, "batch_size": int,
-                "lr": float, "momentum": float, "weight_decay": float, "test_rates": tuple,
-                "width": int, "device": str, "ucr_dir": str}
-_OPTIONAL = {"train_preserve_energy", "width", "ucr_dir"}
+                "optimizer": str, "lr": float, "momentum": float, "weight_decay": float,
+                "test_rates": tuple, "width": int, "device": str, "ucr_dir": str}
+_OPTIONAL = {"train_preserve_energy", "width", "ucr_dir", "momentum"}
+
+#: The training recipes of :class:`Run`: the defaults of its ``None`` fields.
+RECIPES = {"sgd": {"lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4},
+           "adam": {"lr": 1e-3, "weight_decay": 0.0}}
 
 
 def _number(name: str, value, kind):
@@ -281,8 +304,11 @@ def _model_for(run: Run, train):
 def prepare(run: Run):
     """What a run trains with: ``(train, test, model_name, model, optimizer, scheduler)``.
 
-    float32 data, the model on ``run.device``, SGD with momentum and weight decay,
-    and a cosine schedule over ``run.epochs``.
+    float32 data and the model on ``run.device``; for ``run.optimizer == "sgd"``,
+    SGD with momentum and weight decay and a cosine schedule over ``run.epochs``;
+    for ``"adam"``, Adam and ``ReduceLROnPlateau(factor=0.5, patience=50,
+    min_lr=1e-4)`` on the training loss, the FCN's published recipe (Wang et al.,
+    2017; Fawaz et al., 2019).
     """
     from . import optim
     tr, te = load_dataset(run.dataset, ucr_dir=run.ucr_dir, seed=run.seed)
@@ -292,8 +318,13 @@ def prepare(run: Run):
     if run.device != "cpu":
         from .nn import to_device
         model = to_device(model, run.device)
-    opt = optim.SGD(model, lr=run.lr, momentum=run.momentum, weight_decay=run.weight_decay)
-    return tr, te, model_name, model, opt, optim.CosineLR(opt, t_max=run.epochs)
+    if run.optimizer == "adam":
+        opt = optim.Adam(model, lr=run.lr, weight_decay=run.weight_decay)
+        sched = optim.ReduceLROnPlateau(opt, factor=0.5, patience=50, min_lr=min(1e-4, run.lr))
+    else:
+        opt = optim.SGD(model, lr=run.lr, momentum=run.momentum, weight_decay=run.weight_decay)
+        sched = optim.CosineLR(opt, t_max=run.epochs)
+    return tr, te, model_name, model, opt, sched
 
 
 def execute(run: Run, *, progress: bool = False) -> list[dict]:
@@ -302,7 +333,7 @@ def execute(run: Run, *, progress: bool = False) -> list[dict]:
     tr, te, model_name, model, opt, sched = prepare(run)
     t0 = time.perf_counter()
     hist = T.fit(model, tr, epochs=run.epochs, batch_size=run.batch_size, optimizer=opt,
-                 scheduler=sched, seed=run.seed, progress=progress)
+                 scheduler=sched, seed=run.seed, progress=progress, monitor="loss")
     seconds = time.perf_counter() - t0
     records = []
     for rate in run.test_rates:
@@ -317,7 +348,8 @@ def execute(run: Run, *, progress: bool = False) -> list[dict]:
             "test_compress_rate": float(rate), "test_accuracy": float(ev["accuracy"]),
             "test_loss": float(ev["loss"]), "effective_rate": float(ev["effective_rate"]),
             "train_accuracy": float(hist.accuracy[-1]), "train_loss": float(hist.loss[-1]),
-            "epochs": run.epochs, "train_seconds": round(seconds, 3),
+            "epochs": run.epochs, "optimizer": run.optimizer,
+            "train_seconds": round(seconds, 3),
         })
     return records
 
@@ -543,7 +575,7 @@ def _as_runs(fn: str, spec, grid) -> list[Run]:
 
 COLUMNS = ["dataset", "model", "seed", "train_compress_rate", "train_preserve_energy",
            "test_compress_rate", "test_accuracy", "test_loss", "effective_rate",
-           "train_accuracy", "train_loss", "epochs", "train_seconds"]
+           "train_accuracy", "train_loss", "epochs", "optimizer", "train_seconds"]
 
 
 def _atomic_write(path: str, text: str) -> None:

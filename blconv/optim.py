@@ -1,7 +1,7 @@
-"""Stochastic gradient descent and learning-rate schedules (PyTorch's semantics).
+"""SGD, Adam and learning-rate schedules (PyTorch's semantics).
 
 The optimizer reads ``model.params`` and ``model.grads`` (same keys) at every
-:meth:`SGD.step` and updates the parameter arrays in place; schedulers read and
+``step()`` and updates the parameter arrays in place; schedulers read and
 write the optimizer's ``lr`` attribute.
 
 Examples
@@ -31,7 +31,7 @@ from . import _backend as B
 from ._validation import check_int
 from .nn._base import _np_dtype
 
-__all__ = ["SGD", "CosineLR", "ReduceLROnPlateau", "StepLR"]
+__all__ = ["SGD", "Adam", "CosineLR", "ReduceLROnPlateau", "StepLR"]
 
 
 def _real(owner: str, name: str, value, *, low: float, strict: bool = False,
@@ -47,7 +47,98 @@ def _real(owner: str, name: str, value, *, low: float, strict: bool = False,
     return v
 
 
-class SGD:
+class _Optimizer:
+    """What SGD and Adam share: the model check, the step loop, the state dict.
+
+    Subclasses name their scalar state in ``_HYPER`` and their per-parameter
+    arrays (dicts keyed like ``params``) in ``_BUFFERS``, and implement
+    ``_update(key, p, g)``, which returns the step to subtract from ``p``.
+    """
+
+    _HYPER: tuple = ()
+    _BUFFERS: tuple = ()
+
+    def _init_model(self, model) -> None:
+        name = type(self).__name__
+        if not (hasattr(model, "params") and hasattr(model, "grads")):
+            raise TypeError(f"{name}: model must have 'params' and 'grads' dicts (a "
+                            f"blconv.nn.Module), got {type(model).__name__}")
+        self.model = model
+        for b in self._BUFFERS:
+            setattr(self, b, {})
+
+    def _prepare(self) -> None:
+        """Called once per :meth:`step`, before any parameter is updated."""
+
+    def step(self) -> None:
+        """Update every parameter in place from its current gradient."""
+        params, grads = self.model.params, self.model.grads
+        self._prepare()
+        for key, p in params.items():
+            if key not in grads:
+                raise ValueError(f"{type(self).__name__}: model.grads has no entry {key!r} "
+                                 f"for the parameter")
+            g = grads[key]
+            if self.weight_decay:
+                g = g + self.weight_decay * p
+            p -= self._update(key, p, g)
+
+    def zero_grad(self) -> None:
+        """Zero the model's gradients (optional: every backward overwrites them)."""
+        self.model.zero_grad()
+
+    def state_dict(self) -> dict:
+        """Hyperparameters, counters and per-parameter buffers.
+
+        Returns
+        -------
+        dict
+            The names of ``_HYPER`` as Python numbers, and each buffer dict
+            ``{param key: array}`` (the arrays themselves, on the device; empty
+            before the first step).
+        """
+        state = {k: getattr(self, k) for k in self._HYPER}
+        state.update({b: dict(getattr(self, b)) for b in self._BUFFERS})
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` output; buffers move to each param's device and dtype.
+
+        Raises
+        ------
+        ValueError
+            For missing keys or buffers of unknown parameters or wrong shapes.
+        """
+        fn = f"{type(self).__name__}.load_state_dict"
+        missing = (set(self._HYPER) | set(self._BUFFERS)) - set(state)
+        if missing:
+            raise ValueError(f"{fn}: state lacks {sorted(missing)}")
+        params = self.model.params
+        loaded = {}
+        for b in self._BUFFERS:
+            what = b.rstrip("s").replace("_", " ")
+            loaded[b] = {}
+            for key, a in state[b].items():
+                if key not in params:
+                    raise ValueError(f"{fn}: {what} {key!r} matches no parameter of the model")
+                p = params[key]
+                host = np.array(B.to_numpy(a), dtype=_np_dtype(p), copy=True)
+                if host.shape != tuple(p.shape):
+                    raise ValueError(f"{fn}: {what} {key!r} must have shape "
+                                     f"{tuple(p.shape)}, got {host.shape}")
+                loaded[b][key] = B.asarray(host, xp=B.namespace(p, fn=fn), like=p)
+        for k in self._HYPER:
+            v = state[k]
+            setattr(self, k, tuple(v) if isinstance(v, list) else v)   # JSON turns tuples to lists
+        for b in self._BUFFERS:
+            setattr(self, b, loaded[b])
+
+    def __repr__(self):
+        hyper = (k for k in self._HYPER if k != "step_count")
+        return f"{type(self).__name__}(" + ", ".join(f"{k}={getattr(self, k)}" for k in hyper) + ")"
+
+
+class SGD(_Optimizer):
     """Stochastic gradient descent with momentum, Nesterov momentum and weight decay.
 
     Parameters
@@ -75,7 +166,8 @@ class SGD:
         g &\\leftarrow g + \\mu b \\text{ (Nesterov) or } b \\\\
         p &\\leftarrow p - \\eta g
 
-    Momentum buffers live on each parameter's device, keyed like ``params``.
+    Momentum buffers live on each parameter's device, keyed like ``params``;
+    :meth:`state_dict` holds the hyperparameters and ``"momentum_buffers"``.
 
     Examples
     --------
@@ -91,13 +183,11 @@ class SGD:
     """
 
     _HYPER = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
+    _BUFFERS = ("momentum_buffers",)
 
     def __init__(self, model, *, lr: float, momentum: float = 0.0, dampening: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0):
-        if not (hasattr(model, "params") and hasattr(model, "grads")):
-            raise TypeError(f"SGD: model must have 'params' and 'grads' dicts (a "
-                            f"blconv.nn.Module), got {type(model).__name__}")
-        self.model = model
+        self._init_model(model)
         self.lr = _real("SGD", "lr", lr, low=0.0, strict=True)
         self.momentum = _real("SGD", "momentum", momentum, low=0.0)
         self.dampening = _real("SGD", "dampening", dampening, low=0.0)
@@ -108,77 +198,101 @@ class SGD:
             raise ValueError(f"SGD: nesterov needs momentum > 0 and dampening == 0, got "
                              f"momentum={momentum!r}, dampening={dampening!r}")
         self.nesterov = nesterov
-        self.momentum_buffers: dict = {}
 
-    def step(self) -> None:
-        """Update every parameter in place from its current gradient."""
-        params, grads = self.model.params, self.model.grads
-        mu, wd = self.momentum, self.weight_decay
-        for key, p in params.items():
-            if key not in grads:
-                raise ValueError(f"SGD: model.grads has no entry {key!r} for the parameter")
-            g = grads[key]
-            if wd:
-                g = g + wd * p
-            if mu:
-                buf = self.momentum_buffers.get(key)
-                if buf is None:
-                    xp = B.namespace(g, fn="SGD.step", names=(f"grads[{key!r}]",))
-                    buf = xp.asarray(g, copy=True)
-                else:
-                    buf = mu * buf + (1.0 - self.dampening) * g
-                self.momentum_buffers[key] = buf
-                g = g + mu * buf if self.nesterov else buf
-            p -= self.lr * g
+    def _update(self, key, p, g):
+        mu = self.momentum
+        if mu:
+            buf = self.momentum_buffers.get(key)
+            if buf is None:
+                xp = B.namespace(g, fn="SGD.step", names=(f"grads[{key!r}]",))
+                buf = xp.asarray(g, copy=True)
+            else:
+                buf = mu * buf + (1.0 - self.dampening) * g
+            self.momentum_buffers[key] = buf
+            g = g + mu * buf if self.nesterov else buf
+        return self.lr * g
 
-    def zero_grad(self) -> None:
-        """Zero the model's gradients (optional: every backward overwrites them)."""
-        self.model.zero_grad()
 
-    def state_dict(self) -> dict:
-        """Hyperparameters and momentum buffers.
+class Adam(_Optimizer):
+    """Adam (Kingma & Ba, 2015) with bias correction and optional L2 weight decay.
 
-        Returns
-        -------
-        dict
-            ``{"lr", "momentum", "dampening", "nesterov", "weight_decay"}`` as
-            Python numbers, and ``"momentum_buffers": {param key: array}`` (the
-            arrays themselves, on the device; empty before the first step).
-        """
-        state = {k: getattr(self, k) for k in self._HYPER}
-        state["momentum_buffers"] = dict(self.momentum_buffers)
-        return state
+    The optimiser of the fully convolutional network's published UCR results
+    (Wang et al., 2017; Fawaz et al., 2019), with ``lr=1e-3`` and
+    :class:`ReduceLROnPlateau` on the training loss.
 
-    def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict` output; buffers move to each param's device and dtype.
+    Parameters
+    ----------
+    model : object with ``params`` and ``grads``
+        As for :class:`SGD`; the ``params`` arrays are updated in place.
+    lr : float, default 1e-3
+        Learning rate, > 0; the attribute ``lr`` is what schedulers change.
+    betas : (float, float), default (0.9, 0.999)
+        Decay rates of the first and second moment estimates, each in [0, 1).
+    eps : float, default 1e-8
+        Added to the denominator, > 0.
+    weight_decay : float, default 0
+        L2 penalty added to the gradient (coupled, as ``torch.optim.Adam``; not AdamW).
 
-        Raises
-        ------
-        ValueError
-            For missing keys or buffers of unknown parameters or wrong shapes.
-        """
-        missing = set(self._HYPER) | {"momentum_buffers"}
-        missing -= set(state)
-        if missing:
-            raise ValueError(f"SGD.load_state_dict: state lacks {sorted(missing)}")
-        params = self.model.params
-        buffers = {}
-        for key, a in state["momentum_buffers"].items():
-            if key not in params:
-                raise ValueError(f"SGD.load_state_dict: momentum buffer {key!r} matches no "
-                                 f"parameter of the model")
-            p = params[key]
-            host = np.array(B.to_numpy(a), dtype=_np_dtype(p), copy=True)
-            if host.shape != tuple(p.shape):
-                raise ValueError(f"SGD.load_state_dict: momentum buffer {key!r} must have "
-                                 f"shape {tuple(p.shape)}, got {host.shape}")
-            buffers[key] = B.asarray(host, xp=B.namespace(p, fn="SGD.load_state_dict"), like=p)
-        for k in self._HYPER:
-            setattr(self, k, state[k])
-        self.momentum_buffers = buffers
+    Notes
+    -----
+    For each parameter ``p`` with gradient ``g``, at step ``t = 1, 2, ...``,
+    exactly as ``torch.optim.Adam``:
 
-    def __repr__(self):
-        return "SGD(" + ", ".join(f"{k}={getattr(self, k)}" for k in self._HYPER) + ")"
+    .. math::
+        g &\\leftarrow g + \\lambda p \\\\
+        m &\\leftarrow \\beta_1 m + (1 - \\beta_1) g, \\quad
+        v \\leftarrow \\beta_2 v + (1 - \\beta_2) g^2 \\quad (m = v = 0 \\text{ before step 1}) \\\\
+        p &\\leftarrow p - \\eta \\, \\frac{m / (1 - \\beta_1^t)}{\\sqrt{v / (1 - \\beta_2^t)} + \\epsilon}
+
+    :meth:`state_dict` holds the hyperparameters, ``"step_count"`` (``t``) and
+    the moment buffers ``"exp_avg"`` and ``"exp_avg_sq"``, keyed like ``params``.
+
+    Examples
+    --------
+    The first step moves every weight by ``lr`` against the sign of its gradient:
+
+    >>> import numpy as np
+    >>> from blconv.nn import Linear
+    >>> from blconv.optim import Adam
+    >>> layer = Linear(2, 1, bias=False, rng=0)
+    >>> layer.params["w"][...] = 1.0
+    >>> layer.grads["w"] = np.array([[0.5, -2.0]], dtype=np.float32)
+    >>> opt = Adam(layer, lr=0.25)
+    >>> opt.step(); layer.params["w"]
+    array([[0.75, 1.25]], dtype=float32)
+    """
+
+    _HYPER = ("lr", "betas", "eps", "weight_decay", "step_count")
+    _BUFFERS = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, model, *, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        self._init_model(model)
+        self.lr = _real("Adam", "lr", lr, low=0.0, strict=True)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"Adam: betas must be a pair of real numbers, got {betas!r}")
+        self.betas = tuple(_real("Adam", f"betas[{i}]", b, low=0.0, high=1.0)
+                           for i, b in enumerate(betas))
+        self.eps = _real("Adam", "eps", eps, low=0.0, strict=True)
+        self.weight_decay = _real("Adam", "weight_decay", weight_decay, low=0.0)
+        self.step_count = 0
+
+    def _prepare(self) -> None:
+        self.step_count += 1
+        b1, b2 = self.betas
+        self._c1 = 1.0 - b1 ** self.step_count
+        self._c2 = math.sqrt(1.0 - b2 ** self.step_count)
+
+    def _update(self, key, p, g):
+        b1, b2 = self.betas
+        m, v = self.exp_avg.get(key), self.exp_avg_sq.get(key)
+        if m is None:
+            m, v = (1.0 - b1) * g, (1.0 - b2) * (g * g)
+        else:
+            m, v = b1 * m + (1.0 - b1) * g, b2 * v + (1.0 - b2) * (g * g)
+        self.exp_avg[key], self.exp_avg_sq[key] = m, v
+        xp = B.namespace(g, fn="Adam.step", names=(f"grads[{key!r}]",))
+        return (self.lr / self._c1) * m / (xp.sqrt(v) / self._c2 + self.eps)
 
 
 class _Scheduler:
@@ -187,7 +301,7 @@ class _Scheduler:
     def __init__(self, optimizer):
         if not hasattr(optimizer, "lr"):
             raise TypeError(f"{type(self).__name__}: optimizer must have an 'lr' attribute "
-                            f"(an SGD), got {type(optimizer).__name__}")
+                            f"(an SGD or Adam), got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.last_epoch = 0
 
@@ -212,7 +326,7 @@ class StepLR(_Scheduler):
 
     Parameters
     ----------
-    optimizer : SGD
+    optimizer : SGD or Adam
     step_size : int, >= 1
     gamma : float, default 0.1, > 0
 
@@ -251,7 +365,7 @@ class CosineLR(_Scheduler):
 
     Parameters
     ----------
-    optimizer : SGD
+    optimizer : SGD or Adam
     t_max : int, >= 1
     eta_min : float, default 0, >= 0
 
@@ -283,7 +397,7 @@ class ReduceLROnPlateau(_Scheduler):
 
     Parameters
     ----------
-    optimizer : SGD
+    optimizer : SGD or Adam
     mode : {"min", "max"}, default "min"
         Whether lower or higher metric values are better.
     factor : float, default 0.1, in (0, 1)

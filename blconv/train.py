@@ -237,7 +237,8 @@ def evaluate(model: Module, data: Dataset, *, compress_rate=None, preserve_energ
 # --- training ---------------------------------------------------------------------------------
 def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: int,
         batch_size: int, optimizer, scheduler=None, seed: int, progress: bool = True,
-        checkpoint_dir=None, resume: bool = False, device=None) -> History:
+        checkpoint_dir=None, resume: bool = False, device=None,
+        monitor: str | None = None) -> History:
     """Train ``model`` with mini-batch cross-entropy; optionally checkpoint and resume.
 
     Parameters
@@ -253,11 +254,11 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
         Total number of epochs (also when resuming: training stops at ``epochs``).
     batch_size : int
         Examples per batch; the last batch of an epoch holds the remainder.
-    optimizer : blconv.optim.SGD
+    optimizer : blconv.optim.SGD or blconv.optim.Adam
         Stepped after every batch; built over ``model``.
     scheduler : optional
-        :class:`blconv.optim.ReduceLROnPlateau` steps on the epoch's validation
-        loss (training loss without ``val``); any other scheduler steps once per epoch.
+        :class:`blconv.optim.ReduceLROnPlateau` steps on the epoch's ``monitor``
+        metric; any other scheduler steps once per epoch.
     seed : int
         Fixes the shuffling (see Notes).
     progress : bool, default True
@@ -273,6 +274,11 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
     device : {None, "cpu", "gpu"}, optional
         Move the model first (:func:`blconv.nn.to_device`); ``None`` keeps it
         where it is.
+    monitor : {"val_loss", "loss"}, optional
+        What ReduceLROnPlateau watches: the validation loss (the default when
+        ``val`` is given) or the training loss (the default without ``val``;
+        choose it to keep ``val`` -- say, a test set -- out of every training
+        decision).
 
     Returns
     -------
@@ -342,6 +348,11 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
         raise ValueError(f"{fn}: resume=True needs checkpoint_dir, got checkpoint_dir=None")
     if device not in (None, "cpu", "gpu"):
         raise ValueError(f"{fn}: device must be None, 'cpu' or 'gpu', got {device!r}")
+    if monitor is None:
+        monitor = "loss" if val is None else "val_loss"
+    if monitor not in ("val_loss", "loss") or (monitor == "val_loss" and val is None):
+        allowed = "'loss' (val is None)" if val is None else "'loss' or 'val_loss'"
+        raise ValueError(f"{fn}: monitor must be {allowed}, got {monitor!r}")
 
     if device is not None:
         try:
@@ -407,7 +418,7 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
             history.val_loss.append(None)
             history.val_accuracy.append(None)
         if isinstance(scheduler, ReduceLROnPlateau):
-            scheduler.step(history.val_loss[-1] if val is not None else history.loss[-1])
+            scheduler.step(getattr(history, monitor)[-1])
         elif scheduler is not None:
             scheduler.step()
         history.epoch_seconds.append(time.perf_counter() - t0)

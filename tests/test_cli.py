@@ -32,6 +32,30 @@ def test_sweep_writes_records_pandas_can_read(tmp_path, capsys):
     assert "ItalyPowerDemand" in printed and "accuracy %" in printed
 
 
+def test_train_with_the_adam_recipe(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "ItalyPowerDemand", "--optimizer", "adam", "--out",
+                 str(out), "--epochs", "2", "--width", "4", "--no-progress",
+                 "--batch-size", "32"]) == 0
+    saved = json.loads((out / "history.json").read_text())
+    assert (saved["run"]["optimizer"], saved["run"]["lr"], saved["run"]["weight_decay"],
+            saved["run"]["momentum"]) == ("adam", 1e-3, 0.0, None)
+    assert saved["history"]["lr"] == [1e-3, 1e-3]
+    from blconv.train import load_checkpoint
+    ck = load_checkpoint(out / "checkpoints" / "last.npz")
+    assert ck.classes == {"optimizer": "Adam", "scheduler": "ReduceLROnPlateau"}
+    assert ck.optimizer["step_count"] == 2 * 3          # 67 training series: batches 32, 32, 3
+    assert ck.scheduler["patience"] == 50 and ck.scheduler["factor"] == 0.5
+    capsys.readouterr()
+    sweep = tmp_path / "sweep"
+    assert main(["sweep", "--datasets", "ItalyPowerDemand", "--rates", "0", "--optimizer",
+                 "adam", "--lr", "0.003", "--out", str(sweep)] + TINY) == 0
+    (record,) = json.loads((sweep / "results.json").read_text())
+    assert record["optimizer"] == "adam"
+    (name,) = (sweep / "runs").iterdir()
+    assert json.loads(name.read_text())["config"]["lr"] == 0.003
+
+
 def test_train_then_eval_round_trip(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--dataset", "ItalyPowerDemand", "--compress-rate", "0.5",
@@ -66,6 +90,10 @@ def test_clear_errors(argv, message, capsys, tmp_path):
     (["train", "--preserve-energy", "1.5"], "energy must be in (0, 1], got 1.5"),
     (["train", "--model", "vgg"], "invalid choice: 'vgg'"),
     (["sweep", "--epochs", "0"], "must be >= 1, got 0"),
+    (["sweep", "--lr", "0"], "must be > 0 and finite, got 0"),
+    (["train", "--weight-decay=-1e-4"], "must be >= 0 and finite, got -1e-4"),
+    (["train", "--lr", "fast"], "not a number: 'fast'"),
+    (["train", "--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
 ])
 def test_bad_options_are_refused_by_the_parser(argv, message, capsys):
     with pytest.raises(SystemExit) as e:

@@ -44,7 +44,7 @@ def count_executions(monkeypatch):
 # --- config hash ------------------------------------------------------------------------
 def test_hash_is_sha256_of_the_canonical_json():
     canonical = ('{"batch_size":8,"dataset":"GunPoint","device":"cpu","epochs":100,"lr":0.01,'
-                 '"model":"auto","momentum":0.9,"seed":0,"test_rates":[0.0],'
+                 '"model":"auto","momentum":0.9,"optimizer":"sgd","seed":0,"test_rates":[0.0],'
                  '"train_compress_rate":0.0,"train_preserve_energy":null,"ucr_dir":null,'
                  '"weight_decay":0.0005,"width":null}')
     assert E.Run().config_hash == hashlib.sha256(canonical.encode()).hexdigest()
@@ -63,7 +63,8 @@ def test_hash_is_stable_across_processes():
 
 CHANGED = {"dataset": "ArrowHead", "model": "fcn1d", "train_compress_rate": 0.5,
            "train_preserve_energy": 0.9, "seed": 1, "epochs": 99, "batch_size": 16,
-           "lr": 0.02, "momentum": 0.8, "weight_decay": 0.0, "test_rates": (0.0, 0.5),
+           "optimizer": "adam", "lr": 0.02, "momentum": 0.8, "weight_decay": 0.0,
+           "test_rates": (0.0, 0.5),
            "width": 4, "device": "gpu", "ucr_dir": "/data/UCRArchive_2018"}
 
 
@@ -74,7 +75,8 @@ def test_every_field_is_covered_below():
 @pytest.mark.parametrize("field", sorted(CHANGED))
 def test_hash_changes_with_every_field(field):
     base = E.Run()
-    assert E.Run(**{field: CHANGED[field]}).config_hash != base.config_hash
+    kw = {field: CHANGED[field], **({"momentum": None} if field == "optimizer" else {})}
+    assert E.Run(**kw).config_hash != base.config_hash
     assert dataclasses.replace(base).config_hash == base.config_hash
 
 
@@ -83,7 +85,9 @@ def test_hash_changes_with_every_field(field):
     (dict(test_rates=[0, 0.5]), dict(test_rates=(0.0, 0.5))),
     (dict(test_rates=0.5), dict(test_rates=(0.5,))),
     (dict(seed=np.int64(3), lr=np.float32(0.5)), dict(seed=3, lr=0.5)),
-], ids=["int-rate", "list-rates", "scalar-rate", "numpy-scalars"])
+    (dict(), dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4)),
+    (dict(optimizer="adam"), dict(optimizer="adam", lr=1e-3, weight_decay=0)),
+], ids=["int-rate", "list-rates", "scalar-rate", "numpy-scalars", "sgd-recipe", "adam-recipe"])
 def test_equal_configs_have_equal_hashes(a, b):
     assert E.Run(**a) == E.Run(**b) and E.Run(**a).config_hash == E.Run(**b).config_hash
 
@@ -93,6 +97,10 @@ def test_equal_configs_have_equal_hashes(a, b):
     (dict(epochs="10"), TypeError, "Run: epochs must be a number, got '10'"),
     (dict(train_compress_rate=True), TypeError, "train_compress_rate must be a number"),
     (dict(dataset=3), TypeError, "Run: dataset must be a str, got int"),
+    (dict(optimizer="rmsprop"), ValueError,
+     r"Run: optimizer must be one of \('sgd', 'adam'\), got 'rmsprop'"),
+    (dict(optimizer="adam", momentum=0.9), ValueError,
+     "Run: momentum applies to optimizer='sgd' only, got momentum=0.9 with optimizer='adam'"),
 ])
 def test_bad_run_fields(kw, error, match):
     with pytest.raises(error, match=match):

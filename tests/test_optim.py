@@ -1,4 +1,5 @@
-"""blconv.optim: SGD against PyTorch's recurrence written out, schedules against closed forms."""
+"""blconv.optim: SGD and Adam against PyTorch's recurrences written out, schedules against
+closed forms."""
 import math
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 
 import blconv
 from blconv.nn import BatchNorm1d, Linear, Sequential, cross_entropy
-from blconv.optim import SGD, CosineLR, ReduceLROnPlateau, StepLR
+from blconv.optim import SGD, Adam, CosineLR, ReduceLROnPlateau, StepLR
 
 
 class Holder:
@@ -169,6 +170,119 @@ def test_sgd_needs_a_model():
     del model.grads["w"]
     with pytest.raises(ValueError, match="SGD: model.grads has no entry 'w'"):
         SGD(model, lr=0.1).step()
+
+
+# --- Adam -----------------------------------------------------------------------------------
+def reference_adam(p, grads, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    """torch.optim.Adam's documented update (amsgrad off), one scalar at a time, in float64."""
+    (b1, b2), p, m, v, out = betas, float(p), 0.0, 0.0, []
+    for t, g in enumerate(grads, start=1):
+        g = g + weight_decay * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        p = p - lr * (m / (1 - b1 ** t)) / (math.sqrt(v / (1 - b2 ** t)) + eps)
+        out.append(p)
+    return out
+
+
+def test_adam_hand_unrolled():
+    # p0 = 1, g = (0.5, -1), lr 0.1, betas (0.5, 0.5), eps negligible:
+    #   m1 = 0.25, v1 = 0.125; m^ = 0.25 / 0.5 = 0.5, v^ = 0.125 / 0.5 = 0.25; p1 = 1 - 0.1 = 0.9
+    #   m2 = 0.125 - 0.5 = -0.375, v2 = 0.0625 + 0.5 = 0.5625; m^ = -0.375 / 0.75 = -0.5,
+    #   v^ = 0.5625 / 0.75 = 0.75;                     p2 = 0.9 + 0.1 * 0.5 / sqrt(0.75)
+    model = Holder(w=np.array([1.0]))
+    opt = Adam(model, lr=0.1, betas=(0.5, 0.5), eps=1e-300)
+    for g, expected in ((0.5, 0.9), (-1.0, 0.9 + 0.05 / math.sqrt(0.75))):
+        model.grads["w"] = np.array([g])
+        opt.step()
+        np.testing.assert_allclose(model.params["w"], [expected], rtol=1e-15)
+    assert opt.step_count == 2
+
+
+@pytest.mark.parametrize("hyper", [
+    dict(),
+    dict(lr=0.05, weight_decay=0.1),
+    dict(lr=0.01, betas=(0.0, 0.5), eps=1e-3),
+    dict(lr=0.01, betas=[0.8, 0.0]),
+], ids=["defaults", "wd", "no-momentum-eps", "no-second-moment"])
+def test_adam_matches_reference_recurrence(hyper):
+    rng = np.random.default_rng(2)
+    p0 = rng.standard_normal(5)
+    grads = rng.standard_normal((7, 5)) * np.array([1e-4, 1e-2, 1, 10, 1e3])
+    model = Holder(w=p0.copy())
+    opt = Adam(model, **hyper)
+    got = []
+    for g in grads:
+        model.grads["w"] = g.copy()
+        opt.step()
+        got.append(model.params["w"].copy())
+    for i in range(5):
+        np.testing.assert_allclose(np.array(got)[:, i],
+                                   reference_adam(p0[i], grads[:, i], **hyper), rtol=1e-13)
+
+
+def test_adam_state_dict_resumes_exactly_and_keeps_float32():
+    def make():
+        return Sequential(Linear(3, 4, rng=0), BatchNorm1d(4), Linear(4, 2, rng=1))
+
+    rng = np.random.default_rng(1)
+    batches = [(rng.standard_normal((6, 3)).astype(np.float32), rng.integers(0, 2, 6))
+               for _ in range(5)]
+
+    def train(model, opt, data):
+        for x, y in data:
+            _, dlogits = cross_entropy(model(x), y)
+            model.backward(dlogits)
+            opt.step()
+
+    a = make()
+    opt_a = Adam(a, lr=0.01, betas=(0.8, 0.99), weight_decay=1e-3)
+    train(a, opt_a, batches[:3])
+    model_state = {k: {n: np.array(v) for n, v in d.items()} for k, d in a.state_dict().items()}
+    opt_state = {k: ({n: np.array(x) for n, x in v.items()} if isinstance(v, dict) else v)
+                 for k, v in opt_a.state_dict().items()}
+    opt_state["betas"] = list(opt_state["betas"])          # as a JSON checkpoint returns it
+    train(a, opt_a, batches[3:])
+    assert {x.dtype for x in opt_a.exp_avg_sq.values()} == {np.dtype(np.float32)}
+
+    b = make()
+    opt_b = Adam(b)
+    b.load_state_dict(model_state)
+    opt_b.load_state_dict(opt_state)
+    assert (opt_b.lr, opt_b.betas, opt_b.step_count) == (0.01, (0.8, 0.99), 3)
+    train(b, opt_b, batches[3:])
+    for k in a.params:
+        np.testing.assert_array_equal(b.params[k], a.params[k])
+    with pytest.raises(ValueError, match=r"Adam.load_state_dict: exp avg sq '0.w' must have "
+                                         r"shape \(4, 3\), got \(2,\)"):
+        opt_b.load_state_dict({**opt_state, "exp_avg_sq": {"0.w": np.zeros(2)}})
+    with pytest.raises(ValueError, match=r"Adam.load_state_dict: state lacks \['step_count'\]"):
+        opt_b.load_state_dict({k: v for k, v in opt_state.items() if k != "step_count"})
+
+
+def test_adam_in_another_namespace():
+    xs = pytest.importorskip("array_api_strict")
+    model = Holder(w=xs.asarray([1.0, 2.0], dtype=xs.float32))
+    opt = Adam(model, lr=0.5)
+    model.grads["w"] = xs.asarray([-3.0, 0.25], dtype=xs.float32)
+    opt.step()                                      # first step: p -= lr * sign(g)
+    assert type(model.params["w"]) is type(opt.exp_avg["w"])
+    np.testing.assert_allclose(blconv.to_numpy(model.params["w"]), [1.5, 1.5], rtol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(lr=0), ValueError, r"^Adam: lr must be > 0, got 0$"),
+    (dict(betas=0.9), TypeError, r"^Adam: betas must be a pair of real numbers, got 0.9$"),
+    (dict(betas=(0.9, 1.0)), ValueError, r"^Adam: betas\[1\] must be >= 0 and < 1, got 1.0$"),
+    (dict(betas=(-0.1, 0.9)), ValueError, r"^Adam: betas\[0\] must be >= 0 and < 1"),
+    (dict(eps=0), ValueError, r"^Adam: eps must be > 0, got 0$"),
+    (dict(weight_decay=-1), ValueError, r"^Adam: weight_decay must be >= 0, got -1$"),
+], ids=["lr", "betas-scalar", "beta2-one", "beta1-negative", "eps", "wd"])
+def test_adam_errors(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        Adam(Holder(w=np.zeros(2)), **kwargs)
+    with pytest.raises(TypeError, match="Adam: model must have 'params' and 'grads'"):
+        Adam({"w": np.zeros(2)})
 
 
 # --- schedulers -----------------------------------------------------------------------------

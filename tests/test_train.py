@@ -11,7 +11,7 @@ import blconv.train
 from blconv.data import Dataset, make_frequency_task
 from blconv.models import conv_layers, fcn1d, set_compression
 from blconv.nn import Conv1d, GlobalAvgPool, Linear, Sequential, cross_entropy
-from blconv.optim import SGD, CosineLR, ReduceLROnPlateau, StepLR
+from blconv.optim import SGD, Adam, CosineLR, ReduceLROnPlateau, StepLR
 from blconv.train import (FORMAT_VERSION, History, NonFiniteLossError, evaluate, fit, load,
                           load_checkpoint, save)
 
@@ -77,16 +77,30 @@ class SpyPlateau(ReduceLROnPlateau):
         super().step(metric)
 
 
-@pytest.mark.parametrize("with_val", [True, False], ids=["val", "no-val"])
-def test_plateau_steps_on_val_loss_else_train_loss(task, with_val):
+@pytest.mark.parametrize("with_val, monitor", [(True, None), (False, None), (True, "loss")],
+                         ids=["val", "no-val", "val-monitor-loss"])
+def test_plateau_steps_on_val_loss_else_train_loss(task, with_val, monitor):
     train, test = task
     model = tiny()
     opt = SGD(model, lr=0.1)
     sched = SpyPlateau(opt, patience=0)
     h = fit(model, train, test if with_val else None, epochs=3, batch_size=32, seed=0,
-            progress=False, optimizer=opt, scheduler=sched)
-    assert sched.seen == (h.val_loss if with_val else h.loss)
-    assert len(sched.seen) == 3
+            progress=False, optimizer=opt, scheduler=sched, monitor=monitor)
+    assert sched.seen == (h.val_loss if with_val and monitor is None else h.loss)
+    assert len(sched.seen) == 3 and h.val_loss[0] != h.loss[0]
+
+
+def test_monitor_errors(task):
+    train, test = task
+    model = tiny()
+    opt = SGD(model, lr=0.1)
+    kw = dict(epochs=1, batch_size=32, seed=0, progress=False, optimizer=opt)
+    with pytest.raises(ValueError, match=r"^fit: monitor must be 'loss' \(val is None\), "
+                                         r"got 'val_loss'$"):
+        fit(model, train, monitor="val_loss", **kw)
+    with pytest.raises(ValueError, match=r"^fit: monitor must be 'loss' or 'val_loss', "
+                                         r"got 'accuracy'$"):
+        fit(model, train, test, monitor="accuracy", **kw)
 
 
 def test_shuffle_order_is_the_documented_one(monkeypatch):
@@ -320,32 +334,43 @@ def test_a_crash_during_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch
 
 
 # --- resume ----------------------------------------------------------------------------------
-def _run(train, val, epochs, ckdir=None, resume=False, scramble=False):
+def _run(train, val, epochs, ckdir=None, resume=False, scramble=False, optimizer="sgd"):
     model = tiny(dropout=0.3, compress_rate=[0.0, 0.25, 0.5], seed=4)
     if scramble:                     # state that only a correct resume overwrites
         for p in model.params.values():
             p *= 2.0
         model[-2].rng.random(100)
-    opt = SGD(model, lr=0.1, momentum=0.9, weight_decay=1e-3)
-    sched = CosineLR(opt, t_max=4)
+    if optimizer == "sgd":
+        opt = SGD(model, lr=0.1, momentum=0.9, weight_decay=1e-3)
+        sched = CosineLR(opt, t_max=4)
+    else:                            # the published FCN recipe; patience 0 so the lr moves
+        opt = Adam(model, lr=0.01, weight_decay=1e-3)
+        sched = ReduceLROnPlateau(opt, factor=0.5, patience=0, threshold=0.5)
     h = fit(model, train, val, epochs=epochs, batch_size=16, seed=11, progress=False,
             optimizer=opt, scheduler=sched, checkpoint_dir=ckdir, resume=resume)
     return model, opt, h
 
 
-def test_interrupted_and_resumed_run_ends_with_identical_weights(task, tmp_path):
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_interrupted_and_resumed_run_ends_with_identical_weights(task, tmp_path, optimizer):
     train, test = task
-    ref, ref_opt, ref_h = _run(train, test, 4)
-    _run(train, test, 2, ckdir=tmp_path)
+    ref, ref_opt, ref_h = _run(train, test, 4, optimizer=optimizer)
+    _run(train, test, 2, ckdir=tmp_path, optimizer=optimizer)
     assert load_checkpoint(tmp_path / "last.npz").state["epoch"] == 2
-    model, opt, h = _run(train, test, 4, ckdir=tmp_path, resume=True, scramble=True)
+    model, opt, h = _run(train, test, 4, ckdir=tmp_path, resume=True, scramble=True,
+                         optimizer=optimizer)
     assert_same_arrays(snapshot(model), snapshot(ref))
-    assert_same_arrays(opt.momentum_buffers, ref_opt.momentum_buffers)
+    for buffers in type(opt)._BUFFERS:
+        assert_same_arrays(getattr(opt, buffers), getattr(ref_opt, buffers))
+    assert opt.state_dict().keys() == ref_opt.state_dict().keys()
     assert opt.lr == ref_opt.lr
+    if optimizer == "adam":
+        assert opt.step_count == ref_opt.step_count == 4 * len(train) // 16
+        assert len(set(h.lr)) > 1                  # the plateau schedule did act
     for name in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "effective_rate"):
         assert getattr(h, name) == getattr(ref_h, name), name
     # without the checkpoint's state the same call gives other weights
-    other, _, _ = _run(train, test, 4, scramble=True)
+    other, _, _ = _run(train, test, 4, scramble=True, optimizer=optimizer)
     assert not np.array_equal(other.params["0.w"], ref.params["0.w"])
 
 
