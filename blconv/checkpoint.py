@@ -213,22 +213,24 @@ def _read_npz(fn: str, path: str) -> dict:
     """Every array of the file, loaded without pickle; anything wrong is a ValueError."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"{fn}: no checkpoint at {path}")
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError,
-            RuntimeError) as e:
-        raise ValueError(f"{fn}: {path} is not a readable .npz checkpoint "
-                         f"(truncated or corrupted?): {e}") from e
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise ValueError(f"{fn}: {path} is a single .npy array, not a .npz checkpoint")
-    try:
-        with npz:
-            return {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError,
-            RuntimeError) as e:
-        # object arrays land here too: np.load refuses them without pickle
-        raise ValueError(f"{fn}: {path} holds an unreadable array (truncated or corrupted "
-                         f"file, or an object array, which is never unpickled): {e}") from e
+    with open(path, "rb") as f:       # our handle: closed even when np.load fails midway
+        try:
+            npz = np.load(f, allow_pickle=False)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError,
+                RuntimeError) as e:
+            raise ValueError(f"{fn}: {path} is not a readable .npz checkpoint "
+                             f"(truncated or corrupted?): {e}") from e
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise ValueError(f"{fn}: {path} is a single .npy array, not a .npz checkpoint")
+        try:
+            with npz:
+                return {k: npz[k] for k in npz.files}
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile,
+                NotImplementedError, RuntimeError) as e:
+            # object arrays land here too: np.load refuses them without pickle
+            raise ValueError(f"{fn}: {path} holds an unreadable array (truncated or "
+                             f"corrupted file, or an object array, which is never "
+                             f"unpickled): {e}") from e
 
 
 def _parse(fn: str, path: str):

@@ -23,7 +23,8 @@ def test_sweep_writes_records_pandas_can_read(tmp_path, capsys):
     assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in records)
     assert {(r["train_compress_rate"], r["test_compress_rate"]) for r in records} == {
         (a, b) for a in (0.0, 0.5) for b in (0.0, 0.25, 0.5)}
-    rows = list(csv.DictReader(open(out / "results.csv")))
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     assert len(rows) == len(records) and set(rows[0]) == set(E.COLUMNS)
     assert float(rows[0]["test_accuracy"]) == records[0]["test_accuracy"]
     assert (out / "accuracy_vs_compression.png").stat().st_size > 0

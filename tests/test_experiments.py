@@ -3,6 +3,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -224,9 +225,9 @@ def test_summary_is_rebuilt_from_the_per_run_files(tmp_path):
     runs = grid()
     first = E.sweep(runs, out_dir=tmp_path, progress=False)
     path = E.run_path(tmp_path, runs[1])
-    rec = json.loads(open(path).read())
+    rec = json.loads(pathlib.Path(path).read_text())
     rec["records"][0]["test_accuracy"] = 0.123
-    open(path, "w").write(json.dumps(rec))
+    pathlib.Path(path).write_text(json.dumps(rec))
     for name in ("results.json", "results.csv", "accuracy_vs_compression.png"):
         (tmp_path / name).unlink()
     again = E.sweep(runs, out_dir=tmp_path, progress=False)
