@@ -18,6 +18,35 @@ class Holder:
         self.grads = {k: np.zeros_like(v) for k, v in params.items()}
 
 
+def _small_model():
+    return Sequential(Linear(3, 4, rng=0), BatchNorm1d(4), Linear(4, 2, rng=1))
+
+
+def _batches():
+    rng = np.random.default_rng(1)
+    return [(rng.standard_normal((6, 3)).astype(np.float32), rng.integers(0, 2, 6))
+            for _ in range(5)]
+
+
+def _train(model, opt, data):
+    for x, y in data:
+        _, dlogits = cross_entropy(model(x), y)
+        model.backward(dlogits)
+        opt.step()
+
+
+def _trajectory(optimizer, hyper, p0, grads):
+    """The parameter after each step of ``optimizer(**hyper)`` fed ``grads``."""
+    model = Holder(w=p0.copy())
+    opt = optimizer(model, **hyper)
+    got = []
+    for g in grads:
+        model.grads["w"] = g.copy()
+        opt.step()
+        got.append(model.params["w"].copy())
+    return np.array(got)
+
+
 def reference_sgd(p, grads, *, lr, momentum=0.0, dampening=0.0, nesterov=False,
                   weight_decay=0.0):
     """torch.optim.SGD's documented update, one scalar at a time, in float64."""
@@ -68,15 +97,9 @@ def test_sgd_matches_reference_recurrence(hyper):
     rng = np.random.default_rng(0)
     p0 = rng.standard_normal(5)
     grads = rng.standard_normal((6, 5))
-    model = Holder(w=p0.copy())
-    opt = SGD(model, **hyper)
-    got = []
-    for g in grads:
-        model.grads["w"] = g.copy()
-        opt.step()
-        got.append(model.params["w"].copy())
+    got = _trajectory(SGD, hyper, p0, grads)
     for i in range(5):
-        np.testing.assert_allclose(np.array(got)[:, i],
+        np.testing.assert_allclose(got[:, i],
                                    reference_sgd(p0[i], grads[:, i], **hyper), rtol=1e-13)
 
 
@@ -97,33 +120,21 @@ def test_sgd_updates_model_params_in_place_and_keeps_float32():
 
 
 def test_sgd_state_dict_resumes_exactly():
-    def make():
-        return Sequential(Linear(3, 4, rng=0), BatchNorm1d(4), Linear(4, 2, rng=1))
-
-    rng = np.random.default_rng(1)
-    batches = [(rng.standard_normal((6, 3)).astype(np.float32), rng.integers(0, 2, 6))
-               for _ in range(5)]
-
-    def train(model, opt, data):
-        for x, y in data:
-            _, dlogits = cross_entropy(model(x), y)
-            model.backward(dlogits)
-            opt.step()
-
-    a = make()
+    batches = _batches()
+    a = _small_model()
     opt_a = SGD(a, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
-    train(a, opt_a, batches[:3])
+    _train(a, opt_a, batches[:3])
     model_state = {k: {n: np.array(v) for n, v in d.items()} for k, d in a.state_dict().items()}
     opt_state = opt_a.state_dict()
     opt_state["momentum_buffers"] = {k: np.array(v) for k, v in opt_state["momentum_buffers"].items()}
-    train(a, opt_a, batches[3:])
+    _train(a, opt_a, batches[3:])
 
-    b = make()
+    b = _small_model()
     opt_b = SGD(b, lr=1.0)
     b.load_state_dict(model_state)
     opt_b.load_state_dict(opt_state)
     assert (opt_b.lr, opt_b.momentum, opt_b.nesterov) == (0.1, 0.9, True)
-    train(b, opt_b, batches[3:])
+    _train(b, opt_b, batches[3:])
     for k in a.params:
         np.testing.assert_array_equal(b.params[k], a.params[k])
 
@@ -209,48 +220,30 @@ def test_adam_matches_reference_recurrence(hyper):
     rng = np.random.default_rng(2)
     p0 = rng.standard_normal(5)
     grads = rng.standard_normal((7, 5)) * np.array([1e-4, 1e-2, 1, 10, 1e3])
-    model = Holder(w=p0.copy())
-    opt = Adam(model, **hyper)
-    got = []
-    for g in grads:
-        model.grads["w"] = g.copy()
-        opt.step()
-        got.append(model.params["w"].copy())
+    got = _trajectory(Adam, hyper, p0, grads)
     for i in range(5):
-        np.testing.assert_allclose(np.array(got)[:, i],
+        np.testing.assert_allclose(got[:, i],
                                    reference_adam(p0[i], grads[:, i], **hyper), rtol=1e-13)
 
 
 def test_adam_state_dict_resumes_exactly_and_keeps_float32():
-    def make():
-        return Sequential(Linear(3, 4, rng=0), BatchNorm1d(4), Linear(4, 2, rng=1))
-
-    rng = np.random.default_rng(1)
-    batches = [(rng.standard_normal((6, 3)).astype(np.float32), rng.integers(0, 2, 6))
-               for _ in range(5)]
-
-    def train(model, opt, data):
-        for x, y in data:
-            _, dlogits = cross_entropy(model(x), y)
-            model.backward(dlogits)
-            opt.step()
-
-    a = make()
+    batches = _batches()
+    a = _small_model()
     opt_a = Adam(a, lr=0.01, betas=(0.8, 0.99), weight_decay=1e-3)
-    train(a, opt_a, batches[:3])
+    _train(a, opt_a, batches[:3])
     model_state = {k: {n: np.array(v) for n, v in d.items()} for k, d in a.state_dict().items()}
     opt_state = {k: ({n: np.array(x) for n, x in v.items()} if isinstance(v, dict) else v)
                  for k, v in opt_a.state_dict().items()}
     opt_state["betas"] = list(opt_state["betas"])          # as a JSON checkpoint returns it
-    train(a, opt_a, batches[3:])
+    _train(a, opt_a, batches[3:])
     assert {x.dtype for x in opt_a.exp_avg_sq.values()} == {np.dtype(np.float32)}
 
-    b = make()
+    b = _small_model()
     opt_b = Adam(b)
     b.load_state_dict(model_state)
     opt_b.load_state_dict(opt_state)
     assert (opt_b.lr, opt_b.betas, opt_b.step_count) == (0.01, (0.8, 0.99), 3)
-    train(b, opt_b, batches[3:])
+    _train(b, opt_b, batches[3:])
     for k in a.params:
         np.testing.assert_array_equal(b.params[k], a.params[k])
     with pytest.raises(ValueError, match=r"Adam.load_state_dict: exp avg sq '0.w' must have "
