@@ -4,9 +4,11 @@ The method of Dziedzic et al., "Band-limited Training and Inference for
 Convolutional Neural Networks" (ICML 2019), on NumPy (CPU) and CuPy (GPU)
 arrays from one code path.
 """
-from ._backend import set_fft_workers, set_plan_cache_size, to_numpy
+from . import settings
+from ._backend import to_numpy
 from .band import Band, band_for, next_fast_len
-from .spectral import set_transform
+from .settings import (fft_workers, max_workspace_bytes, plan_cache_size, set_fft_workers,
+                       set_max_workspace_bytes, set_plan_cache_size, set_transform, transform)
 from .conv import (ConvContext, conv1d, conv1d_backward, conv1d_forward, conv2d,
                    conv2d_backward, conv2d_forward)
 from .experiments import sweep
@@ -14,6 +16,7 @@ from .experiments import sweep
 __version__ = "0.1.0"
 
 __all__ = ["Band", "ConvContext", "band_for", "conv1d", "conv1d_backward", "conv1d_forward",
-           "conv2d", "conv2d_backward", "conv2d_forward", "next_fast_len",
-           "set_fft_workers", "set_plan_cache_size", "set_transform", "sweep", "to_numpy",
+           "conv2d", "conv2d_backward", "conv2d_forward", "fft_workers", "max_workspace_bytes",
+           "next_fast_len", "plan_cache_size", "set_fft_workers", "set_max_workspace_bytes",
+           "set_plan_cache_size", "set_transform", "settings", "sweep", "to_numpy", "transform",
            "__version__"]

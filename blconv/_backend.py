@@ -7,51 +7,11 @@ threaded through ``workers``, float32 kept as complex64); every other namespace
 """
 from __future__ import annotations
 
-import os
-
 import array_api_compat
 import numpy as np
 import scipy.fft
 
-__all__ = ["namespace", "to_numpy", "is_cupy", "fft_workers", "set_fft_workers",
-           "set_plan_cache_size"]
-
-_WORKERS = int(os.environ.get("BLCONV_FFT_WORKERS", "-1"))
-
-
-def fft_workers() -> int:
-    """Number of threads :mod:`scipy.fft` uses for NumPy inputs (-1: all cores)."""
-    return _WORKERS
-
-
-def set_fft_workers(workers: int) -> None:
-    """Set the number of threads for CPU FFTs (``-1`` means all cores).
-
-    Examples
-    --------
-    >>> import blconv
-    >>> blconv.set_fft_workers(1); blconv.set_fft_workers(-1)
-    """
-    global _WORKERS
-    if not isinstance(workers, int) or workers == 0 or workers < -1:
-        raise ValueError(f"set_fft_workers: workers must be -1 or a positive int, got {workers!r}")
-    _WORKERS = workers
-
-
-def set_plan_cache_size(size: int) -> None:
-    """Bound CuPy's cuFFT plan cache of the current device to ``size`` plans.
-
-    Raises
-    ------
-    RuntimeError
-        When CuPy is not installed.
-    """
-    try:
-        import cupy
-    except ImportError as e:  # pragma: no cover - depends on the machine
-        raise RuntimeError("set_plan_cache_size: CuPy is not installed") from e
-    cupy.fft.config.get_plan_cache().set_size(int(size))  # pragma: no cover
-
+__all__ = ["namespace", "to_numpy", "is_cupy"]
 
 def _type_name(a) -> str:
     t = type(a)
@@ -110,28 +70,28 @@ def asarray(a, *, xp, like):
 
 
 # --- FFTs ---------------------------------------------------------------------------
-def _fft(name: str, a, *, xp, **kw):
-    """``scipy.fft.<name>`` with ``workers`` for NumPy, ``xp.fft.<name>`` otherwise."""
+def _fft(name: str, a, *, xp, workers: int, **kw):
+    """``scipy.fft.<name>`` with ``workers`` threads for NumPy, ``xp.fft.<name>`` otherwise."""
     if is_numpy(xp):
-        return getattr(scipy.fft, name)(a, workers=_WORKERS, **kw)
+        return getattr(scipy.fft, name)(a, workers=workers, **kw)
     return getattr(xp.fft, name)(a, **kw)
 
 
-def rfft(a, n: int, axis: int, *, xp):
-    return _fft("rfft", a, n=n, axis=axis, xp=xp)
+def rfft(a, n: int, axis: int, *, xp, workers: int):
+    return _fft("rfft", a, n=n, axis=axis, xp=xp, workers=workers)
 
 
-def irfft(a, n: int, axis: int, *, xp):
-    return _fft("irfft", a, n=n, axis=axis, xp=xp)
+def irfft(a, n: int, axis: int, *, xp, workers: int):
+    return _fft("irfft", a, n=n, axis=axis, xp=xp, workers=workers)
 
 
-def fft(a, n: int, axis: int, *, xp):
-    return _fft("fft", a, n=n, axis=axis, xp=xp)
+def fft(a, n: int, axis: int, *, xp, workers: int):
+    return _fft("fft", a, n=n, axis=axis, xp=xp, workers=workers)
 
 
-def ifft(a, n: int, axis: int, *, xp):
-    return _fft("ifft", a, n=n, axis=axis, xp=xp)
+def ifft(a, n: int, axis: int, *, xp, workers: int):
+    return _fft("ifft", a, n=n, axis=axis, xp=xp, workers=workers)
 
 
-def rfftn(a, s: tuple[int, ...], axes: tuple[int, ...], *, xp):
-    return _fft("rfftn", a, s=s, axes=axes, xp=xp)
+def rfftn(a, s: tuple[int, ...], axes: tuple[int, ...], *, xp, workers: int):
+    return _fft("rfftn", a, s=s, axes=axes, xp=xp, workers=workers)

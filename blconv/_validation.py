@@ -8,7 +8,9 @@ import math
 import numbers
 from dataclasses import dataclass
 
-__all__ = ["ntuple", "check_int", "check_rate", "check_energy", "check_dtypes", "conv_geometry", "Geometry"]
+import numpy as np
+
+__all__ = ["native", "ntuple", "check_int", "check_rate", "check_energy", "check_dtypes", "conv_geometry", "Geometry"]
 
 
 def check_int(fn: str, name: str, value, *, minimum: int = 1) -> int:
@@ -60,6 +62,14 @@ def check_energy(fn: str, preserve_energy, compress_rate: float) -> float | None
                          f"(got preserve_energy={preserve_energy!r}, "
                          f"compress_rate={compress_rate!r})")
     return e
+
+
+def native(a):
+    """A NumPy array in non-native byte order (``>f8`` from FITS, MATLAB or HDF5 readers)
+    converted once to the native order; anything else as it is."""
+    if isinstance(a, np.ndarray) and not a.dtype.isnative:
+        return a.astype(a.dtype.newbyteorder("="))
+    return a
 
 
 def check_dtypes(fn: str, xp, **arrays) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import _validation as V
 
-__all__ = ["Band", "band_for", "fft_shape_for", "next_fast_len", "rate_keep", "energy_keep"]
+__all__ = ["Band", "FAST_EXACT_MAX", "band_for", "fft_shape_for", "next_fast_len", "rate_keep", "energy_keep"]
 
 
 @dataclass(frozen=True)
@@ -105,13 +105,22 @@ def _next_pow2(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
 
+#: ``fft_size="fast"`` keeps the smallest exact size ``m`` on axes with ``m <=`` this
+#: and rounds ``m`` up to :func:`next_fast_len` above it.  A constant of the band's
+#: definition: no speed setting changes it (every transform route takes every size).
+FAST_EXACT_MAX = 256
+
+
 def fft_shape_for(geom: V.Geometry, fft_size, *, fn: str) -> tuple[int, ...]:
-    """FFT size per axis for ``fft_size`` = ``"fast"``, ``"pow2"``, an int or a tuple."""
+    """FFT size per axis for ``fft_size`` = ``"fast"``, ``"pow2"``, an int or a tuple.
+
+    ``"fast"``: the smallest exact size ``m`` (:attr:`Geometry.min_size`) when
+    ``m <= FAST_EXACT_MAX``, else ``next_fast_len(m)``.
+    """
     d = len(geom.padded)
     if isinstance(fft_size, str):
         if fft_size == "fast":
-            from .spectral import _use_matrix    # the DFT-matrix route takes any size exactly
-            return tuple(m if _use_matrix(m) else next_fast_len(m) for m in geom.min_size)
+            return tuple(m if m <= FAST_EXACT_MAX else next_fast_len(m) for m in geom.min_size)
         if fft_size == "pow2":  # the authors' reference implementation
             if d == 1:
                 return tuple(_next_pow2(p + 2 * max(ke - 1, o - 1))

@@ -60,7 +60,7 @@ import scipy
 import scipy.fft
 import scipy.signal
 
-from . import __version__, _backend, reference
+from . import __version__, reference, settings
 from .conv import conv1d_backward, conv1d_forward, conv2d_backward, conv2d_forward
 
 __all__ = ["DEFAULT_RATES", "LAYERS", "METHODS", "QUICK_BATCH", "Layer", "add_parser",
@@ -632,10 +632,8 @@ def run_benchmark(layers=None, *, rates=DEFAULT_RATES, repeats=5, peer_repeats=3
             return None
 
     header = machine_info(device=device, threads=threads)      # its date is the start
-    old_workers = _backend.fft_workers()
-    _backend.set_fft_workers(threads)
     records = []
-    try:
+    with settings.fft_workers(threads):
         with warnings.catch_warnings():
             # torch warns that padding='same' with an even kernel copies x: expected here
             warnings.filterwarnings("ignore", message="Using padding='same'")
@@ -647,8 +645,6 @@ def run_benchmark(layers=None, *, rates=DEFAULT_RATES, repeats=5, peer_repeats=3
                                       peer_repeats=peer_repeats, peer_budget=peer_budget,
                                       warmup=warmup, pause=pause,
                                       threads=threads, seed=seed, sync=sync, log=log)
-    finally:
-        _backend.set_fft_workers(old_workers)
     header.update(device=device, layers=layers, rates=rates, methods=methods, repeats=repeats,
                   peer_repeats=peer_repeats, peer_budget=peer_budget, warmup=warmup,
                   pause=pause, batch=batch, seed=seed,

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _backend as B
 from . import _validation as V
-from . import spectral
+from . import settings, spectral
 from .band import Band, energy_keep, fft_shape_for, rate_keep
 
 __all__ = ["conv1d", "conv2d", "conv1d_forward", "conv1d_backward",
@@ -89,10 +89,10 @@ def _check_shapes(fn, d, x, w, b, groups):
         raise ValueError(f"{fn}: b must have shape (C_out,) = ({c_out},), got {tuple(b.shape)}")
 
 
-def _power(x, n, *, xp):
+def _power(x, n, *, xp, opts):
     """Full one-sided spectrum of ``x`` and its power summed over batch and channels."""
     axes = tuple(range(2, 2 + len(n)))
-    full = B.rfftn(x, n, axes, xp=xp)                               # (N, C, *spectrum)
+    full = B.rfftn(x, n, axes, xp=xp, workers=opts.fft_workers)     # (N, C, *spectrum)
     # squared in float64: float32 power under- and overflows for |x| < 1e-23 or > 1e18
     re, im = xp.astype(xp.real(full), xp.float64), xp.astype(xp.imag(full), xp.float64)
     return full, xp.sum(re * re + im * im, axis=(0, 1))
@@ -155,6 +155,7 @@ def _forward(d, x, w, b, *, stride, padding, dilation, groups, compress_rate,
              preserve_energy, fft_size, max_workspace_bytes=None):
     fn = f"conv{d}d"
     xp = B.namespace(x, w, b, fn=fn, names=("x", "w", "b"))
+    x, w, b = V.native(x), V.native(w), V.native(b)
     V.check_dtypes(fn, xp, x=x, w=w, b=b)
     _check_shapes(fn, d, x, w, b, groups)
     geom = V.conv_geometry(fn, tuple(x.shape[2:]), tuple(w.shape[2:]),
@@ -162,8 +163,12 @@ def _forward(d, x, w, b, *, stride, padding, dilation, groups, compress_rate,
     c = V.check_rate(fn, compress_rate)
     e = V.check_energy(fn, preserve_energy, c)
     n = fft_shape_for(geom, fft_size, fn=fn)
+    opts = settings.current()                                   # read once per call
+    if max_workspace_bytes is None:
+        max_workspace_bytes = opts.max_workspace_bytes
     try:
-        return _forward_impl(d, fn, x, w, b, geom, n, c, e, groups, max_workspace_bytes, xp=xp)
+        return _forward_impl(d, fn, x, w, b, geom, n, c, e, groups, max_workspace_bytes, xp=xp,
+                             opts=opts)
     except Exception as err:
         mem = _out_of_memory(fn, xp, err)
         if mem is None:
@@ -171,7 +176,7 @@ def _forward(d, x, w, b, *, stride, padding, dilation, groups, compress_rate,
         raise mem from err
 
 
-def _forward_impl(d, fn, x, w, b, geom, n, c, e, G, max_workspace_bytes, *, xp):
+def _forward_impl(d, fn, x, w, b, geom, n, c, e, G, max_workspace_bytes, *, xp, opts):
     N, C = x.shape[:2]
     O = w.shape[0]
     band = Band.from_keep(n, rate_keep(n, c))                       # sizes the chunks
@@ -182,28 +187,29 @@ def _forward_impl(d, fn, x, w, b, geom, n, c, e, G, max_workspace_bytes, *, xp):
     if e is not None:                                               # the band from all of x
         power = None
         for i0, i1 in chunks:
-            full, p = _power(x[i0:i1, ...], n, xp=xp)
+            full, p = _power(x[i0:i1, ...], n, xp=xp, opts=opts)
             power = p if power is None else power + p
         band = Band.from_keep(n, energy_keep(_parseval(power, n), n, e))
         full = full if len(chunks) == 1 else None
     F = band.retained
     # (F, G, C/G, O/G): conj(W[f])^T per group, so that Y[f] = X[f] @ w_hat[f]
     w_hat = spectral.filter_forward(w, band, start=tuple(-p for p in geom.pad_lo),
-                                    step=geom.dilation, groups=G, xp=xp)
+                                    step=geom.dilation, groups=G, xp=xp, opts=opts)
     x_hat = y = None
     for i0, i1 in chunks:
         xc, m = x[i0:i1, ...], i1 - i0
         if e is None:
-            xc_hat = spectral.forward(xc, band, start=(0,) * d, step=(1,) * d, xp=xp)
+            xc_hat = spectral.forward(xc, band, start=(0,) * d, step=(1,) * d, xp=xp,
+                                      opts=opts)
         else:
-            xc_hat = _crop(full if full is not None else _power(xc, n, xp=xp)[0], band,
-                           xp=xp, like=x)
+            xc_hat = _crop(full if full is not None else _power(xc, n, xp=xp, opts=opts)[0],
+                           band, xp=xp, like=x)
         # (F, G, m, C/G): one (m x C/G) @ (C/G x O/G) product per frequency and group
         xc_hat = spectral.contiguous(
             xp.permute_dims(xp.reshape(xc_hat, (F, m, G, C // G)), (0, 2, 1, 3)), xp=xp)
         yc_hat = xp.reshape(xp.permute_dims(xc_hat @ w_hat, (0, 2, 1, 3)), (F, m, O))
         yc = spectral.inverse(yc_hat, band, start=(0,) * d, step=geom.stride, count=geom.out,
-                              xp=xp)
+                              xp=xp, opts=opts)
         if len(chunks) == 1:
             x_hat, y = xc_hat, yc
             break
@@ -227,6 +233,7 @@ def _backward(d, dy, ctx):
                         f"got {type(ctx).__name__}"
                         + (f" from {ctx.fn}" if isinstance(ctx, ConvContext) else ""))
     xp = B.namespace(dy, ctx.x_hat, fn=fn, names=("dy", "ctx arrays"))
+    dy = V.native(dy)
     real = xp.float32 if ctx.x_hat.dtype == xp.complex64 else xp.float64
     if dy.dtype != real:
         name = "float32" if real == xp.float32 else "float64"
@@ -235,7 +242,7 @@ def _backward(d, dy, ctx):
         raise ValueError(f"{fn}: dy must have the forward output's shape {ctx.out_shape}, "
                          f"got {tuple(dy.shape)}")
     try:
-        return _backward_impl(d, fn, dy, ctx, real, xp=xp)
+        return _backward_impl(d, fn, dy, ctx, real, xp=xp, opts=settings.current())
     except Exception as err:
         mem = _out_of_memory(fn, xp, err)
         if mem is None:
@@ -243,7 +250,7 @@ def _backward(d, dy, ctx):
         raise mem from err
 
 
-def _backward_impl(d, fn, dy, ctx, real, *, xp):
+def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
     geom, band, G = ctx.geometry, ctx.band, ctx.groups
     F, _, N, Cg = ctx.x_hat.shape
     O = ctx.w_shape[0]
@@ -256,14 +263,14 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp):
         m = i1 - i0
         # conj(DY) directly: conjugated DFT matrices on the matrix route
         cdy = spectral.forward(dy[i0:i1, ...], band, start=(0,) * d, step=geom.stride,
-                               xp=xp, conj=True)                      # (F, m, O)
+                               xp=xp, opts=opts, conj=True)           # (F, m, O)
         cdy = spectral.contiguous(
             xp.permute_dims(xp.reshape(cdy, (F, m, G, O // G)), (0, 2, 1, 3)), xp=xp)
         # DX[f] = DY[f] @ W[f] = conj(conj(DY[f]) @ conj(W[f])): no copy of the filters,
         # and the outer conj is the inverse transform's
         dxc_hat = xp.reshape(xp.permute_dims(cdy @ w_t, (0, 2, 1, 3)), (F, m, G * Cg))
         dxc = spectral.inverse(dxc_hat, band, start=(0,) * d, step=(1,) * d,
-                               count=geom.length, xp=xp, conj=True)
+                               count=geom.length, xp=xp, opts=opts, conj=True)
         # DW[f] = X[f]^T @ conj(DY[f]), summed over the batch (and over chunks)
         xc_hat = ctx.x_hat if len(chunks) == 1 else ctx.x_hat[:, :, i0:i1, :]
         part = xp.matrix_transpose(xc_hat) @ cdy                        # (F, G, C/G, O/G)
@@ -275,7 +282,7 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp):
             dx = xp.empty((N, G * Cg) + geom.length, dtype=dxc.dtype, device=B.device(dy))
         dx[i0:i1, ...] = dxc
     dw = spectral.filter_inverse(dw_hat, band, start=tuple(-p for p in geom.pad_lo),
-                                 step=geom.dilation, count=geom.kernel, xp=xp)
+                                 step=geom.dilation, count=geom.kernel, xp=xp, opts=opts)
     db = xp.sum(dy, axis=(0,) + tuple(range(2, 2 + d))) if ctx.has_bias else None
     return (xp.astype(dx, real, copy=False), xp.astype(dw, real, copy=False), db)
 
@@ -305,13 +312,15 @@ _PARAMS = """
         family holding this fraction of the input's spectral energy, chosen anew
         at every call (``ctx.band`` says which).  Excludes ``compress_rate > 0``.
     fft_size : 'fast', 'pow2', int or tuple of int
-        Transform size per axis: ``'fast'`` (default) is the smallest exact size,
-        ``max(L + max(pad_lo, pad_hi), k_eff, out1)`` (at most the padded length),
-        on axes the DFT-matrix route transforms (a matrix product costs the same for
-        any size) and the smallest 5-smooth size ``>=`` it on FFT-route axes;
-        ``'pow2'`` the authors' power of two; or explicit (``>=`` that smallest size).
+        Transform size per axis: ``'fast'`` (default) is the smallest exact size
+        ``m = max(L + max(pad_lo, pad_hi), k_eff, out1)`` (at most the padded length)
+        when ``m <= 256`` (:data:`blconv.band.FAST_EXACT_MAX`) and the smallest
+        5-smooth size ``>= m`` above; ``'pow2'`` the authors' power of two; or
+        explicit (``>=`` that smallest size).  The band depends on this and on the
+        shapes and policy only, never on a speed setting (:mod:`blconv.settings`).
     max_workspace_bytes : int, optional
-        Bound on the transient memory of one call: the batch is processed in
+        Bound on the transient memory of one call (default: the setting
+        :func:`blconv.max_workspace_bytes`, unbounded): the batch is processed in
         chunks sized from an estimate of the bytes one sample needs (at least one
         sample per chunk), here and in the backward.  The results equal the
         unchunked ones to rounding (BLAS blocks a GEMM differently for fewer

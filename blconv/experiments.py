@@ -375,6 +375,9 @@ def run_one(run: Run, *, threads: int | None = None) -> dict:
         test rate; empty when failed), ``error`` (``"Type: message"``) and
         ``traceback`` (``None`` when done), ``seconds``, ``started`` and
         ``finished`` (UTC, ISO 8601), ``host``, ``pid`` and ``blconv`` (version).
+        The records are identical for identical arithmetic (same machine,
+        libraries, thread count and speed settings) and equal to float32
+        rounding otherwise (see Notes of :func:`sweep`).
     """
     started = time.time()
     if threads is not None:
@@ -404,8 +407,8 @@ def _utc(t: float) -> str:
 
 
 def _set_threads(n: int) -> None:
-    from . import _backend
-    _backend.set_fft_workers(n)
+    from . import settings
+    settings.set_fft_workers(n)
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # Dask's nanny has set OPENBLAS/MKL/OMP_NUM_THREADS=1 already
@@ -419,20 +422,15 @@ def _thread_limits(n: int | None):
     if n is None:
         yield
         return
-    from . import _backend
-    fft = _backend.fft_workers()
-    _backend.set_fft_workers(n)
+    from . import settings
     try:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            limits = contextlib.nullcontext()
-        else:
-            limits = threadpool_limits(limits=n)
-        with limits:
-            yield
-    finally:
-        _backend.set_fft_workers(fft)
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        limits = contextlib.nullcontext()
+    else:
+        limits = threadpool_limits(limits=n)
+    with settings.fft_workers(n), limits:
+        yield
 
 
 def make_runs(datasets=("GunPoint",), rates=(0.0, 0.5, 0.75), seeds=(0,), *, test_rates=None,
@@ -519,11 +517,14 @@ def sweep(spec=None, client=None, *, workers: int | None = None, out_dir=None,
     Notes
     -----
     A run's result depends on its configuration alone: its seed drives the
-    weights, the shuffles and the dropout.  On NumPy it is bit-identical
-    wherever it runs, on 1 worker or 4, with 1 BLAS/FFT thread or all: the
-    threaded GEMM (OpenBLAS) splits the output matrix, not the sums, and the
-    threaded FFT splits the batch of independent transforms (checked by
-    ``tests/test_dist.py``; MKL needs ``MKL_CBWR`` for the same guarantee).
+    weights, the shuffles and the dropout.  Its records are identical
+    (bit for bit) wherever the arithmetic is: the same machine, libraries,
+    BLAS/FFT thread count and speed settings, on any worker, in any order,
+    resumed or not.  Across thread counts, batch chunkings
+    (:func:`blconv.max_workspace_bytes`) or CPU kernels the sums are reordered,
+    and the float fields agree to float32 rounding (losses to about 1e-4
+    relative on short runs; an accuracy may move by a sample whose logits tie).
+    See the cluster guide in the documentation.
 
     An interrupted sweep (Ctrl-C, a crash, a cancelled job) keeps every
     finished run's file; calling it again with the same ``out_dir`` executes

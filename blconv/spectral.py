@@ -21,8 +21,9 @@ Each axis is transformed by one of two exact routes, chosen per axis:
   (``O(n log n)`` per row) — used for long axes, where a DFT matrix would be
   quadratic.
 
-:func:`set_transform` chooses the route ("auto", the default, takes the matrix
-when ``n <= matrix_max_n``).
+The route is a speed setting (:mod:`blconv.settings`: ``"auto"``, the default,
+takes the matrix when ``n <= matrix_max_n``), read once per call and handed
+down as ``opts``; both routes give the same result to rounding.
 """
 from __future__ import annotations
 
@@ -32,40 +33,11 @@ import numpy as np
 
 from . import _backend as B
 from .band import Band
+from .settings import Settings
 
-__all__ = ["forward", "inverse", "filter_forward", "filter_inverse", "complex_dtype", "contiguous",
-           "set_transform"]
+__all__ = ["forward", "inverse", "filter_forward", "filter_inverse", "complex_dtype", "contiguous"]
 
 _DEVICE_CACHE: dict = {}
-_ROUTE = {"mode": "auto", "matrix_max_n": 256}
-
-
-def set_transform(mode: str = "auto", *, matrix_max_n: int = 256) -> None:
-    """Choose how each spatial axis is transformed.
-
-    Parameters
-    ----------
-    mode : {"auto", "matrix", "fft"}
-        ``"auto"`` takes the DFT-matrix GEMM for FFT sizes ``<= matrix_max_n``
-        and the FFT above; the other two force one route (both are exact).
-    matrix_max_n : int
-        The switch-over size for ``"auto"``.
-
-    Examples
-    --------
-    >>> import blconv
-    >>> blconv.set_transform("fft"); blconv.set_transform("auto")
-    """
-    if mode not in ("auto", "matrix", "fft"):
-        raise ValueError(f"set_transform: mode must be 'auto', 'matrix' or 'fft', got {mode!r}")
-    if not isinstance(matrix_max_n, int) or matrix_max_n < 1:
-        raise ValueError(f"set_transform: matrix_max_n must be an int >= 1, got {matrix_max_n!r}")
-    _ROUTE.update(mode=mode, matrix_max_n=matrix_max_n)
-
-
-def _use_matrix(n: int) -> bool:
-    mode = _ROUTE["mode"]
-    return mode == "matrix" or (mode == "auto" and n <= _ROUTE["matrix_max_n"])
 
 
 def complex_dtype(dtype, *, xp):
@@ -183,7 +155,7 @@ def _filter_dft_host(fft_shape, rows, start, step, count, kind):
 _FILTER_MATRIX_MAX = 1 << 22
 
 
-def filter_forward(w, band: Band, *, start, step, groups, xp):
+def filter_forward(w, band: Band, *, start, step, groups, xp, opts: Settings):
     """Conjugated retained spectrum of real filters ``w`` ``(O, C/G, *k)``, as ``(F, G, C/G, O/G)``.
 
     ``out[f, g, c, o] = conj(W[g * O/G + o, c, f])`` (so that ``Y[f] = X[f] @ out[f]``
@@ -196,7 +168,7 @@ def filter_forward(w, band: Band, *, start, step, groups, xp):
     og, p = o // groups, int(np.prod(k))
     f = band.retained
     if f * p > _FILTER_MATRIX_MAX:                  # long filters on long axes: transform
-        z = xp.conj(forward(w, band, start=start, step=step, xp=xp))          # (F, O, C/G)
+        z = xp.conj(forward(w, band, start=start, step=step, xp=xp, opts=opts))  # (F, O, C/G)
         return contiguous(xp.permute_dims(xp.reshape(z, (f, groups, og, cg)), (0, 1, 3, 2)),
                           xp=xp)
     cdtype = complex_dtype(w.dtype, xp=xp)
@@ -206,7 +178,7 @@ def filter_forward(w, band: Band, *, start, step, groups, xp):
     return xp.reshape(z, (f, groups, cg, og))
 
 
-def filter_inverse(z, band: Band, *, start, step, count, xp):
+def filter_inverse(z, band: Band, *, start, step, count, xp, opts: Settings):
     """Real filters ``(O, C/G, *count)`` from a one-sided spectrum laid out as in :func:`filter_forward`.
 
     The real inverse transform (``irfftn`` of the zero-filled band, read at the
@@ -216,7 +188,7 @@ def filter_inverse(z, band: Band, *, start, step, count, xp):
     p = int(np.prod(count))
     if f * p > _FILTER_MATRIX_MAX:
         z = xp.reshape(xp.permute_dims(z, (0, 1, 3, 2)), (f, groups * og, cg))
-        return inverse(z, band, start=start, step=step, count=count, xp=xp)
+        return inverse(z, band, start=start, step=step, count=count, xp=xp, opts=opts)
     g = _filter_matrix(band, start, step, tuple(count), "inv_real", xp=xp, dtype=z.dtype,
                        like=z)
     wt = xp.real(g @ xp.reshape(z, (f, groups * cg * og)))           # (P, G*C/G*O/G)
@@ -272,14 +244,14 @@ def _take_last(y, n, start, step, count, *, xp):
 
 
 # --- one axis at a time --------------------------------------------------------------
-def _forward_last(a, n, k, start, step, *, xp, conj=""):
+def _forward_last(a, n, k, start, step, *, xp, opts: Settings, conj=""):
     """Real (..., S) -> complex (..., K): the first K one-sided coefficients (conjugated
     with ``conj="_conj"``, matrix route only)."""
     lead, count = a.shape[:-1], a.shape[-1]
-    if not _use_matrix(n):
+    if not opts.use_matrix(n):
         if not (start == 0 and step == 1):
             a = _scatter_last(a, n, start, step, xp=xp)
-        return B.rfft(a, n, -1, xp=xp)[..., :k]
+        return B.rfft(a, n, -1, xp=xp, workers=opts.fft_workers)[..., :k]
     cdtype = complex_dtype(a.dtype, xp=xp)
     m = _matrix(n, tuple(range(k)), start, step, count, "fwd_real" + conj, xp=xp, dtype=a.dtype,
                 like=a)
@@ -290,12 +262,13 @@ def _forward_last(a, n, k, start, step, *, xp, conj=""):
     return xp.astype(z[..., 0], cdtype) + 1j * xp.astype(z[..., 1], cdtype)
 
 
-def _inverse_last(z, n, start, step, count, *, xp, conj=""):
+def _inverse_last(z, n, start, step, count, *, xp, opts: Settings, conj=""):
     """Complex (..., K) one-sided coefficients -> real (..., count) at the positions (of
     the conjugated coefficients with ``conj="_conj"``, matrix route only)."""
     lead, k = z.shape[:-1], z.shape[-1]
-    if not _use_matrix(n):
-        return _take_last(B.irfft(z, n, -1, xp=xp), n, start, step, count, xp=xp)
+    if not opts.use_matrix(n):
+        return _take_last(B.irfft(z, n, -1, xp=xp, workers=opts.fft_workers), n, start, step,
+                          count, xp=xp)
     rdtype = real_dtype(z.dtype, xp=xp)
     m = _matrix(n, tuple(range(k)), start, step, count, "inv_real" + conj, xp=xp, dtype=rdtype,
                 like=z)
@@ -307,22 +280,22 @@ def _inverse_last(z, n, start, step, count, *, xp, conj=""):
     return xp.reshape(pairs @ m, lead + (count,))
 
 
-def _forward_rows(z, n, rows, start, step, *, xp, conj=""):
+def _forward_rows(z, n, rows, start, step, *, xp, opts: Settings, conj=""):
     """Complex (S1, M) -> (R1, M): the retained rows of the full axis."""
-    if _use_matrix(n):
+    if opts.use_matrix(n):
         e = _matrix(n, rows, start, step, z.shape[0], "fwd" + conj, xp=xp, dtype=z.dtype, like=z)
         return e @ z
     zt = xp.matrix_transpose(z)                                    # (M, S1)
     if not (start == 0 and step == 1):
         zt = _scatter_last(zt, n, start, step, xp=xp)
-    full = B.fft(zt, n, -1, xp=xp)                                 # (M, n)
+    full = B.fft(zt, n, -1, xp=xp, workers=opts.fft_workers)       # (M, n)
     idx = B.asarray(np.asarray(rows), xp=xp, like=z)
     return contiguous(xp.matrix_transpose(xp.take(full, idx, axis=-1)), xp=xp)
 
 
-def _inverse_rows(z, n, rows, start, step, count, *, xp, conj=""):
+def _inverse_rows(z, n, rows, start, step, count, *, xp, opts: Settings, conj=""):
     """Complex (R1, M) retained rows -> complex (count, M) at the positions."""
-    if _use_matrix(n):
+    if opts.use_matrix(n):
         g = _matrix(n, rows, start, step, count, "inv" + conj, xp=xp, dtype=z.dtype, like=z)
         return g @ z
     k = (len(rows) + 1) // 2
@@ -333,7 +306,8 @@ def _inverse_rows(z, n, rows, start, step, count, *, xp, conj=""):
         full = xp.zeros((zt.shape[0], n), dtype=z.dtype, device=B.device(z))
         full[:, :k] = zt[:, :k]
         full[:, n - k + 1:] = zt[:, k:]
-    y = _take_last(B.ifft(full, n, -1, xp=xp), n, start, step, count, xp=xp)
+    y = _take_last(B.ifft(full, n, -1, xp=xp, workers=opts.fft_workers), n, start, step,
+                   count, xp=xp)
     return contiguous(xp.matrix_transpose(y), xp=xp)
 
 
@@ -342,38 +316,39 @@ def _rows(band: Band, a: int) -> tuple:
     return tuple(int(i) for i in band.indices(a))
 
 
-def _all_matrix(band: Band) -> bool:
-    return all(_use_matrix(n) for n in band.fft_shape)
+def _all_matrix(band: Band, opts: Settings) -> bool:
+    return all(opts.use_matrix(n) for n in band.fft_shape)
 
 
-def forward(a, band: Band, *, start, step, xp, conj=False):
+def forward(a, band: Band, *, start, step, xp, opts: Settings, conj=False):
     """Retained spectrum ``(F, B1, B2)`` of the real array ``a`` of shape ``(B1, B2, *S)``.
 
     ``a[..., i]`` along spatial axis ``t`` sits at position ``start[t] + step[t] * i``.
     With ``conj``, the conjugated spectrum (free on the matrix route: conjugated
     DFT matrices).
     """
-    if conj and not _all_matrix(band):
-        return xp.conj(forward(a, band, start=start, step=step, xp=xp))
+    if conj and not _all_matrix(band, opts):
+        return xp.conj(forward(a, band, start=start, step=step, xp=xp, opts=opts))
     c = "_conj" if conj else ""
     b1, b2, *size = a.shape
     n, k = band.fft_shape[-1], band.keep[-1]
-    z = _forward_last(a, n, k, start[-1], step[-1], xp=xp, conj=c)  # (B1, B2, [S1,] K)
+    z = _forward_last(a, n, k, start[-1], step[-1], xp=xp, opts=opts,
+                      conj=c)                                       # (B1, B2, [S1,] K)
     if len(band.fft_shape) == 1:
         return _moved(z, 0, 1, (2, 0, 1), xp=xp)                   # (K, B1, B2)
     rows = _rows(band, 0)
     z = _moved(z, 0, 2, (2, 3, 0, 1), xp=xp)                        # (S1, K, B1, B2)
     z = _forward_rows(xp.reshape(z, (size[0], k * b1 * b2)), band.fft_shape[0], rows,
-                      start[0], step[0], xp=xp, conj=c)             # (R1, K*B1*B2)
+                      start[0], step[0], xp=xp, opts=opts, conj=c)  # (R1, K*B1*B2)
     return xp.reshape(z, (len(rows) * k, b1, b2))
 
 
-def inverse(z, band: Band, *, start, step, count, xp, conj=False):
+def inverse(z, band: Band, *, start, step, count, xp, opts: Settings, conj=False):
     """Real ``(B1, B2, *count)`` at positions ``start + step * i`` from ``z`` ``(F, B1, B2)``.
 
     With ``conj``, the inverse of ``conj(z)`` (free on the matrix route).
     """
-    if conj and not _all_matrix(band):
+    if conj and not _all_matrix(band, opts):
         z, conj = xp.conj(z), False
     c = "_conj" if conj else ""
     _, b1, b2 = z.shape
@@ -381,8 +356,9 @@ def inverse(z, band: Band, *, start, step, count, xp, conj=False):
     if len(band.fft_shape) == 2:
         rows = _rows(band, 0)
         z = _inverse_rows(xp.reshape(contiguous(z, xp=xp), (len(rows), k * b1 * b2)),
-                          band.fft_shape[0], rows, start[0], step[0], count[0], xp=xp, conj=c)
+                          band.fft_shape[0], rows, start[0], step[0], count[0], xp=xp,
+                          opts=opts, conj=c)
         z = _moved(xp.reshape(z, (count[0], k, b1, b2)), 2, 0, (2, 3, 0, 1), xp=xp)
     else:
         z = _moved(z, 1, 0, (1, 2, 0), xp=xp)                       # (B1, B2, K)
-    return _inverse_last(z, n, start[-1], step[-1], count[-1], xp=xp, conj=c)
+    return _inverse_last(z, n, start[-1], step[-1], count[-1], xp=xp, opts=opts, conj=c)

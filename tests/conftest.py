@@ -4,6 +4,8 @@ import importlib.util
 import numpy as np
 import pytest
 
+import blconv
+
 
 def _gpu_available():
     if importlib.util.find_spec("cupy") is None:
@@ -61,3 +63,10 @@ class CuPy:
 def backend(request):
     """An object with ``.asarray(numpy_array)`` putting data on the namespace under test."""
     return {"numpy": NumPy, "strict": Strict, "cupy": CuPy}[request.param]()
+
+
+@pytest.fixture(params=["matrix", "fft"])
+def route(request):
+    """Each exact transform route of blconv.spectral in turn, for the test's duration."""
+    with blconv.transform(request.param):
+        yield request.param

@@ -75,3 +75,36 @@ def masked_correlation(x, w, *, fft_shape, keep, stride, padding, dilation, grou
     dwfull = np.real(np.fft.ifftn(DW, axes=axes))
     dw = dwfull[(Ellipsis,) + idx]
     return y, dx, dw
+
+
+# --- comparing two runs ------------------------------------------------------------------
+#: Relative tolerance for the float fields (losses) of two runs of one configuration whose
+#: arithmetic differs in summation order only: another BLAS/FFT thread count, another
+#: batch chunking (``max_workspace_bytes``), another CPU kernel.  A float32 dot product of
+#: length K is exact to about K * 2**-24 relative in either order (K is at most ~2,000 in
+#: the tests' models: C_in * k), so two orders differ by up to ~1e-4 in the worst case and
+#: by ~sqrt(K) * 2**-24 ~ 3e-6 typically; a short training run carries that through its
+#: steps without amplifying it past the worst case.
+RUN_RTOL = 1e-4
+
+
+def assert_runs_close(a, b, *, n_train, n_test):
+    """Records of two runs of one configuration, equal to float32 rounding.
+
+    Everything but the wall time must be equal, except: losses within ``RUN_RTOL``
+    relative, and accuracies within one sample (a sample whose logits tie to
+    rounding may fall either way).
+    """
+    assert len(a) == len(b)
+    for ra, rb in zip(a, b):
+        assert ra.keys() == rb.keys()
+        for k in ra:
+            if k == "train_seconds":
+                continue
+            if k.endswith("_loss"):
+                np.testing.assert_allclose(ra[k], rb[k], rtol=RUN_RTOL, atol=0, err_msg=k)
+            elif k.endswith("_accuracy"):
+                n = n_test if k.startswith("test") else n_train
+                assert abs(ra[k] - rb[k]) <= 1 / n + 1e-12, (k, ra[k], rb[k])
+            else:
+                assert ra[k] == rb[k], (k, ra[k], rb[k])

@@ -1,4 +1,5 @@
 """FFT sizes and bands for shapes worked out by hand."""
+import contextlib
 import math
 
 import numpy as np
@@ -37,9 +38,27 @@ def test_next_fast_len(n, expected):
      128 * 65, 128 * 65),
     # pow2, 1D 'same' k = 8: P = 157, out1 = 150 -> next_pow2(157 + 2 * 149) = 512
     ((1, 1, 150), (1, 1, 8), dict(padding="same", fft_size="pow2"), (512,), (257,), 257, 257),
-], ids=["resnet-c0.5", "full", "same-1d", "fft-axis-c0.5", "1d-c0.5", "explicit-c0.75", "odd-full", "pow2-2d", "pow2-1d"])
-def test_band_for_known_shapes(x_shape, w_shape, kw, fft_shape, keep, retained, total):
-    band = blconv.band_for(x_shape, w_shape, **kw)
+    # the "fast" threshold: 256 is kept exactly (half 129, floor(129 * 0.75) = 96) ...
+    ((1, 1, 256), (1, 1, 1), dict(compress_rate=0.25), (256,), (96,), 96, 129),
+    # ... 257 is rounded up: 258..269 all have a prime factor > 5, 270 = 2 * 3^3 * 5;
+    # half 136, floor(136 * 0.25) = 34
+    ((1, 1, 257), (1, 1, 1), dict(compress_rate=0.75), (270,), (34,), 34, 136),
+    # dilation 2, k 3 -> k_eff 5, no padding: max(20, 5, 16) = 20 and max(30, 5, 26) = 30;
+    # halves 11 and 16, scale sqrt(0.5): floor(7.78) = 7, floor(11.31) = 11 -> 13 x 11
+    ((2, 3, 20, 30), (4, 3, 3, 3), dict(dilation=2, compress_rate=0.5), (20, 30), (7, 11),
+     13 * 11, 20 * 16),
+], ids=["resnet-c0.5", "full", "same-1d", "fft-axis-c0.5", "1d-c0.5", "explicit-c0.75",
+        "odd-full", "pow2-2d", "pow2-1d", "fast-256", "fast-257", "dilated-2d"])
+@pytest.mark.parametrize("setting", [
+    None, ("matrix", 256), ("fft", 256), ("auto", 1), ("auto", 64), ("auto", 100_000)],
+    ids=["default", "matrix", "fft", "auto-1", "auto-64", "auto-100000"])
+def test_band_for_known_shapes(x_shape, w_shape, kw, fft_shape, keep, retained, total,
+                               setting):
+    """The band is a function of the call's arguments: no route or threshold changes it."""
+    route = (contextlib.nullcontext() if setting is None
+             else blconv.transform(setting[0], matrix_max_n=setting[1]))
+    with route:
+        band = blconv.band_for(x_shape, w_shape, **kw)
     assert band.fft_shape == fft_shape
     assert band.keep == keep
     assert (band.retained, band.total) == (retained, total)

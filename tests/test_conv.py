@@ -13,12 +13,8 @@ BWD = {1: blconv.conv1d_backward, 2: blconv.conv2d_backward}
 TOL = {np.float32: 1e-5, np.float64: 1e-10}
 
 
-@pytest.fixture(params=["matrix", "fft"], autouse=True)
-def route(request):
-    """Every test runs through both exact transform routes (see blconv.spectral)."""
-    blconv.set_transform(request.param)
-    yield request.param
-    blconv.set_transform("auto")
+# every test runs through both exact transform routes (the conftest's ``route``)
+pytestmark = pytest.mark.usefixtures("route")
 
 
 def _case(d, size, kernel, c_in, c_out, groups, dtype, seed=0, n=2):
@@ -232,3 +228,24 @@ def test_cupy_matches_numpy_gpu_note():
     x = np.ones((1, 1, 5))
     y = blconv.conv1d(x, np.ones((1, 1, 2)))
     assert type(y) is np.ndarray
+
+
+@pytest.mark.parametrize("d", [1, 2])
+@pytest.mark.parametrize("order", [">", "<"], ids=["big-endian", "little-endian"])
+def test_any_byte_order_is_accepted(d, order):
+    """float64 in either byte order (FITS, MATLAB and HDF5 readers hand out '>f8') is float64:
+    the same values give the same answer, against the spatial reference."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 3) + (9,) * d)
+    w = rng.standard_normal((4, 3) + (3,) * d)
+    b = rng.standard_normal(4)
+    xo, wo, bo = (a.astype(order + "f8") for a in (x, w, b))
+    y, ctx = FWD[d](xo, wo, bo, padding=1)
+    assert y.dtype == np.float64 and y.dtype.isnative
+    np.testing.assert_allclose(y, reference.correlate(x, w, b, padding=1), rtol=1e-10,
+                               atol=1e-10)
+    dy = rng.standard_normal(y.shape)
+    dx, dw, db = BWD[d](dy.astype(order + "f8"), ctx)
+    want = BWD[d](dy, FWD[d](x, w, b, padding=1)[1])
+    for g, r in zip((dx, dw, db), want):
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)

@@ -17,13 +17,6 @@ BWD = {1: blconv.conv1d_backward, 2: blconv.conv2d_backward}
 F32_VS_F64 = 1e-5          # the bound for float32 against float64
 
 
-@pytest.fixture(params=["matrix", "fft"])
-def route(request):
-    blconv.set_transform(request.param)
-    yield request.param
-    blconv.set_transform("auto")
-
-
 def _max_rel(a, b):
     return np.max(np.abs(np.asarray(a, np.float64) - b)) / np.max(np.abs(b))
 

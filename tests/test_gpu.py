@@ -31,16 +31,13 @@ def test_cupy_matches_numpy(d, kw, dtype, route):
     b = rng.standard_normal(8).astype(dtype)
     fwd = blconv.conv1d_forward if d == 1 else blconv.conv2d_forward
     bwd = blconv.conv1d_backward if d == 1 else blconv.conv2d_backward
-    blconv.set_transform(route)
-    try:
+    with blconv.transform(route):
         y, ctx = fwd(x, w, b, **kw)
         yg, ctxg = fwd(cp.asarray(x), cp.asarray(w), cp.asarray(b), **kw)
         assert isinstance(yg, cp.ndarray) and yg.dtype == y.dtype and ctxg.band == ctx.band
         dy = rng.standard_normal(y.shape).astype(dtype)
         grads = bwd(dy, ctx)
         grads_g = bwd(cp.asarray(dy), ctxg)
-    finally:
-        blconv.set_transform("auto")
     assert _rel(cp.asnumpy(yg), y) <= TOL[dtype]
     for g, gg in zip(grads, grads_g):
         assert isinstance(gg, cp.ndarray) and gg.dtype == g.dtype

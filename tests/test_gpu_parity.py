@@ -36,13 +36,6 @@ def cp():
     return pytest.importorskip("cupy")
 
 
-@pytest.fixture(params=["matrix", "fft"])
-def route(request):
-    blconv.set_transform(request.param)
-    yield request.param
-    blconv.set_transform("auto")
-
-
 def host(a):
     return blconv.to_numpy(a)
 

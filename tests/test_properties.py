@@ -35,14 +35,6 @@ SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, database=N
 SIZES = [1, 2, 3, 4, 5, 7, 8, 11, 13]
 
 
-@pytest.fixture(params=["matrix", "fft"])
-def route(request):
-    """Both exact transform routes of blconv.spectral (set here, not per example)."""
-    blconv.set_transform(request.param)
-    yield request.param
-    blconv.set_transform("auto")
-
-
 # --- strategies -----------------------------------------------------------------------------
 @st.composite
 def problems(draw, dtypes=(np.float32, np.float64)):

@@ -10,6 +10,9 @@ import pytest
 
 from blconv import _backend, spectral
 from blconv.band import Band
+from blconv.settings import Settings
+
+OPTS = Settings()                      # the defaults: the route does not change results
 
 CASES = [  # fft shape, kept, filter size, start (= -pad), step (= dilation), groups
     ((20,), (7,), (3,), (-1,), (1,), 1),
@@ -50,7 +53,7 @@ def test_filter_forward_is_the_conjugated_band_of_the_padded_filter(branch, n, k
     o, cg = 2 * groups, 3
     w = rng.standard_normal((o, cg) + k)
     band = Band.from_keep(n, keep)
-    got = spectral.filter_forward(w, band, start=start, step=step, groups=groups, xp=np)
+    got = spectral.filter_forward(w, band, start=start, step=step, groups=groups, xp=np, opts=OPTS)
     spec = _retained(np.fft.rfftn(_placed(w, n, start, step), axes=range(2, 2 + len(n))),
                      band)                                                  # (F, O, C/G)
     want = np.conj(spec).reshape(band.retained, groups, o // groups, cg).transpose(0, 1, 3, 2)
@@ -67,7 +70,7 @@ def test_filter_inverse_reads_the_real_inverse_at_the_filter_positions(branch, n
     f = band.retained
     z = rng.standard_normal((f, groups, cg, o // groups)) \
         + 1j * rng.standard_normal((f, groups, cg, o // groups))
-    got = spectral.filter_inverse(z, band, start=start, step=step, count=k, xp=np)
+    got = spectral.filter_inverse(z, band, start=start, step=step, count=k, xp=np, opts=OPTS)
     # zero-filled one-sided spectrum, irfftn, then read at the positions
     spec = np.zeros((o, cg) + tuple(n[:-1]) + (n[-1] // 2 + 1,), complex)
     idx = np.ix_(*[band.indices(a) for a in range(len(n))])
@@ -89,10 +92,10 @@ def test_filters_are_never_padded_to_the_fft_size(monkeypatch):
         monkeypatch.setattr(_backend, name, refuse)
     band = Band.from_keep((4096,), (1025,))
     w = np.ones((4, 2, 7), np.float32)
-    z = spectral.filter_forward(w, band, start=(-3,), step=(1,), groups=1, xp=np)
+    z = spectral.filter_forward(w, band, start=(-3,), step=(1,), groups=1, xp=np, opts=OPTS)
     assert z.dtype == np.complex64 and z.shape == (1025, 1, 2, 4)
     assert spectral.filter_inverse(z, band, start=(-3,), step=(1,), count=(7,),
-                                   xp=np).shape == (4, 2, 7)
+                                   xp=np, opts=OPTS).shape == (4, 2, 7)
 
 
 @pytest.mark.parametrize("shape, src, dst, perm", [

@@ -40,16 +40,13 @@ def _peak(fn):
 @pytest.mark.parametrize("route", ["auto", "fft"])
 def test_peak_memory_falls_with_compress_rate(route):
     x, w = _layer()
-    blconv.set_transform(route)
-    try:
-        peaks = {}
+    peaks = {}
+    with blconv.transform(route):
         for rate in (0.0, 0.5, 0.75):
             def step(rate=rate):
                 y, ctx = blconv.conv2d_forward(x, w, padding=1, compress_rate=rate)
                 blconv.conv2d_backward(y, ctx)
             peaks[rate] = _peak(step)
-    finally:
-        blconv.set_transform("auto")
     assert peaks[0.5] < peaks[0.0] and peaks[0.75] < peaks[0.5]
 
 
