@@ -142,3 +142,16 @@ def test_bad_settings_are_refused(call, match):
     with pytest.raises(ValueError, match=match):
         call()
     assert settings.current() == before
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-4)])
+def test_a_samples_prediction_does_not_depend_on_its_batch(dtype, rtol):
+    """At a fixed rate (not the per-batch energy policy), in eval mode, each sample's
+    logits are the same alone or in a batch, to the rounding of GEMMs of another size."""
+    from blconv.models import fcn1d
+    model = fcn1d(2, 3, channels=(8, 16, 8), compress_rate=0.5, dtype=dtype.__name__, seed=0)
+    model.eval()
+    x = np.random.default_rng(0).standard_normal((6, 2, 60)).astype(dtype)
+    together = model(x)
+    alone = np.concatenate([model(x[i:i + 1]) for i in range(len(x))])
+    np.testing.assert_allclose(alone, together, rtol=rtol, atol=rtol * np.abs(together).max())

@@ -183,8 +183,10 @@ def test_evaluate_matches_a_direct_computation(task):
     logits = model(test.x.astype(np.float32))
     loss, _ = cross_entropy(logits, test.y)
     model.train()
-    assert r["loss"] == pytest.approx(float(loss), rel=1e-6)
-    assert r["accuracy"] == np.mean(np.argmax(logits, axis=1) == test.y)
+    # batches of 7 against one of 48: GEMMs of other sizes sum in another order, so the
+    # float32 logits agree to rounding, and a sample whose logits tie may fall either way
+    assert r["loss"] == pytest.approx(float(loss), rel=1e-5)
+    assert abs(r["accuracy"] - np.mean(np.argmax(logits, axis=1) == test.y)) <= 1 / len(test.y)
     per_layer = [c.last_band.effective_rate for c in conv_layers(model)]
     assert r["effective_rate_per_layer"] == pytest.approx(per_layer, rel=1e-12)
     assert r["effective_rate"] == pytest.approx(np.mean(per_layer), rel=1e-12)
