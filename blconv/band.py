@@ -27,7 +27,8 @@ import numpy as np
 
 from . import _validation as V
 
-__all__ = ["Band", "FAST_EXACT_MAX", "band_for", "fft_shape_for", "next_fast_len", "rate_keep", "energy_keep"]
+__all__ = ["Band", "FAST_EXACT_MAX", "band_for", "energy_family", "energy_keep", "fft_shape_for",
+           "next_fast_len", "parseval_weights", "rate_keep"]
 
 
 @dataclass(frozen=True)
@@ -145,13 +146,50 @@ def rate_keep(fft_shape: tuple[int, ...], compress_rate: float) -> tuple[int, ..
     return tuple(max(1, math.floor((n // 2 + 1) * scale)) for n in fft_shape)
 
 
+def parseval_weights(fft_shape: tuple[int, ...]) -> np.ndarray:
+    """Weights along the one-sided last axis that make one-sided energy two-sided.
+
+    ``(n // 2 + 1,)`` values: 1 for the DC column and, for even ``n``, the Nyquist
+    column (their mirror images are themselves), 2 for every other column.
+
+    Examples
+    --------
+    >>> parseval_weights((8,)).tolist(), parseval_weights((4, 7)).tolist()
+    ([1.0, 2.0, 2.0, 2.0, 1.0], [1.0, 2.0, 2.0, 2.0])
+    """
+    n = int(fft_shape[-1])
+    w = np.full(n // 2 + 1, 2.0)
+    w[0] = 1.0
+    if n % 2 == 0:
+        w[-1] = 1.0
+    return w
+
+
+def energy_family(fft_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Kept counts of the nested band family that ``preserve_energy`` chooses from.
+
+    Band ``j = 1 .. H`` (``H`` the largest ``half_a = n_a // 2 + 1``) keeps
+    ``k_a = max(1, ceil(j * half_a / H))`` per axis: from the DC alone to the whole
+    spectrum, each band inside the next.
+
+    Examples
+    --------
+    >>> energy_family((8,))
+    [(1,), (2,), (3,), (4,), (5,)]
+    >>> energy_family((4, 8))[:3]
+    [(1, 1), (2, 2), (2, 3)]
+    """
+    halves = [n // 2 + 1 for n in fft_shape]
+    H = max(halves)
+    return [tuple(max(1, math.ceil(j * h / H)) for h in halves) for j in range(1, H + 1)]
+
+
 def energy_keep(energy: np.ndarray, fft_shape: tuple[int, ...], preserve_energy: float):
-    """Smallest band of the nested family holding ``preserve_energy`` of ``energy``.
+    """Smallest band of :func:`energy_family` holding ``preserve_energy`` of ``energy``.
 
     ``energy`` is the Parseval-weighted energy per one-sided position (host
-    NumPy, summed over batch and channels).  Band ``j = 1 .. H`` (``H`` the
-    largest ``half_a``) keeps ``k_a = max(1, ceil(j * half_a / H))``; a
-    position enters the family at ``j = max_a(floor(|u_a| * H / half_a) + 1)``.
+    NumPy, summed over batch and channels; :func:`parseval_weights`).  A position
+    enters the family at band ``j = max_a(floor(|u_a| * H / half_a) + 1)``.
     """
     halves = [n // 2 + 1 for n in fft_shape]
     H = max(halves)
@@ -169,7 +207,7 @@ def energy_keep(energy: np.ndarray, fft_shape: tuple[int, ...], preserve_energy:
     else:
         jj = int(np.searchsorted(cum, preserve_energy * cum[-1], side="left"))
         jj = min(max(jj, 1), H)
-    return tuple(max(1, math.ceil(jj * half / H)) for half in halves)
+    return energy_family(fft_shape)[jj - 1]
 
 
 def band_for(x_shape, w_shape, *, padding=0, dilation=1, compress_rate=0.0, fft_size="fast"):

@@ -9,6 +9,7 @@ See :mod:`blconv.band` for the band and :mod:`blconv.spectral` for the transform
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 from . import _backend as B
 from . import _validation as V
 from . import settings, spectral
-from .band import Band, energy_keep, fft_shape_for, rate_keep
+from .band import Band, energy_keep, fft_shape_for, parseval_weights, rate_keep
 
 __all__ = ["conv1d", "conv2d", "conv1d_forward", "conv1d_backward",
            "conv2d_forward", "conv2d_backward", "ConvContext"]
@@ -36,32 +37,73 @@ class ConvContext:
         Per-axis sizes (input, kernel, stride, dilation, padding, outputs).
     groups : int
     x_hat : array, shape (F, groups, N, C_in / groups)
-        Retained spectrum of the input.
-    w_hat : array, shape (F, groups, C_in / groups, C_out / groups)
-        Conjugate of the retained spectrum of the filter.
-    w_shape : tuple of int
+        Retained spectrum of the input: the only spectrum kept.
+    w : array, shape (C_out, C_in / groups, *kernel)
+        The filters, referenced, not copied (as autograd frameworks save them): do
+        not modify them in place between a forward and its backward.  The backward
+        recomputes their retained spectrum (one small GEMM) rather than keeping it:
+        on a 64-channel 3x3 layer that spectrum is some 30-60 times their size.
     has_bias : bool
+    fn : str
+        The forward that made it (``"conv1d"`` or ``"conv2d"``).
+    max_workspace_bytes : int or None
+        The forward's bound, used again by the backward.
     """
     band: Band
     geometry: V.Geometry
     groups: int
     x_hat: Any
-    w_hat: Any
-    w_shape: tuple
+    w: Any
     has_bias: bool
     fn: str
     max_workspace_bytes: int | None = None
 
     @property
     def nbytes(self) -> int:
-        """Bytes held between forward and backward (the retained spectra)."""
-        return int(self.x_hat.size * self.x_hat.dtype.itemsize +
-                   self.w_hat.size * self.w_hat.dtype.itemsize)
+        """Bytes the forward allocates and holds for the backward: the input's retained
+        spectrum (the filters are the caller's own array, referenced)."""
+        return int(self.x_hat.size * self.x_hat.dtype.itemsize)
+
+    @property
+    def w_shape(self) -> tuple:
+        return tuple(self.w.shape)
 
     @property
     def out_shape(self) -> tuple:
         n = self.x_hat.shape[2]
         return (n, self.w_shape[0]) + self.geometry.out
+
+
+@dataclass(frozen=True)
+class _Args:
+    """The keyword arguments of the four public forwards, as passed."""
+    stride: Any
+    padding: Any
+    dilation: Any
+    groups: Any
+    compress_rate: Any
+    preserve_energy: Any
+    fft_size: Any
+    max_workspace_bytes: Any
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One validated call: its geometry, FFT size, band policy and settings."""
+    fn: str
+    d: int
+    geom: V.Geometry
+    fft_shape: tuple
+    rate: float
+    energy: float | None
+    groups: int
+    max_workspace_bytes: int | None
+    opts: settings.Settings
+
+
+def _taps(geom: V.Geometry) -> dict:
+    """``start``/``step`` of the filter taps: padding is a phase of their spectrum."""
+    return dict(start=tuple(-p for p in geom.pad_lo), step=geom.dilation)
 
 
 def _check_shapes(fn, d, x, w, b, groups):
@@ -96,16 +138,6 @@ def _power(x, n, *, xp, opts):
     # squared in float64: float32 power under- and overflows for |x| < 1e-23 or > 1e18
     re, im = xp.astype(xp.real(full), xp.float64), xp.astype(xp.imag(full), xp.float64)
     return full, xp.sum(re * re + im * im, axis=(0, 1))
-
-
-def _parseval(power, n) -> np.ndarray:
-    """Host energy per one-sided position: columns other than DC and Nyquist count twice."""
-    energy = np.asarray(B.to_numpy(power), dtype=np.float64)
-    weight = np.full(energy.shape[-1], 2.0)
-    weight[0] = 1.0
-    if n[-1] % 2 == 0:
-        weight[-1] = 1.0
-    return energy * weight
 
 
 def _crop(full, band, *, xp, like):
@@ -143,66 +175,75 @@ def _chunks(fn, n, per_sample, max_workspace_bytes):
     return [(i, min(n, i + size)) for i in range(0, max(n, 1), size)]
 
 
-def _out_of_memory(fn, xp, err):
-    """CuPy's out-of-memory error, re-raised with the option that avoids it."""
-    if B.is_cupy(xp) and type(err).__name__ == "OutOfMemoryError":
-        return MemoryError(f"{fn}: out of GPU memory ({err}); pass max_workspace_bytes=... "
-                           f"(bytes) to process the batch in chunks")
-    return None
+@contextlib.contextmanager
+def _memory_hint(fn, xp):
+    """CuPy's out-of-memory error re-raised as ``MemoryError`` naming the option that
+    avoids it; every other error passes through."""
+    try:
+        yield
+    except Exception as err:
+        if B.is_cupy(xp) and type(err).__name__ == "OutOfMemoryError":
+            raise MemoryError(f"{fn}: out of GPU memory ({err}); pass max_workspace_bytes=... "
+                              f"(bytes) to process the batch in chunks") from err
+        raise
 
 
-def _forward(d, x, w, b, *, stride, padding, dilation, groups, compress_rate,
-             preserve_energy, fft_size, max_workspace_bytes=None):
+def _forward(d, x, w, b, args: _Args):
     fn = f"conv{d}d"
     xp = B.namespace(x, w, b, fn=fn, names=("x", "w", "b"))
     x, w, b = V.native(x), V.native(w), V.native(b)
     V.check_dtypes(fn, xp, x=x, w=w, b=b)
-    _check_shapes(fn, d, x, w, b, groups)
-    geom = V.conv_geometry(fn, tuple(x.shape[2:]), tuple(w.shape[2:]),
-                           stride=stride, padding=padding, dilation=dilation)
-    c = V.check_rate(fn, compress_rate)
-    e = V.check_energy(fn, preserve_energy, c)
-    n = fft_shape_for(geom, fft_size, fn=fn)
+    _check_shapes(fn, d, x, w, b, args.groups)
+    geom = V.conv_geometry(fn, tuple(x.shape[2:]), tuple(w.shape[2:]), stride=args.stride,
+                           padding=args.padding, dilation=args.dilation)
+    rate = V.check_rate(fn, args.compress_rate)
     opts = settings.current()                                   # read once per call
-    if max_workspace_bytes is None:
-        max_workspace_bytes = opts.max_workspace_bytes
-    try:
-        return _forward_impl(d, fn, x, w, b, geom, n, c, e, groups, max_workspace_bytes, xp=xp,
-                             opts=opts)
-    except Exception as err:
-        mem = _out_of_memory(fn, xp, err)
-        if mem is None:
-            raise
-        raise mem from err
+    plan = _Plan(fn, d, geom, fft_shape_for(geom, args.fft_size, fn=fn), rate,
+                 V.check_energy(fn, args.preserve_energy, rate), int(args.groups),
+                 opts.max_workspace_bytes if args.max_workspace_bytes is None
+                 else args.max_workspace_bytes, opts)
+    with _memory_hint(fn, xp):
+        return _forward_impl(x, w, b, plan, xp=xp)
 
 
-def _forward_impl(d, fn, x, w, b, geom, n, c, e, G, max_workspace_bytes, *, xp, opts):
+def _energy_band(x, plan: _Plan, chunks, *, xp):
+    """The band holding ``plan.energy`` of all of ``x``'s spectral energy, and ``x``'s
+    full spectrum when it was computed in one piece."""
+    n, power, full = plan.fft_shape, None, None
+    for i0, i1 in chunks:
+        full, p = _power(x[i0:i1, ...], n, xp=xp, opts=plan.opts)
+        power = p if power is None else power + p
+    # float64 on the host: the one-sided energy weighted to two-sided
+    energy = np.asarray(B.to_numpy(power), dtype=np.float64) * parseval_weights(n)
+    band = Band.from_keep(n, energy_keep(energy, n, plan.energy))
+    return band, (full if len(chunks) == 1 else None)
+
+
+def _forward_impl(x, w, b, plan: _Plan, *, xp):
+    d, G, geom, opts = plan.d, plan.groups, plan.geom, plan.opts
     N, C = x.shape[:2]
     O = w.shape[0]
-    band = Band.from_keep(n, rate_keep(n, c))                       # sizes the chunks
+    band = Band.from_keep(plan.fft_shape, rate_keep(plan.fft_shape, plan.rate))  # sizes chunks
     itemsize = 4 if x.dtype == xp.float32 else 8
-    chunks = _chunks(fn, N, _bytes_per_sample(geom, band, C, O, itemsize, e is not None),
-                     max_workspace_bytes)
+    chunks = _chunks(plan.fn, N, _bytes_per_sample(geom, band, C, O, itemsize,
+                                                   plan.energy is not None),
+                     plan.max_workspace_bytes)
     full = None
-    if e is not None:                                               # the band from all of x
-        power = None
-        for i0, i1 in chunks:
-            full, p = _power(x[i0:i1, ...], n, xp=xp, opts=opts)
-            power = p if power is None else power + p
-        band = Band.from_keep(n, energy_keep(_parseval(power, n), n, e))
-        full = full if len(chunks) == 1 else None
+    if plan.energy is not None:                                     # the band from all of x
+        band, full = _energy_band(x, plan, chunks, xp=xp)
     F = band.retained
     # (F, G, C/G, O/G): conj(W[f])^T per group, so that Y[f] = X[f] @ w_hat[f]
-    w_hat = spectral.filter_forward(w, band, start=tuple(-p for p in geom.pad_lo),
-                                    step=geom.dilation, groups=G, xp=xp, opts=opts)
+    w_hat = spectral.filter_forward(w, band, **_taps(geom), groups=G, xp=xp,
+                                    opts=opts)
     x_hat = y = None
     for i0, i1 in chunks:
         xc, m = x[i0:i1, ...], i1 - i0
-        if e is None:
+        if plan.energy is None:
             xc_hat = spectral.forward(xc, band, start=(0,) * d, step=(1,) * d, xp=xp,
                                       opts=opts)
         else:
-            xc_hat = _crop(full if full is not None else _power(xc, n, xp=xp, opts=opts)[0],
+            xc_hat = _crop(full if full is not None else _power(xc, plan.fft_shape, xp=xp,
+                                                                opts=opts)[0],
                            band, xp=xp, like=x)
         # (F, G, m, C/G): one (m x C/G) @ (C/G x O/G) product per frequency and group
         xc_hat = spectral.contiguous(
@@ -221,8 +262,7 @@ def _forward_impl(d, fn, x, w, b, geom, n, c, e, G, max_workspace_bytes, *, xp, 
     if b is not None:
         y = y + xp.reshape(b, (O,) + (1,) * d)
     y = xp.astype(y, x.dtype, copy=False)
-    ctx = ConvContext(band, geom, G, x_hat, w_hat, tuple(w.shape), b is not None, fn,
-                      max_workspace_bytes)
+    ctx = ConvContext(band, geom, G, x_hat, w, b is not None, plan.fn, plan.max_workspace_bytes)
     return y, ctx
 
 
@@ -241,13 +281,8 @@ def _backward(d, dy, ctx):
     if tuple(dy.shape) != ctx.out_shape:
         raise ValueError(f"{fn}: dy must have the forward output's shape {ctx.out_shape}, "
                          f"got {tuple(dy.shape)}")
-    try:
+    with _memory_hint(fn, xp):
         return _backward_impl(d, fn, dy, ctx, real, xp=xp, opts=settings.current())
-    except Exception as err:
-        mem = _out_of_memory(fn, xp, err)
-        if mem is None:
-            raise
-        raise mem from err
 
 
 def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
@@ -257,7 +292,9 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
     itemsize = 4 if real == xp.float32 else 8
     chunks = _chunks(fn, N, _bytes_per_sample(geom, band, G * Cg, O, itemsize, False),
                      ctx.max_workspace_bytes)
-    w_t = xp.matrix_transpose(ctx.w_hat)                # (F, G, O/G, C/G) = conj(W[f]), a view
+    # conj(W[f]) per group, (F, G, O/G, C/G): recomputed from the filters (a small GEMM)
+    w_t = xp.matrix_transpose(spectral.filter_forward(ctx.w, band, **_taps(geom), groups=G, xp=xp,
+                                                      opts=opts))
     dx = dw_hat = None
     for i0, i1 in chunks:
         m = i1 - i0
@@ -266,8 +303,8 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
                                xp=xp, opts=opts, conj=True)           # (F, m, O)
         cdy = spectral.contiguous(
             xp.permute_dims(xp.reshape(cdy, (F, m, G, O // G)), (0, 2, 1, 3)), xp=xp)
-        # DX[f] = DY[f] @ W[f] = conj(conj(DY[f]) @ conj(W[f])): no copy of the filters,
-        # and the outer conj is the inverse transform's
+        # DX[f] = DY[f] @ W[f] = conj(conj(DY[f]) @ conj(W[f])): the outer conj is the
+        # inverse transform's
         dxc_hat = xp.reshape(xp.permute_dims(cdy @ w_t, (0, 2, 1, 3)), (F, m, G * Cg))
         dxc = spectral.inverse(dxc_hat, band, start=(0,) * d, step=(1,) * d,
                                count=geom.length, xp=xp, opts=opts, conj=True)
@@ -281,19 +318,21 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
         if dx is None:
             dx = xp.empty((N, G * Cg) + geom.length, dtype=dxc.dtype, device=B.device(dy))
         dx[i0:i1, ...] = dxc
-    dw = spectral.filter_inverse(dw_hat, band, start=tuple(-p for p in geom.pad_lo),
-                                 step=geom.dilation, count=geom.kernel, xp=xp, opts=opts)
+    dw = spectral.filter_inverse(dw_hat, band, **_taps(geom), count=geom.kernel, xp=xp, opts=opts)
     db = xp.sum(dy, axis=(0,) + tuple(range(2, 2 + d))) if ctx.has_bias else None
     return (xp.astype(dx, real, copy=False), xp.astype(dw, real, copy=False), db)
 
 
-_PARAMS = """
+def conv1d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, compress_rate=0.0,
+           preserve_energy=None, fft_size="fast", max_workspace_bytes=None):
+    """Band-limited 1D cross-correlation.
+
     Parameters
     ----------
-    x : array, shape {xs}
+    x : array, shape (N, C_in, L)
         Input, float32 or float64 (NumPy, CuPy or any array-API namespace; the
         output lives in the same namespace and on the same device).
-    w : array, shape {ws}
+    w : array, shape (C_out, C_in / groups, k)
         Filters, applied without flipping (cross-correlation, as in PyTorch).
     b : array, shape (C_out,), optional
         Bias.
@@ -324,77 +363,34 @@ _PARAMS = """
         chunks sized from an estimate of the bytes one sample needs (at least one
         sample per chunk), here and in the backward.  The results equal the
         unchunked ones to rounding (BLAS blocks a GEMM differently for fewer
-        rows, and ``dw`` sums the chunks' contributions).  On CuPy an out-of-memory error is
-        re-raised as ``MemoryError`` naming this option.
-"""
+        rows, and ``dw`` sums the chunks' contributions).  On CuPy an
+        out-of-memory error is re-raised as ``MemoryError`` naming this option.
 
-_RAISES = """
+    Returns
+    -------
+    y : array, shape (N, C_out, L_out)
+        Same dtype, namespace and device as ``x``.
+
     Raises
     ------
     ValueError
         Shapes, sizes or ranges that do not fit; the message names the argument.
     TypeError
         Dtypes other than float32/float64, mixed dtypes, or arrays of different libraries.
-"""
 
-_NOTES = """
     Notes
     -----
     With ``X``, ``W`` the spectra restricted to the retained band and ``f`` a
     retained frequency, ``Y[f] = X[f] @ conj(W[f])`` per group; ``y`` is the
     inverse transform at the (strided) output positions, plus ``b``.  At
     ``compress_rate=0`` this is exact cross-correlation.
-"""
 
+    See Also
+    --------
+    conv1d_forward, conv1d_backward, conv2d, band_for
 
-def conv1d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
-                   compress_rate=0.0, preserve_energy=None, fft_size="fast",
-                   max_workspace_bytes=None):
-    return _forward(1, x, w, b, stride=stride, padding=padding, dilation=dilation,
-                    groups=groups, compress_rate=compress_rate,
-                    preserve_energy=preserve_energy, fft_size=fft_size,
-                    max_workspace_bytes=max_workspace_bytes)
-
-
-def conv2d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
-                   compress_rate=0.0, preserve_energy=None, fft_size="fast",
-                   max_workspace_bytes=None):
-    return _forward(2, x, w, b, stride=stride, padding=padding, dilation=dilation,
-                    groups=groups, compress_rate=compress_rate,
-                    preserve_energy=preserve_energy, fft_size=fft_size,
-                    max_workspace_bytes=max_workspace_bytes)
-
-
-def conv1d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
-           compress_rate=0.0, preserve_energy=None, fft_size="fast",
-                   max_workspace_bytes=None):
-    return _forward(1, x, w, b, stride=stride, padding=padding, dilation=dilation,
-                    groups=groups, compress_rate=compress_rate,
-                    preserve_energy=preserve_energy, fft_size=fft_size,
-                    max_workspace_bytes=max_workspace_bytes)[0]
-
-
-def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
-           compress_rate=0.0, preserve_energy=None, fft_size="fast",
-                   max_workspace_bytes=None):
-    return _forward(2, x, w, b, stride=stride, padding=padding, dilation=dilation,
-                    groups=groups, compress_rate=compress_rate,
-                    preserve_energy=preserve_energy, fft_size=fft_size,
-                    max_workspace_bytes=max_workspace_bytes)[0]
-
-
-def conv1d_backward(dy, ctx):
-    return _backward(1, dy, ctx)
-
-
-def conv2d_backward(dy, ctx):
-    return _backward(2, dy, ctx)
-
-
-_SHAPES = {1: ("(N, C_in, L)", "(C_out, C_in / groups, k)", "(N, C_out, L_out)"),
-           2: ("(N, C_in, H, W)", "(C_out, C_in / groups, kH, kW)", "(N, C_out, H_out, W_out)")}
-_EXAMPLES = {
-    "conv1d": """
+    Examples
+    --------
     >>> import numpy as np, blconv
     >>> x = np.array([[[1., 2., 3., 4.]]]); w = np.array([[[1., -1.]]])
     >>> blconv.conv1d(x, w).round(12)
@@ -402,8 +398,48 @@ _EXAMPLES = {
     >>> y = blconv.conv1d(np.ones((2, 3, 50)), np.ones((4, 3, 5)), padding="same",
     ...                   compress_rate=0.5)
     >>> y.shape
-    (2, 4, 50)""",
-    "conv2d": """
+    (2, 4, 50)
+    """
+    return _forward(1, x, w, b, _Args(stride, padding, dilation, groups, compress_rate,
+                                      preserve_energy, fft_size, max_workspace_bytes))[0]
+
+
+def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, compress_rate=0.0,
+           preserve_energy=None, fft_size="fast", max_workspace_bytes=None):
+    """Band-limited 2D cross-correlation.
+
+    Parameters
+    ----------
+    x : array, shape (N, C_in, H, W)
+        Input, float32 or float64 (NumPy, CuPy or any array-API namespace).
+    w : array, shape (C_out, C_in / groups, kH, kW)
+        Filters, applied without flipping (cross-correlation, as in PyTorch).
+    b, stride, padding, dilation, groups, compress_rate, preserve_energy, fft_size, max_workspace_bytes
+        As in :func:`conv1d`, per spatial axis (an int or a pair).
+
+    Returns
+    -------
+    y : array, shape (N, C_out, H_out, W_out)
+        Same dtype, namespace and device as ``x``.
+
+    Raises
+    ------
+    ValueError
+        Shapes, sizes or ranges that do not fit; the message names the argument.
+    TypeError
+        Dtypes other than float32/float64, mixed dtypes, or arrays of different libraries.
+
+    Notes
+    -----
+    Per retained frequency ``f`` of the two-axis band, ``Y[f] = X[f] @ conj(W[f])``
+    per group, as in :func:`conv1d`.
+
+    See Also
+    --------
+    conv2d_forward, conv2d_backward, conv1d, band_for
+
+    Examples
+    --------
     >>> import numpy as np, blconv
     >>> x = np.arange(1., 10.).reshape(1, 1, 3, 3); w = np.array([[[[1., 0.], [0., -1.]]]])
     >>> blconv.conv2d(x, w).round(12)
@@ -413,62 +449,94 @@ _EXAMPLES = {
     >>> w = np.ones((16, 3, 3, 3), np.float32)
     >>> y = blconv.conv2d(x, w, padding=1, compress_rate=0.5)
     >>> y.shape, y.dtype
-    ((8, 16, 32, 32), dtype('float32'))""",
-}
+    ((8, 16, 32, 32), dtype('float32'))
+    """
+    return _forward(2, x, w, b, _Args(stride, padding, dilation, groups, compress_rate,
+                                      preserve_energy, fft_size, max_workspace_bytes))[0]
 
 
-def _document(d):
-    xs, ws, ys = _SHAPES[d]
-    params = _PARAMS.format(xs=xs, ws=ws)
-    name = f"conv{d}d"
-    globals()[name].__doc__ = (
-        f"""Band-limited {d}D cross-correlation.
-{params}
-    Returns
-    -------
-    y : array, shape {ys}
-        Same dtype, namespace and device as ``x``.
-{_RAISES}{_NOTES}
-    See Also
-    --------
-    {name}_forward, {name}_backward, band_for
-
-    Examples
-    --------{_EXAMPLES[name]}
-""")
-    globals()[f"{name}_forward"].__doc__ = (
-        f"""Band-limited {d}D cross-correlation, keeping what the backward needs.
-{params}
-    Returns
-    -------
-    y : array, shape {ys}
-    ctx : ConvContext
-        The band used (``ctx.band``) and the retained spectra of ``x`` and ``w``
-        (``ctx.nbytes`` of them): nothing full-size is kept.
-{_RAISES}
-    Examples
-    --------
-    >>> import numpy as np, blconv
-    >>> x = np.ones((2, 3) + (12,) * {d}); w = np.ones((4, 3) + (3,) * {d})
-    >>> y, ctx = blconv.{name}_forward(x, w, padding=1, compress_rate=0.5)
-    >>> dx, dw, db = blconv.{name}_backward(np.ones_like(y), ctx)
-    >>> dx.shape == x.shape, dw.shape == w.shape, db is None
-    (True, True, True)
-""")
-    globals()[f"{name}_backward"].__doc__ = (
-        f"""Exact gradients of :func:`{name}_forward` (the adjoint of the band-limited map).
+def conv1d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
+                   compress_rate=0.0, preserve_energy=None, fft_size="fast",
+                   max_workspace_bytes=None):
+    """Band-limited 1D cross-correlation, keeping what the backward needs.
 
     Parameters
     ----------
-    dy : array, shape {ys}
-        Gradient of the loss with respect to ``y``; same dtype and namespace.
-    ctx : ConvContext
-        From :func:`{name}_forward`.
+    x, w, b, stride, padding, dilation, groups, compress_rate, preserve_energy, fft_size, max_workspace_bytes
+        As in :func:`conv1d`.
 
     Returns
     -------
-    dx : array, shape {xs}
-    dw : array, shape {ws}
+    y : array, shape (N, C_out, L_out)
+    ctx : ConvContext
+        The band used (``ctx.band``), the input's retained spectrum (``ctx.nbytes``)
+        and a reference to ``w``: nothing full-size is kept.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As in :func:`conv1d`.
+
+    Examples
+    --------
+    >>> import numpy as np, blconv
+    >>> x = np.ones((2, 3, 12)); w = np.ones((4, 3, 3))
+    >>> y, ctx = blconv.conv1d_forward(x, w, padding=1, compress_rate=0.5)
+    >>> dx, dw, db = blconv.conv1d_backward(np.ones_like(y), ctx)
+    >>> dx.shape == x.shape, dw.shape == w.shape, db is None
+    (True, True, True)
+    """
+    return _forward(1, x, w, b, _Args(stride, padding, dilation, groups, compress_rate,
+                                      preserve_energy, fft_size, max_workspace_bytes))
+
+
+def conv2d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
+                   compress_rate=0.0, preserve_energy=None, fft_size="fast",
+                   max_workspace_bytes=None):
+    """Band-limited 2D cross-correlation, keeping what the backward needs.
+
+    Parameters
+    ----------
+    x, w, b, stride, padding, dilation, groups, compress_rate, preserve_energy, fft_size, max_workspace_bytes
+        As in :func:`conv2d`.
+
+    Returns
+    -------
+    y : array, shape (N, C_out, H_out, W_out)
+    ctx : ConvContext
+        As in :func:`conv1d_forward`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As in :func:`conv2d`.
+
+    Examples
+    --------
+    >>> import numpy as np, blconv
+    >>> x = np.ones((2, 3, 12, 12)); w = np.ones((4, 3, 3, 3))
+    >>> y, ctx = blconv.conv2d_forward(x, w, padding=1, compress_rate=0.5)
+    >>> ctx.band.keep, ctx.nbytes == ctx.x_hat.nbytes
+    ((4, 4), True)
+    """
+    return _forward(2, x, w, b, _Args(stride, padding, dilation, groups, compress_rate,
+                                      preserve_energy, fft_size, max_workspace_bytes))
+
+
+def conv1d_backward(dy, ctx):
+    """Exact gradients of :func:`conv1d_forward` (the adjoint of the band-limited map).
+
+    Parameters
+    ----------
+    dy : array, shape (N, C_out, L_out)
+        Gradient of the loss with respect to ``y``; same dtype and namespace.
+    ctx : ConvContext
+        From :func:`conv1d_forward`; it can be used more than once.
+
+    Returns
+    -------
+    dx : array, shape (N, C_in, L)
+    dw : array, shape (C_out, C_in / groups, k)
     db : array, shape (C_out,), or None when the forward had no bias
 
     Raises
@@ -476,7 +544,7 @@ def _document(d):
     ValueError
         ``dy`` does not have the forward output's shape.
     TypeError
-        ``dy`` has another dtype or library, or ``ctx`` is not from {name}_forward.
+        ``dy`` has another dtype or library, or ``ctx`` is not from conv1d_forward.
 
     Notes
     -----
@@ -490,11 +558,43 @@ def _document(d):
     Examples
     --------
     >>> import numpy as np, blconv
-    >>> y, ctx = blconv.{name}_forward(np.ones((1, 1) + (6,) * {d}), np.ones((1, 1) + (2,) * {d}))
-    >>> [g.shape for g in blconv.{name}_backward(np.ones_like(y), ctx)[:2]]
-    [{(1, 1) + (6,) * d}, {(1, 1) + (2,) * d}]
-""")
+    >>> y, ctx = blconv.conv1d_forward(np.ones((1, 1, 6)), np.ones((1, 1, 2)))
+    >>> [g.shape for g in blconv.conv1d_backward(np.ones_like(y), ctx)[:2]]
+    [(1, 1, 6), (1, 1, 2)]
+    """
+    return _backward(1, dy, ctx)
 
 
-_document(1)
-_document(2)
+def conv2d_backward(dy, ctx):
+    """Exact gradients of :func:`conv2d_forward` (the adjoint of the band-limited map).
+
+    Parameters
+    ----------
+    dy : array, shape (N, C_out, H_out, W_out)
+        Gradient of the loss with respect to ``y``; same dtype and namespace.
+    ctx : ConvContext
+        From :func:`conv2d_forward`; it can be used more than once.
+
+    Returns
+    -------
+    dx : array, shape (N, C_in, H, W)
+    dw : array, shape (C_out, C_in / groups, kH, kW)
+    db : array, shape (C_out,), or None when the forward had no bias
+
+    Raises
+    ------
+    ValueError, TypeError
+        As in :func:`conv1d_backward`.
+
+    Notes
+    -----
+    As in :func:`conv1d_backward`, per retained frequency of the two-axis band.
+
+    Examples
+    --------
+    >>> import numpy as np, blconv
+    >>> y, ctx = blconv.conv2d_forward(np.ones((1, 1, 6, 6)), np.ones((1, 1, 2, 2)))
+    >>> [g.shape for g in blconv.conv2d_backward(np.ones_like(y), ctx)[:2]]
+    [(1, 1, 6, 6), (1, 1, 2, 2)]
+    """
+    return _backward(2, dy, ctx)

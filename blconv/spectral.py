@@ -27,7 +27,8 @@ down as ``opts``; both routes give the same result to rounding.
 """
 from __future__ import annotations
 
-import functools
+import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -35,9 +36,60 @@ from . import _backend as B
 from .band import Band
 from .settings import Settings
 
-__all__ = ["forward", "inverse", "filter_forward", "filter_inverse", "complex_dtype", "contiguous"]
+__all__ = ["forward", "inverse", "filter_forward", "filter_inverse", "complex_dtype", "contiguous",
+           "clear_caches"]
 
-_DEVICE_CACHE: dict = {}
+class _ByteCache:
+    """A least-recently-used cache bounded by the bytes of its values (thread-safe)."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.nbytes = max_bytes, 0
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            self._items.move_to_end(key)
+            return item[0]
+
+    def put(self, key, value, nbytes: int):
+        with self._lock:
+            if key in self._items or nbytes > self.max_bytes:
+                return
+            while self._items and self.nbytes + nbytes > self.max_bytes:
+                _, (_, dropped) = self._items.popitem(last=False)
+                self.nbytes -= dropped
+            self._items[key] = (value, nbytes)
+            self.nbytes += nbytes
+
+    def clear(self):
+        with self._lock:
+            self._items.clear()
+            self.nbytes = 0
+
+    def __len__(self):
+        return len(self._items)
+
+
+#: DFT matrices per (sizes, positions, kind, dtype, namespace, device); the least
+#: recently used go first past the bound.
+_MATRICES = _ByteCache(256 << 20)
+
+
+def clear_caches() -> None:
+    """Free the cached DFT matrices (host and device); they are rebuilt on demand.
+
+    The cache holds at most 256 MiB per process; results never depend on it.
+
+    Examples
+    --------
+    >>> import blconv
+    >>> blconv.clear_caches()
+    """
+    _MATRICES.clear()
 
 
 def complex_dtype(dtype, *, xp):
@@ -78,7 +130,6 @@ def _has_view(xp) -> bool:
 
 
 # --- DFT matrices (built once on the host, cached per device) ------------------------
-@functools.lru_cache(maxsize=512)
 def _dft_host(n, rows, start, step, count, kind):
     """DFT matrices between retained frequencies ``rows`` and positions ``start + step*i``.
 
@@ -120,7 +171,6 @@ def _dft_host(n, rows, start, step, count, kind):
     return out
 
 
-@functools.lru_cache(maxsize=256)
 def _filter_dft_host(fft_shape, rows, start, step, count, kind):
     """DFT matrices between a filter's positions and a band's retained frequencies.
 
@@ -205,15 +255,11 @@ def _filter_matrix(band, start, step, count, kind, *, xp, dtype, like):
 def _matrix(n, rows, start, step, count, kind, *, xp, dtype, like, host=None):
     name = getattr(dtype, "__name__", None) or str(dtype).split(".")[-1]
     key = (n, rows, start, step, count, kind, name, xp.__name__, str(B.device(like)))
-    m = _DEVICE_CACHE.get(key)
+    m = _MATRICES.get(key)
     if m is None:
-        host = (host or _dft_host)(n, rows, start, step, count, kind)
-        np_dtype = {"complex64": np.complex64, "complex128": np.complex128,
-                    "float32": np.float32, "float64": np.float64}[name]
-        m = B.asarray(host.astype(np_dtype), xp=xp, like=like)
-        if len(_DEVICE_CACHE) > 2048:
-            _DEVICE_CACHE.clear()
-        _DEVICE_CACHE[key] = m
+        host = (host or _dft_host)(n, rows, start, step, count, kind).astype(name)
+        m = B.asarray(host, xp=xp, like=like)
+        _MATRICES.put(key, m, host.nbytes)
     return m
 
 

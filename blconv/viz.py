@@ -25,7 +25,7 @@ import array_api_compat
 import numpy as np
 
 from ._backend import to_numpy
-from .band import Band
+from .band import Band, energy_family, parseval_weights
 
 __all__ = ["plot_spectrum", "plot_band", "energy_curve", "plot_energy", "plot_filter_spectra",
            "plot_compression_accuracy", "plot_train_test_heatmap", "plot_history",
@@ -75,15 +75,6 @@ def _fft_shape(fn: str, spatial: tuple[int, ...], fft_shape, *,
             raise ValueError(f"{fn}: {name} along spatial axis {a} must be >= the input "
                              f"length {s}, got {n}")
     return tuple(int(v) for v in vals)
-
-
-def _parseval(spectrum_shape, n_last: int) -> np.ndarray:
-    """One-sided Parseval weights along the last axis: 1 for DC and an even-n Nyquist, else 2."""
-    w = np.full(spectrum_shape[-1], 2.0)
-    w[0] = 1.0
-    if n_last % 2 == 0:
-        w[-1] = 1.0
-    return w
 
 
 def _centred_freqs(n: int) -> np.ndarray:
@@ -435,14 +426,11 @@ def energy_curve(a, *, fft_shape=None) -> tuple[np.ndarray, np.ndarray, list[Ban
     n = _fft_shape(fn, x.shape[2:], fft_shape)
     # (*spectrum): power summed over N and C, weighted for the mirrored half
     p = np.sum(np.abs(np.fft.rfftn(x, s=n, axes=tuple(range(2, 2 + d)))) ** 2, axis=(0, 1))
-    energy = p * _parseval(p.shape, n[-1])
+    energy = p * parseval_weights(n)
     total = energy.sum()
     if not total > 0:
         raise ValueError(f"{fn}: a has no spectral energy (all zeros)")
-    halves = [m // 2 + 1 for m in n]
-    H = max(halves)
-    bands = [Band.from_keep(n, [max(1, math.ceil(j * h / H)) for h in halves])
-             for j in range(1, H + 1)]
+    bands = [Band.from_keep(n, keep) for keep in energy_family(n)]
     rate = np.array([b.effective_rate for b in bands])
     frac = np.array([energy[b.mask()].sum() / total for b in bands])
     return rate, frac, bands

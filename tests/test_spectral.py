@@ -111,3 +111,28 @@ def test_slab_copies_equal_the_transpose(monkeypatch, shape, src, dst, perm, sla
     got = spectral._moved(a, src, dst, perm, xp=np)
     assert got.flags.c_contiguous
     np.testing.assert_array_equal(got, np.transpose(a, perm))
+
+
+def test_matrix_cache_is_bounded_in_bytes_and_can_be_cleared(monkeypatch):
+    import blconv
+    one = 6 * 10 * 8                                   # a (F=6, P=10) complex64 matrix
+    cache = spectral._ByteCache(2 * one + one // 2)
+    monkeypatch.setattr(spectral, "_MATRICES", cache)
+    w = np.ones((1, 1, 10), np.float32)
+    for n in range(10, 16):                            # six distinct such matrices
+        band = Band.from_keep((n,), (6,))
+        spectral.filter_forward(w, band, start=(0,), step=(1,), groups=1, xp=np, opts=OPTS)
+    assert len(cache) == 2 and cache.nbytes == 2 * one
+    assert sorted(k[0] for k in cache._items) == [(14,), (15,)]   # the most recent two
+    blconv.clear_caches()
+    assert len(cache) == 0 and cache.nbytes == 0
+
+
+def test_clear_caches_keeps_results():
+    import blconv
+    x = np.random.default_rng(0).standard_normal((2, 3, 20))
+    w = np.random.default_rng(1).standard_normal((4, 3, 5))
+    before = blconv.conv1d(x, w, padding=2, compress_rate=0.5)
+    blconv.clear_caches()
+    assert len(spectral._MATRICES) == 0
+    np.testing.assert_array_equal(blconv.conv1d(x, w, padding=2, compress_rate=0.5), before)

@@ -54,8 +54,8 @@ def test_ctx_keeps_no_full_size_array():
     x, w = _layer()
     _, ctx = blconv.conv2d_forward(x, w, padding=1, compress_rate=0.5)
     arrays = [v for v in vars(ctx).values() if isinstance(v, np.ndarray)]
-    assert arrays and all(a.shape[0] == ctx.band.retained for a in arrays)
-    assert ctx.nbytes == sum(a.nbytes for a in arrays)
+    assert {id(a) for a in arrays} == {id(ctx.x_hat), id(w)}   # the filters referenced
+    assert ctx.x_hat.shape[0] == ctx.band.retained and ctx.nbytes == ctx.x_hat.nbytes
     assert ctx.x_hat.nbytes < x.nbytes  # less than the input itself at half the spectrum
 
 
@@ -64,7 +64,25 @@ def test_float32_stays_single_precision_inside():
     x, w = _layer()
     y, ctx = blconv.conv2d_forward(x, w, padding=1, compress_rate=0.25)
     dx, dw, db = blconv.conv2d_backward(np.ones_like(y), ctx)
-    for a in (ctx.x_hat, ctx.w_hat):
-        seen.add(a.dtype)
+    seen.add(ctx.x_hat.dtype)
     assert seen == {np.dtype(np.complex64)}
     assert {y.dtype, dx.dtype, dw.dtype} == {np.dtype(np.float32)}
+
+
+@pytest.mark.parametrize("name", ["resnet-first", "resnet64", "resnet128", "resnet256",
+                                  "resnet512", "fcn1", "fcn2", "fcn3"])
+def test_memory_kept_for_the_backward_follows_the_band(name):
+    """What the forward keeps is the input's retained spectrum alone: at c = 0.5 at most
+    0.6 of what a spatial convolution keeps (x and w), at c = 0 at most 1.1 of it."""
+    from blconv.bench import LAYERS
+    layer = LAYERS[name]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(layer.x_shape).astype(np.float32)
+    w = rng.standard_normal(layer.w_shape).astype(np.float32)
+    fwd = blconv.conv1d_forward if layer.dim == 1 else blconv.conv2d_forward
+    spatial = x.nbytes + w.nbytes
+    for rate, bound in ((0.5, 0.6), (0.0, 1.1)):
+        _, ctx = fwd(x, w, padding=layer.padding, compress_rate=rate)
+        # complex64 (8 bytes) per retained coefficient of each sample and channel
+        assert ctx.nbytes == 8 * ctx.band.retained * x.shape[0] * x.shape[1]
+        assert ctx.nbytes <= bound * spatial, (rate, ctx.nbytes / spatial)
