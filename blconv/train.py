@@ -32,6 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import _backend as B
+from ._record import _check_data_info
 from ._validation import check_int
 from .data import Dataset, batches
 from .models import conv_layers, set_compression
@@ -238,7 +239,7 @@ def evaluate(model: Module, data: Dataset, *, compress_rate=None, preserve_energ
 def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: int,
         batch_size: int, optimizer, scheduler=None, seed: int, progress: bool = True,
         checkpoint_dir=None, resume: bool = False, device=None,
-        monitor: str | None = None) -> History:
+        monitor: str | None = None, data_info=None) -> History:
     """Train ``model`` with mini-batch cross-entropy; optionally checkpoint and resume.
 
     Parameters
@@ -279,6 +280,11 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
         ``val`` is given) or the training loss (the default without ``val``;
         choose it to keep ``val`` -- say, a test set -- out of every training
         decision).
+    data_info : Dataset or dict, optional
+        What the checkpoints record the model was trained on (see
+        :func:`save`): default ``train`` itself (its name, classes and example
+        shape); pass :func:`blconv.checkpoint.describe_data`'s mapping to add
+        the name it is loaded by and its normalisation.
 
     Returns
     -------
@@ -363,6 +369,7 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
             optimizer.load_state_dict(optimizer.state_dict())
     path = None
     if checkpoint_dir is not None:
+        data_info = _check_data_info(fn, model, train if data_info is None else data_info)
         os.makedirs(checkpoint_dir, exist_ok=True)
         path = os.path.join(os.fspath(checkpoint_dir), "last.npz")
 
@@ -423,7 +430,7 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
             scheduler.step()
         history.epoch_seconds.append(time.perf_counter() - t0)
         if path is not None:
-            save(model, path, optimizer=optimizer, scheduler=scheduler,
+            save(model, path, optimizer=optimizer, scheduler=scheduler, data_info=data_info,
                  state={"epoch": epoch + 1, "epochs": epochs, "seed": seed,
                         "history": history.to_dict()})
         bar.set_postfix(loss=f"{history.loss[-1]:.4g}", acc=f"{history.accuracy[-1]:.3f}",
