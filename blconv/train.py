@@ -153,6 +153,16 @@ def _batch(data: Dataset, idx, *, xp, like, dtype):
 
 
 # --- evaluation -------------------------------------------------------------------------------
+def _check_labels(fn: str, data: Dataset, n_outputs: int) -> None:
+    """Every label of ``data`` names one of the model's ``n_outputs`` classes."""
+    lo, hi = int(data.y.min()), int(data.y.max())
+    if lo < 0 or hi >= n_outputs:
+        name = f" {data.name!r}" if data.name else ""
+        raise ValueError(f"{fn}: the labels of data{name} must lie in 0..{n_outputs - 1} "
+                         f"(the model has {n_outputs} classes), got labels {lo}..{hi} "
+                         f"({data.n_classes} classes)")
+
+
 def evaluate(model: Module, data: Dataset, *, compress_rate=None, preserve_energy=None,
              batch_size: int = 256) -> dict:
     """Loss and accuracy of ``model`` on ``data`` in eval mode, optionally at another rate.
@@ -177,6 +187,13 @@ def evaluate(model: Module, data: Dataset, *, compress_rate=None, preserve_energ
         of the applied band's ``effective_rate``; it varies between batches
         only with ``preserve_energy``) and ``effective_rate`` (their mean over
         the conv layers, a float; 0.0 without conv layers).
+
+    Raises
+    ------
+    ValueError
+        When a label of ``data`` is negative or not below the model's number of
+        outputs (a dataset of other classes than the model's), and for bad
+        arguments.
 
     Notes
     -----
@@ -212,9 +229,11 @@ def evaluate(model: Module, data: Dataset, *, compress_rate=None, preserve_energ
     total_loss, hits, rates = 0.0, 0, [0.0] * len(convs)
     try:
         model.eval()
-        for idx in batches(len(data), batch_size):
+        for b, idx in enumerate(batches(len(data), batch_size)):
             x, y = _batch(data, idx, xp=xp, like=like, dtype=dtype)
             logits = model.forward(x)
+            if b == 0:
+                _check_labels(fn, data, logits.shape[-1])
             loss, _ = cross_entropy(logits, y)
             n = idx.size
             # accumulated on the device, in float64 / int64: one transfer at the end

@@ -438,6 +438,23 @@ def test_a_malformed_record_is_refused_naming_the_file(tmp_path, record, problem
         load_checkpoint(bad)
 
 
+# --- evaluate refuses labels the model has no class for --------------------------------------
+def test_evaluate_refuses_labels_outside_the_models_classes():
+    x = np.zeros((4, 1, 16), np.float32)
+    three = Dataset(x, np.array([0, 1, 2, 1]), ("a", "b", "c"), "three")
+    with pytest.raises(ValueError, match=r"evaluate: the labels of data 'three' must lie in "
+                                         r"0\.\.1 \(the model has 2 classes\), got labels "
+                                         r"0\.\.2 \(3 classes\)"):
+        evaluate(tiny(), three)
+    negative = Dataset(x, np.array([0, 1, 1, 0]), ("a", "b"))
+    negative.y[0] = -1                                # a Dataset checks y only when built
+    with pytest.raises(ValueError, match=r"evaluate: the labels of data must lie in 0\.\.1 "
+                                         r"\(the model has 2 classes\), got labels -1\.\.1"):
+        evaluate(tiny(), negative)
+    fits = Dataset(x, np.array([0, 1, 1, 0]), ("a", "b", "c"))      # labels within the model's
+    assert 0.0 <= evaluate(tiny(), fits)["accuracy"] <= 1.0
+
+
 @pytest.mark.parametrize("where", ["replace", "write"])
 def test_a_crash_during_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch, where):
     path = tmp_path / "last.npz"
