@@ -1,7 +1,8 @@
 """Checkpoints: one ``.npz`` of arrays plus a JSON description, never pickled.
 
 :func:`save` writes the parameters and buffers, the optimiser's and scheduler's
-state, the RNG states of Dropout layers and the architecture (``model.spec``) to
+state, the RNG states of Dropout layers, the architecture (``model.spec``) and a
+training record (what the model was trained on: see :func:`describe_data`) to
 one ``.npz`` file atomically: a temporary file in the same directory, flushed and
 fsync'ed, then renamed over the target, so an interrupted save leaves the previous
 checkpoint intact.  :func:`load` and :func:`load_checkpoint` read it with
@@ -31,9 +32,12 @@ import numpy as np
 
 from . import _backend as B
 from .models import build, set_compression
+from ._record import (RECORD_VERSION, NoRecordWarning, _check_record, _named_modules,
+                      _record, _warn_no_record, describe_data)
 from .nn import Dropout, Module
 
-__all__ = ["save", "load", "load_checkpoint", "Checkpoint", "FORMAT_VERSION"]
+__all__ = ["save", "load", "load_checkpoint", "Checkpoint", "describe_data", "NoRecordWarning",
+           "FORMAT_VERSION", "RECORD_VERSION"]
 
 #: Version of the checkpoint layout written by :func:`save`.
 FORMAT_VERSION = 1
@@ -45,13 +49,6 @@ def _check_model(fn: str, model) -> Module:
     if not isinstance(model, Module):
         raise TypeError(f"{fn}: model must be a blconv.nn.Module, got {type(model).__name__}")
     return model
-
-
-def _named_modules(model: Module, prefix: str = ""):
-    """``(dotted name, layer)`` for the model ("") and every sub-layer ("3.body.0")."""
-    yield prefix, model
-    for name, child in model.children():
-        yield from _named_modules(child, f"{prefix}.{name}" if prefix else name)
 
 
 # --- checkpoints ------------------------------------------------------------------------------
@@ -75,6 +72,12 @@ class Checkpoint:
     path : str
     version : int
         The format version of the file.
+    record : dict or None
+        The training record (see :func:`save`, Notes): ``version``, ``blconv``,
+        ``data`` (:func:`describe_data`'s mapping, or ``None`` when saved
+        without ``data_info``) and ``layers`` (the band policy of every conv
+        layer).  ``None`` for a file written by a blconv older than the record,
+        which :func:`load_checkpoint` says with a :class:`NoRecordWarning`.
     """
     model: Module
     optimizer: dict | None
@@ -84,6 +87,7 @@ class Checkpoint:
     spec: dict | None
     path: str
     version: int
+    record: dict | None = None
 
 
 def _json_default(o):
@@ -107,7 +111,8 @@ def _split_state(what: str, state: dict, arrays: dict) -> dict:
     return {"scalars": scalars, "arrays": array_keys}
 
 
-def save(model: Module, path, *, optimizer=None, scheduler=None, state: dict | None = None):
+def save(model: Module, path, *, optimizer=None, scheduler=None, state: dict | None = None,
+         data_info=None):
     """Write a checkpoint atomically as one ``.npz`` file (loadable without pickle).
 
     Parameters
@@ -123,11 +128,21 @@ def save(model: Module, path, *, optimizer=None, scheduler=None, state: dict | N
         stored as arrays, their scalars in the JSON.
     state : dict, optional
         Any JSON-serialisable extra state (``fit`` stores epoch, seed, history).
+    data_info : Dataset or dict, optional
+        What the model was trained on, for the training record: the training
+        :class:`~blconv.data.Dataset`, or :func:`describe_data`'s mapping (which
+        can add the name it is loaded by and its normalisation).  Without it the
+        record's ``data`` is ``None``.
 
     Raises
     ------
     TypeError
-        When ``state`` or a scalar state is not JSON-serialisable.
+        When ``state`` or a scalar state is not JSON-serialisable, or
+        ``data_info`` is neither a Dataset nor a :func:`describe_data` mapping.
+    ValueError
+        When ``data_info``'s classes, input channels or number of spatial
+        dimensions differ from the model's (its last Linear's outputs, its first
+        conv layer's input).
 
     Notes
     -----
@@ -135,9 +150,17 @@ def save(model: Module, path, *, optimizer=None, scheduler=None, state: dict | N
     ``optimizer/<name>/<key>`` (e.g. ``optimizer/momentum_buffers/0.w``),
     ``scheduler/<name>/<key>``, and ``__meta__``: the UTF-8 bytes (uint8 array)
     of a JSON object ``{"format": "blconv-checkpoint", "version", "spec",
-    "training", "compression", "rng", "optimizer", "scheduler", "state"}``
-    (Python's JSON: an infinite float such as ReduceLROnPlateau's initial
-    ``best`` is written ``Infinity``).
+    "training", "compression", "rng", "optimizer", "scheduler", "state",
+    "record"}`` (Python's JSON: an infinite float such as ReduceLROnPlateau's
+    initial ``best`` is written ``Infinity``).
+
+    ``record``, the training record, is an object with ``version``
+    (:data:`RECORD_VERSION`), ``blconv`` (the version that wrote the file),
+    ``data`` (:func:`describe_data`'s object, or null) and ``layers``, one
+    object per band-limited conv layer, depth first, such as ``{"layer": "0",
+    "type": "Conv1d", "compress_rate": 0.5, "preserve_energy": null,
+    "fft_size": "fast"}``.  Files written before the record existed lack it and
+    still load (format version 1 either way; older blconv versions ignore it).
 
     The file is written to a temporary name in the same directory, flushed and
     ``fsync``-ed, then renamed over ``path`` with :func:`os.replace`: a crash
@@ -161,13 +184,14 @@ def save(model: Module, path, *, optimizer=None, scheduler=None, state: dict | N
     fn = "save"
     _check_model(fn, model)
     path = os.fspath(path)
+    record = _record(fn, model, data_info)
     arrays = {f"params/{k}": np.asarray(B.to_numpy(v)) for k, v in model.params.items()}
     arrays.update({f"buffers/{k}": np.asarray(B.to_numpy(v)) for k, v in model.buffers.items()})
     meta = {"format": _FORMAT, "version": FORMAT_VERSION, "spec": getattr(model, "spec", None),
             "training": model.training, "compression": set_compression(model),
             "rng": {n: m.rng.bit_generator.state
                     for n, m in _named_modules(model) if isinstance(m, Dropout)},
-            "state": {} if state is None else state}
+            "state": {} if state is None else state, "record": record}
     for what, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
         meta[what] = None
         if obj is not None:
@@ -254,6 +278,7 @@ def _parse(fn: str, path: str):
     if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
         raise ValueError(f"{fn}: {path} has format version {version!r}; this blconv reads "
                          f"versions 1..{FORMAT_VERSION}")
+    meta["record"] = _check_record(fn, path, meta.get("record"))
     for k, a in arrays.items():
         if a.dtype.kind != "f":
             raise ValueError(f"{fn}: {path} entry {k!r} must be a float array, got dtype "
@@ -292,8 +317,14 @@ def load_checkpoint(path, *, model: Module | None = None) -> Checkpoint:
     ValueError
         Naming ``path``: a truncated or corrupted file, an object array (never
         unpickled: ``allow_pickle=False``), a missing or unknown format, no
-        ``spec`` to rebuild from without ``model``, or arrays that do not fit
-        the model.
+        ``spec`` to rebuild from without ``model``, arrays that do not fit
+        the model, or a malformed training record.
+
+    Warns
+    -----
+    NoRecordWarning
+        When the file has no training record (written by an older blconv): it
+        loads, with ``record=None``.
 
     Examples
     --------
@@ -308,9 +339,16 @@ def load_checkpoint(path, *, model: Module | None = None) -> Checkpoint:
     >>> ck.state, ck.optimizer["lr"], ck.classes["optimizer"]
     ({'epoch': 3}, 0.1, 'SGD')
     """
-    fn = "load_checkpoint"
+    return _load_checkpoint("load_checkpoint", path, model=model, stacklevel=2)
+
+
+def _load_checkpoint(fn: str, path, *, model: Module | None = None, stacklevel: int = 1,
+                     warn: bool = True) -> Checkpoint:
     path = os.fspath(path)
-    return _assemble(fn, path, *_parse(fn, path), model=model)
+    ck = _assemble(fn, path, *_parse(fn, path), model=model)
+    if ck.record is None and warn:
+        _warn_no_record(fn, path, stacklevel + 1)
+    return ck
 
 
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
@@ -358,7 +396,8 @@ def _assemble(fn: str, path: str, arrays: dict, meta: dict, version: int, *,
                       optimizer=_unsplit(meta["optimizer"], "optimizer", arrays),
                       scheduler=_unsplit(meta["scheduler"], "scheduler", arrays),
                       classes={w: (meta[w] or {}).get("class") for w in ("optimizer", "scheduler")},
-                      state=meta["state"], spec=spec, path=path, version=version)
+                      state=meta["state"], spec=spec, path=path, version=version,
+                      record=meta["record"])
 
 
 def load(path) -> Module:
@@ -378,6 +417,11 @@ def load(path) -> Module:
     FileNotFoundError, ValueError
         As :func:`load_checkpoint`.
 
+    Warns
+    -----
+    NoRecordWarning
+        As :func:`load_checkpoint`.
+
     Examples
     --------
     >>> import os, tempfile
@@ -388,4 +432,4 @@ def load(path) -> Module:
     >>> load(path).params["0.w"].dtype
     dtype('float64')
     """
-    return load_checkpoint(path).model
+    return _load_checkpoint("load_checkpoint", path, stacklevel=2).model

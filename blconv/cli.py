@@ -160,12 +160,14 @@ def _train(args) -> int:
                 weight_decay=args.weight_decay, device=args.device, width=args.width,
                 ucr_dir=args.ucr_dir)
     tr, te, name, model, opt, sched = E.prepare(run)
+    data_info = E.describe_training_data(run.dataset, tr)
     out = _out_dir(args.out, "train")
     os.makedirs(out, exist_ok=True)
     hist = T.fit(model, tr, te, epochs=run.epochs, batch_size=run.batch_size, optimizer=opt,
                  scheduler=sched, seed=run.seed, progress=not args.no_progress, monitor="loss",
-                 checkpoint_dir=os.path.join(out, "checkpoints"), resume=args.resume)
-    T.save(model, os.path.join(out, "model.npz"))
+                 checkpoint_dir=os.path.join(out, "checkpoints"), resume=args.resume,
+                 data_info=data_info)
+    T.save(model, os.path.join(out, "model.npz"), data_info=data_info)
     ev = T.evaluate(model, te)
     with open(os.path.join(out, "history.json"), "w") as f:
         json.dump({"run": run.to_dict(), "history": hist.to_dict(), "test": ev}, f, indent=1)
@@ -175,17 +177,96 @@ def _train(args) -> int:
     return 0
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 'es' if word.endswith('s') else 's'}"
+
+
+def _extent(shape) -> str:
+    """``length 427`` for a series, ``8x8`` for an image."""
+    return f"length {shape[0]}" if len(shape) == 1 else "x".join(str(n) for n in shape)
+
+
+def _describe(name: str, n_classes: int, in_channels: int, shape) -> str:
+    """``OSULeaf (6 classes, 1 channel, length 427)``."""
+    return (f"{name} ({_plural(n_classes, 'class')}, {_plural(in_channels, 'channel')}, "
+            f"{_extent(shape)})")
+
+
+def _check_fit(path: str, model, trained, name: str, test) -> None:
+    """Refuse a test set whose classes, channels or dimensionality the model was not built for.
+
+    The model's own layers decide (they also do for a checkpoint without a record); a
+    different length or size is allowed: every model of blconv.models pools globally.
+    """
+    from ._record import _model_io
+    io = _model_io(model)
+    shape = test.x.shape[2:]
+    want = {"classes": io["n_outputs"], "channels": io["in_channels"], "ndim": io["ndim"]}
+    if trained is not None:
+        for key, value in (("classes", trained["n_classes"]),
+                           ("channels", trained["in_channels"]),
+                           ("ndim", len(trained["shape"]))):
+            if want[key] is None:
+                want[key] = value
+    differ = []
+    if want["classes"] is not None and test.n_classes != want["classes"]:
+        differ.append(_plural(test.n_classes, "class"))
+    if want["channels"] is not None and test.x.shape[1] != want["channels"]:
+        differ.append(_plural(test.x.shape[1], "channel"))
+    if want["ndim"] is not None and len(shape) != want["ndim"]:
+        differ.append(f"{len(shape)}-D inputs ({_extent(shape)})")
+    if differ:
+        if trained is not None:
+            was = f"the checkpoint was trained on {_describe(**_trained_args(trained))}"
+        else:
+            known = [_plural(want["classes"], "class") if want["classes"] else None,
+                     _plural(want["channels"], "channel") if want["channels"] else None,
+                     f"{want['ndim']}-D inputs" if want["ndim"] else None]
+            was = (f"the checkpoint's model has {', '.join(k for k in known if k)} ({path} "
+                   f"has no training record)")
+        raise ValueError(f"{was}; {name} has {' and '.join(differ)}")
+    if trained is not None and (name != trained["name"]
+                                or list(shape) != list(trained["shape"])):
+        print(f"blconv eval: note: the checkpoint was trained on "
+              f"{_describe(**_trained_args(trained))}; evaluating on "
+              f"{_describe(name, test.n_classes, test.x.shape[1], shape)}", file=sys.stderr)
+
+
+def _trained_args(trained: dict) -> dict:
+    return {k: trained[k] for k in ("name", "n_classes", "in_channels", "shape")}
+
+
 def _eval(args) -> int:
     from . import experiments as E
     from . import train as T
-    if not os.path.exists(args.checkpoint):
-        raise SystemExit(f"blconv eval: checkpoint not found: {args.checkpoint}")
-    model = T.load(args.checkpoint)
-    _, te = E.load_dataset(args.dataset, ucr_dir=args.ucr_dir)
+    from .checkpoint import _load_checkpoint
+    path = args.checkpoint
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    ck = _load_checkpoint("load_checkpoint", path, warn=False)   # no record: said below
+    trained = ck.record["data"] if ck.record is not None else None
+    if ck.record is None:
+        lacks = f"{path} has no training record (written by an older blconv)"
+    elif trained is None:
+        lacks = f"{path} records no training data (saved without data_info)"
+    else:
+        lacks = f"{path} records training data without a name"
+    name = args.dataset
+    if name is None:
+        if trained is None or not trained["name"]:
+            raise ValueError(f"{lacks}, so it does not say what it was trained on: pass "
+                             f"--dataset NAME")
+        name = trained["name"]
+    _, te = E.load_dataset(name, ucr_dir=args.ucr_dir)
+    _check_fit(path, ck.model, trained, name, te)
+    if trained is None:
+        print(f"blconv eval: note: {lacks}: {name} was checked against the model's layers "
+              f"only", file=sys.stderr)
     te = te.replace(x=te.x.astype(np.float32))
+    print(f"{name}: test split, {len(te)} examples")
     print(f"{'test rate':>9} {'effective':>9} {'accuracy %':>10}")
     for rate in args.test_rates:
-        ev = T.evaluate(model, te, compress_rate=rate)
+        ev = T.evaluate(ck.model, te, compress_rate=rate)
         print(f"{rate:9.2f} {ev['effective_rate']:9.3f} {100 * ev['accuracy']:10.1f}")
     return 0
 
@@ -268,8 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a saved model at several test rates")
     e.add_argument("checkpoint", help="a model.npz written by 'blconv train'")
-    e.add_argument("--dataset", default="GunPoint", metavar="NAME",
-                   help="dataset whose test split is used (default GunPoint)")
+    e.add_argument("--dataset", default=None, metavar="NAME",
+                   help="dataset whose test split is used (default: the one the checkpoint "
+                   "was trained on); its classes, channels and dimensionality must be the "
+                   "model's")
     e.add_argument("--test-rates", nargs="+", type=_rate, default=[0.0, 0.25, 0.5, 0.75],
                    help="compress rates to evaluate at (default 0 0.25 0.5 0.75)")
     e.add_argument("--ucr-dir", default=None, metavar="PATH",

@@ -29,6 +29,7 @@ from .dist import SweepResult, collect, read_run, run_path, run_sweep, write_run
 __all__ = ["Run", "DATASETS", "load_dataset", "list_datasets", "resolve_datasets",
            "make_runs", "execute", "run_one", "sweep", "SweepResult", "collect",
            "read_run", "write_run", "run_path", "write_results", "write_plots", "summarize",
+           "normalisation", "describe_training_data",
            "format_table", "COLUMNS", "PUBLISHED_FCN", "FORMAT", "RECIPES"]
 
 #: Version of the per-run file layout (``runs/<hash>.json``); files of another are redone.
@@ -196,6 +197,55 @@ def load_dataset(name: str, *, ucr_dir: str | None = None, seed: int = 0):
                          f"{', '.join(DATASETS)}, or any UCR dataset with --ucr-dir")
     train, test = data.load_ucr(name, path=ucr_dir)
     return data.znorm(train), data.znorm(test)
+
+
+def normalisation(name: str) -> dict:
+    """How :func:`load_dataset` normalises dataset ``name``, as a checkpoint records it.
+
+    Parameters
+    ----------
+    name : str
+        A name of :data:`DATASETS` or a UCR dataset.
+
+    Returns
+    -------
+    dict
+        ``{"method": "scale", "factor": 0.0625}`` for digits (pixel counts
+        0..16 to [0, 1]); ``{"method": "none"}`` for the generated frequency
+        tasks; ``{"method": "znorm", "per": "series", "ddof": 1}`` for UCR
+        datasets (each series and channel to mean 0, sample std 1, by
+        :func:`blconv.data.znorm`).
+
+    Examples
+    --------
+    >>> from blconv.experiments import normalisation
+    >>> normalisation("OSULeaf")
+    {'method': 'znorm', 'per': 'series', 'ddof': 1}
+    """
+    if name == "digits":
+        return {"method": "scale", "factor": 1 / 16}
+    if name in ("freq-low", "freq-high"):
+        return {"method": "none"}
+    return {"method": "znorm", "per": "series", "ddof": 1}
+
+
+def describe_training_data(name: str, train) -> dict:
+    """The training record's data entry for dataset ``name`` loaded by :func:`load_dataset`.
+
+    :func:`blconv.checkpoint.describe_data` of ``train`` under the name it is
+    loaded by, with its :func:`normalisation`: what ``blconv train`` stores in
+    its checkpoints, and ``blconv eval`` reads to find the dataset again.
+
+    Examples
+    --------
+    >>> from blconv.experiments import describe_training_data, load_dataset
+    >>> train, _ = load_dataset("freq-low")
+    >>> info = describe_training_data("freq-low", train)
+    >>> info["name"], train.name, info["n_classes"], info["shape"]
+    ('freq-low', 'frequency-low', 2, [128])
+    """
+    from .checkpoint import describe_data
+    return describe_data(train, name=name, normalisation=normalisation(name))
 
 
 def list_datasets(ucr_dir=None) -> list[str]:

@@ -32,6 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import _backend as B
+from ._record import _check_data_info
 from ._validation import check_int
 from .data import Dataset, batches
 from .models import conv_layers, set_compression
@@ -152,6 +153,16 @@ def _batch(data: Dataset, idx, *, xp, like, dtype):
 
 
 # --- evaluation -------------------------------------------------------------------------------
+def _check_labels(fn: str, data: Dataset, n_outputs: int) -> None:
+    """Every label of ``data`` names one of the model's ``n_outputs`` classes."""
+    lo, hi = int(data.y.min()), int(data.y.max())
+    if lo < 0 or hi >= n_outputs:
+        name = f" {data.name!r}" if data.name else ""
+        raise ValueError(f"{fn}: the labels of data{name} must lie in 0..{n_outputs - 1} "
+                         f"(the model has {n_outputs} classes), got labels {lo}..{hi} "
+                         f"({data.n_classes} classes)")
+
+
 def evaluate(model: Module, data: Dataset, *, compress_rate=None, preserve_energy=None,
              batch_size: int = 256) -> dict:
     """Loss and accuracy of ``model`` on ``data`` in eval mode, optionally at another rate.
@@ -176,6 +187,13 @@ def evaluate(model: Module, data: Dataset, *, compress_rate=None, preserve_energ
         of the applied band's ``effective_rate``; it varies between batches
         only with ``preserve_energy``) and ``effective_rate`` (their mean over
         the conv layers, a float; 0.0 without conv layers).
+
+    Raises
+    ------
+    ValueError
+        When a label of ``data`` is negative or not below the model's number of
+        outputs (a dataset of other classes than the model's), and for bad
+        arguments.
 
     Notes
     -----
@@ -211,9 +229,11 @@ def evaluate(model: Module, data: Dataset, *, compress_rate=None, preserve_energ
     total_loss, hits, rates = 0.0, 0, [0.0] * len(convs)
     try:
         model.eval()
-        for idx in batches(len(data), batch_size):
+        for b, idx in enumerate(batches(len(data), batch_size)):
             x, y = _batch(data, idx, xp=xp, like=like, dtype=dtype)
             logits = model.forward(x)
+            if b == 0:
+                _check_labels(fn, data, logits.shape[-1])
             loss, _ = cross_entropy(logits, y)
             n = idx.size
             # accumulated on the device, in float64 / int64: one transfer at the end
@@ -238,7 +258,7 @@ def evaluate(model: Module, data: Dataset, *, compress_rate=None, preserve_energ
 def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: int,
         batch_size: int, optimizer, scheduler=None, seed: int, progress: bool = True,
         checkpoint_dir=None, resume: bool = False, device=None,
-        monitor: str | None = None) -> History:
+        monitor: str | None = None, data_info=None) -> History:
     """Train ``model`` with mini-batch cross-entropy; optionally checkpoint and resume.
 
     Parameters
@@ -279,6 +299,11 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
         ``val`` is given) or the training loss (the default without ``val``;
         choose it to keep ``val`` -- say, a test set -- out of every training
         decision).
+    data_info : Dataset or dict, optional
+        What the checkpoints record the model was trained on (see
+        :func:`save`): default ``train`` itself (its name, classes and example
+        shape); pass :func:`blconv.checkpoint.describe_data`'s mapping to add
+        the name it is loaded by and its normalisation.
 
     Returns
     -------
@@ -363,6 +388,7 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
             optimizer.load_state_dict(optimizer.state_dict())
     path = None
     if checkpoint_dir is not None:
+        data_info = _check_data_info(fn, model, train if data_info is None else data_info)
         os.makedirs(checkpoint_dir, exist_ok=True)
         path = os.path.join(os.fspath(checkpoint_dir), "last.npz")
 
@@ -423,7 +449,7 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
             scheduler.step()
         history.epoch_seconds.append(time.perf_counter() - t0)
         if path is not None:
-            save(model, path, optimizer=optimizer, scheduler=scheduler,
+            save(model, path, optimizer=optimizer, scheduler=scheduler, data_info=data_info,
                  state={"epoch": epoch + 1, "epochs": epochs, "seed": seed,
                         "history": history.to_dict()})
         bar.set_postfix(loss=f"{history.loss[-1]:.4g}", acc=f"{history.accuracy[-1]:.3f}",

@@ -1,12 +1,19 @@
 """The command line: tiny real runs end to end, and clear errors."""
 import csv
 import json
+import os
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 
 from blconv import experiments as E
+from blconv.checkpoint import load_checkpoint, save
 from blconv.cli import main
+from blconv.models import cnn2d, fcn1d
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--epochs", "1", "--width", "4", "--no-progress", "--batch-size", "32"]
 
 
@@ -63,12 +70,107 @@ def test_train_then_eval_round_trip(tmp_path, capsys):
                  "--out", str(out)] + TINY) == 0
     hist = json.loads((out / "history.json").read_text())
     assert hist["run"]["train_compress_rate"] == 0.5 and len(hist["history"]["loss"]) == 1
+    for ck in (out / "model.npz", out / "checkpoints" / "last.npz"):
+        data = load_checkpoint(ck).record["data"]
+        assert (data["name"], data["n_classes"], data["in_channels"], data["shape"],
+                data["normalisation"]) == ("ItalyPowerDemand", 2, 1, [24], {
+                    "method": "znorm", "per": "series", "ddof": 1})
     capsys.readouterr()
-    assert main(["eval", str(out / "model.npz"), "--dataset", "ItalyPowerDemand",
-                 "--test-rates", "0", "0.5"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 3 and lines[1].split()[0] == "0.00" and lines[2].split()[0] == "0.50"
-    assert f"{100 * hist['test']['accuracy']:.1f}" == lines[2].split()[2]
+    # no --dataset: the checkpoint's own
+    assert main(["eval", str(out / "model.npz"), "--test-rates", "0", "0.5"]) == 0
+    printed = capsys.readouterr()
+    lines = printed.out.strip().splitlines()
+    assert lines[0] == "ItalyPowerDemand: test split, 1029 examples" and printed.err == ""
+    assert len(lines) == 4 and lines[2].split()[0] == "0.00" and lines[3].split()[0] == "0.50"
+    assert f"{100 * hist['test']['accuracy']:.1f}" == lines[3].split()[2]
+
+
+# --- eval and what a checkpoint was trained on --------------------------------------------------
+def _saved(path, model, dataset):
+    """``model`` saved as ``blconv train`` saves it after training on ``dataset``."""
+    train, _ = E.load_dataset(dataset)
+    save(model, path, data_info=E.describe_training_data(dataset, train))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("checkpoints")
+    arrow = _saved(root / "arrowhead.npz", fcn1d(1, 3, channels=(2, 2, 2)), "ArrowHead")
+    digits = _saved(root / "digits.npz", cnn2d(1, 10, width=2), "digits")
+    gunpoint = _saved(root / "gunpoint.npz", fcn1d(1, 2, channels=(2, 2, 2)), "GunPoint")
+    old = root / "old.npz"                                  # as a blconv before the record
+    with np.load(arrow, allow_pickle=False) as z:
+        arrays = dict(z)
+    meta = json.loads(arrays["__meta__"].tobytes().decode("utf-8"))
+    del meta["record"]
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    np.savez(old, **arrays)
+    bare = root / "bare.npz"
+    save(fcn1d(1, 2, channels=(2, 2, 2)), bare)             # saved without data_info
+    return {"ArrowHead": arrow, "digits": digits, "GunPoint": gunpoint, "old": str(old),
+            "bare": str(bare)}
+
+
+@pytest.mark.parametrize("trained, dataset, message", [
+    ("ArrowHead", "GunPoint", "the checkpoint was trained on ArrowHead (3 classes, 1 channel, "
+                              "length 251); GunPoint has 2 classes"),
+    ("ArrowHead", "digits", "the checkpoint was trained on ArrowHead (3 classes, 1 channel, "
+                            "length 251); digits has 10 classes and 2-D inputs (8x8)"),
+    ("digits", "OSULeaf", "the checkpoint was trained on digits (10 classes, 1 channel, 8x8); "
+                          "OSULeaf has 6 classes and 1-D inputs (length 427)"),
+    ("GunPoint", "freq-low", None),
+], ids=["classes", "1d-model-2d-data", "2d-model-1d-data", "same-classes-other-length"])
+def test_eval_refuses_a_dataset_the_model_was_not_built_for(checkpoints, capsys, trained,
+                                                           dataset, message):
+    code = main(["eval", checkpoints[trained], "--dataset", dataset, "--test-rates", "0"])
+    printed = capsys.readouterr()
+    if message is None:           # same classes, channels and dimensionality: runs, with a note
+        assert code == 0 and printed.out.startswith("freq-low: test split, 256 examples\n")
+        assert printed.err == ("blconv eval: note: the checkpoint was trained on GunPoint "
+                               "(2 classes, 1 channel, length 150); evaluating on freq-low "
+                               "(2 classes, 1 channel, length 128)\n")
+    else:
+        assert code == 2 and printed.out == ""
+        assert printed.err == f"blconv eval: error: {message}\n"
+
+
+def test_eval_defaults_to_the_dataset_of_the_checkpoint(checkpoints, capsys):
+    assert main(["eval", checkpoints["digits"], "--test-rates", "0"]) == 0
+    printed = capsys.readouterr()
+    assert printed.out.startswith("digits: test split, 451 examples\n") and printed.err == ""
+
+
+def test_eval_exits_2_in_a_real_process(checkpoints):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    done = subprocess.run([sys.executable, "-m", "blconv", "eval", checkpoints["ArrowHead"],
+                           "--dataset", "GunPoint"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "blconv eval: error: the checkpoint was trained on ArrowHead" in done.stderr
+
+
+def test_eval_of_a_checkpoint_without_the_record(checkpoints, capsys):
+    old = checkpoints["old"]
+    assert main(["eval", old]) == 2                        # no record: no dataset to guess
+    assert capsys.readouterr().err == (
+        f"blconv eval: error: {old} has no training record (written by an older blconv), "
+        f"so it does not say what it was trained on: pass --dataset NAME\n")
+    assert main(["eval", old, "--dataset", "ArrowHead", "--test-rates", "0"]) == 0
+    printed = capsys.readouterr()
+    assert printed.out.startswith("ArrowHead: test split, 175 examples\n")
+    assert printed.err == (f"blconv eval: note: {old} has no training record (written by an "
+                           f"older blconv): ArrowHead was checked against the model's layers "
+                           f"only\n")
+    assert main(["eval", old, "--dataset", "GunPoint"]) == 2     # the layers still decide
+    assert capsys.readouterr().err == (
+        f"blconv eval: error: the checkpoint's model has 3 classes, 1 channel, 1-D inputs "
+        f"({old} has no training record); GunPoint has 2 classes\n")
+    bare = checkpoints["bare"]
+    assert main(["eval", bare]) == 2
+    assert capsys.readouterr().err == (
+        f"blconv eval: error: {bare} records no training data (saved without data_info), so "
+        f"it does not say what it was trained on: pass --dataset NAME\n")
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -280,6 +280,27 @@ def _write_ucr(root, name, n_train=12, n_test=8, length=16, ragged=False):
         (root / name / f"{name}_{part}.tsv").write_text("\n".join(lines) + "\n")
 
 
+@pytest.mark.parametrize("name", E.DATASETS)
+def test_the_training_record_finds_the_dataset_again_and_states_its_normalisation(name):
+    train, _ = E.load_dataset(name)
+    info = E.describe_training_data(name, train)
+    again, _ = E.load_dataset(info["name"])                 # what blconv eval loads by default
+    np.testing.assert_array_equal(again.x, train.x)
+    assert (info["n_classes"], info["in_channels"], info["shape"]) == (
+        train.n_classes, train.x.shape[1], list(train.x.shape[2:]))
+    norm, x = info["normalisation"], train.x
+    if norm["method"] == "znorm":                           # each series: mean 0, sample std 1
+        assert norm == {"method": "znorm", "per": "series", "ddof": 1}
+        np.testing.assert_allclose(x.mean(axis=-1), 0, atol=1e-6)
+        np.testing.assert_allclose(x.std(axis=-1, ddof=1), 1, rtol=1e-6)
+    elif norm["method"] == "scale":                         # digits: counts 0..16 scaled
+        from blconv.data import load_digits
+        raw = np.unique(load_digits().x)
+        np.testing.assert_array_equal(np.unique(x), raw * norm["factor"])
+    else:
+        assert norm == {"method": "none"} and name.startswith("freq-")
+
+
 def test_list_and_resolve_datasets(tmp_path):
     for name in ("Beta", "Alpha"):
         _write_ucr(tmp_path, name)
