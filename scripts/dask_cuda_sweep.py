@@ -14,7 +14,11 @@ import blconv
 def main(out, device="gpu"):
     from distributed import Client, LocalCluster
     if device == "gpu":
-        from dask_cuda import LocalCUDACluster as Cluster
+        try:
+            from dask_cuda import LocalCUDACluster as Cluster
+        except ImportError:
+            print("dask_cuda_sweep: skipped: dask-cuda is not installed (pip install dask-cuda)")
+            return
     else:                               # a check of this script where there is no GPU
         def Cluster(**kw):
             return LocalCluster(n_workers=1, threads_per_worker=1, **kw)

@@ -1,13 +1,21 @@
 #!/bin/bash
-# The GPU checks, in one call on a lent GPU machine (see docs/benchmarks.md):
-# the GPU test suite, the GPU benchmark against torch/cuDNN, NumPy-vs-CuPy first steps,
-# a CuPy training run, and a dask-cuda sweep.  Wheels that the machine lacks travel in .whl/ (carried).
-# Writes its logs under $OUT (or ./gpu-out).
-OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
+# The GPU checks in one call, for any machine with an NVIDIA GPU:
+#   the GPU test suite, the GPU benchmark against PyTorch/cuDNN, NumPy-vs-CuPy first
+#   steps, a CuPy training run and a dask-cuda sweep; each step's output in its own file.
+#
+# Usage, from the repository root:
+#   scripts/gpu_check.sh [OUT_DIR]          (default: $OUT, else ./gpu-out)
+#
+# Needs: Python with blconv's dependencies, CuPy for the machine's CUDA
+# (pip install -e ".[gpu]"), PyTorch with CUDA for the benchmark peer, pytest, and
+# dask-cuda for the last step (skipped with a message when missing).  Where packages
+# cannot be installed from an index, put their wheels in a folder and set
+# BLCONV_WHEELS=that/folder: they are installed into /tmp/site first.
+OUT=${1:-${OUT:-gpu-out}}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-if ls .whl/*.whl >/dev/null 2>&1; then
+if [ -n "${BLCONV_WHEELS:-}" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl || exit 1
+    --target /tmp/site "$BLCONV_WHEELS"/*.whl || exit 1
   export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}

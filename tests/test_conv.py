@@ -222,8 +222,8 @@ def test_empty_batch(backend, d):
     assert not np.any(blconv.to_numpy(dw)) and not np.any(blconv.to_numpy(db))
 
 
-def test_cupy_matches_numpy_gpu_note():
-    """The GPU parity suite lives in test_gpu.py; here: NumPy in gives NumPy out."""
+def test_numpy_in_gives_numpy_out():
+    """NumPy inputs give a NumPy array (CuPy against NumPy: tests/test_gpu_parity.py)."""
     x = np.ones((1, 1, 5))
     y = blconv.conv1d(x, np.ones((1, 1, 2)))
     assert type(y) is np.ndarray

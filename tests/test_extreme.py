@@ -1,6 +1,6 @@
 """Extreme inputs: large images and long signals in float32, values spanning twelve orders of
 magnitude, NaN and infinity, all-zero batches.  The figures are in docs/robustness.md
-(``python tests/_measure_robustness.py`` prints them)."""
+(``python scripts/measure_robustness.py`` prints them)."""
 import warnings
 
 import numpy as np

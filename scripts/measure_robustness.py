@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python tests/_measure_robustness.py
+    python scripts/measure_robustness.py
 
 Everything is seeded; the figures depend only on the BLAS / FFT libraries.
 """
