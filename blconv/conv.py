@@ -424,10 +424,8 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, compress_
 
     Raises
     ------
-    ValueError
-        Shapes, sizes or ranges that do not fit; the message names the argument.
-    TypeError
-        Dtypes other than float32/float64, mixed dtypes, or arrays of different libraries.
+    ValueError, TypeError
+        As in :func:`conv1d`.
 
     Notes
     -----
