@@ -158,7 +158,7 @@ def numpy_peer_config(method, layer, data, *, repeats, threads):
         return backward()
 
     cfg = Config(method, None, forward, forward_backward, repeats,
-                  lambda: _tracemalloc_peak(forward_backward))
+                 lambda: _tracemalloc_peak(forward_backward))
     cfg.nbytes = x.nbytes + w.nbytes           # the backward takes x and w
     return cfg
 

@@ -12,7 +12,7 @@ import scipy
 
 from .. import __version__
 
-__all__ = ["loadavg", "machine_info"]
+__all__ = ["loadavg", "machine_info", "usable_cores"]
 
 
 def machine_info(*, device="cpu", threads=None):
@@ -41,8 +41,7 @@ def machine_info(*, device="cpu", threads=None):
     except OSError:
         pass
     info = {"cpu": cpu, "cores": os.cpu_count(),
-            "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-            else os.cpu_count(),
+            "cores_usable": usable_cores(),
             "threads": threads, "platform": platform.platform(),
             "python": platform.python_version(), "blconv": __version__,
             "numpy": np.__version__, "scipy": scipy.__version__, "torch": None, "cupy": None,
@@ -93,3 +92,7 @@ def loadavg():
     except (AttributeError, OSError):
         return None
 
+
+def usable_cores():
+    """Cores this process may run on (its CPU affinity where the OS tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

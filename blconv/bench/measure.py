@@ -1,17 +1,17 @@
 """The run: options, interleaved timing of every configuration of a layer."""
 from __future__ import annotations
 
-import os
 import time
 import warnings
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .. import settings
 from .configs import blconv_configs, numpy_peer_config, torch_config
-from .layers import DEFAULT_RATES, LAYERS, METHODS, SLOW_METHODS, Layer
-from .machine import loadavg, machine_info
+from .layers import DEFAULT_RATES, LAYERS, METHODS, SLOW_METHODS
+from .machine import loadavg, machine_info, usable_cores
 from .report import layer_records, target_ratios
 
 __all__ = ["run_benchmark"]
@@ -25,9 +25,8 @@ def _timed(fn, sync):
     return time.perf_counter() - t0
 
 
-
 def _check_options(fn, layers, rates, repeats, peer_repeats, warmup, methods, device, batch,
-                   threads):
+                   threads, *, pause, peer_budget):
     unknown = [n for n in layers if n not in LAYERS]
     if unknown or not layers:
         raise ValueError(f"{fn}: layers must be a non-empty subset of {list(LAYERS)}, "
@@ -45,6 +44,9 @@ def _check_options(fn, layers, rates, repeats, peer_repeats, warmup, methods, de
             raise ValueError(f"{fn}: {name} must be an int >= {lo}, got {v!r}")
     if device not in ("cpu", "gpu"):
         raise ValueError(f"{fn}: device must be 'cpu' or 'gpu', got {device!r}")
+    for name, v in (("pause", pause), ("peer_budget", peer_budget)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+            raise ValueError(f"{fn}: {name} must be a number of seconds >= 0, got {v!r}")
 
 
 def _require_gpu(fn):
@@ -59,6 +61,56 @@ def _require_gpu(fn):
                            f"({type(e).__name__}: {e})") from e
     if n < 1:
         raise RuntimeError(f"{fn}: device 'gpu' needs a CUDA device; CuPy found none")
+
+
+def _available_methods(methods, *, gpu):
+    """The methods that can run here (importing torch), and a note for each left out."""
+    methods, notes = list(methods), []
+    if "torch" in methods:
+        try:
+            import torch
+            if gpu and not torch.cuda.is_available():
+                raise ImportError("PyTorch has no CUDA")
+        except ImportError as e:
+            methods.remove("torch")
+            notes.append(f"torch skipped: {e}")
+    if gpu:
+        for m in SLOW_METHODS:
+            if m in methods:
+                methods.remove(m)
+                notes.append(f"{m} skipped: CPU only")
+    return methods, notes
+
+
+def _synchronizer(methods, *, gpu):
+    """A function that waits for the devices the methods run on (nothing on the CPU)."""
+    if not gpu:
+        return lambda: None
+    import cupy
+    cupy_sync = cupy.cuda.Device().synchronize
+    if "torch" not in methods:
+        return cupy_sync
+    import torch
+
+    def sync():
+        cupy_sync()
+        torch.cuda.synchronize()
+    return sync
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How each layer is run: the resolved options of :func:`run_benchmark`."""
+    gpu: bool
+    repeats: int
+    peer_repeats: int
+    peer_budget: float
+    warmup: int
+    pause: float
+    threads: int
+    seed: int
+    sync: Callable[[], None]
+    log: Callable[[str], None]
 
 
 def run_benchmark(layers=None, *, rates=DEFAULT_RATES, repeats=5, peer_repeats=3,
@@ -125,59 +177,18 @@ def run_benchmark(layers=None, *, rates=DEFAULT_RATES, repeats=5, peer_repeats=3
     layers = list(LAYERS) if layers is None else list(layers)
     rates, methods = [float(r) for r in rates], list(dict.fromkeys(methods))
     _check_options(fn, layers, rates, repeats, peer_repeats, warmup, methods, device, batch,
-                   threads)
-    for name, v in (("pause", pause), ("peer_budget", peer_budget)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-            raise ValueError(f"{fn}: {name} must be a number of seconds >= 0, got {v!r}")
+                   threads, pause=pause, peer_budget=peer_budget)
     load_start = loadavg()
     gpu = device == "gpu"
     if gpu:
         _require_gpu(fn)
-    threads = threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                          else os.cpu_count())
-    log = log or (lambda line: None)
-    notes = []
-    if "torch" in methods:
-        try:
-            import torch
-            if gpu and not torch.cuda.is_available():
-                raise ImportError("PyTorch has no CUDA")
-        except ImportError as e:
-            methods.remove("torch")
-            notes.append(f"torch skipped: {e}")
-    if gpu:
-        for m in SLOW_METHODS:
-            if m in methods:
-                methods.remove(m)
-                notes.append(f"{m} skipped: CPU only")
-    if gpu:
-        import cupy
-        sync = cupy.cuda.Device().synchronize
-        if "torch" in methods:
-            import torch
-            cupy_sync = sync
-
-            def sync():
-                cupy_sync()
-                torch.cuda.synchronize()
-    else:
-        def sync():
-            return None
-
-    header = machine_info(device=device, threads=threads)      # its date is the start
-    records = []
-    with settings.fft_workers(threads):
-        with warnings.catch_warnings():
-            # torch warns that padding='same' with an even kernel copies x: expected here
-            warnings.filterwarnings("ignore", message="Using padding='same'")
-            for name in layers:
-                layer = LAYERS[name]
-                if batch is not None:
-                    layer = Layer(**{**asdict(layer), "batch": batch})
-                records += _run_layer(layer, rates, methods, gpu=gpu, repeats=repeats,
-                                      peer_repeats=peer_repeats, peer_budget=peer_budget,
-                                      warmup=warmup, pause=pause,
-                                      threads=threads, seed=seed, sync=sync, log=log)
+    methods, notes = _available_methods(methods, gpu=gpu)
+    plan = _Plan(gpu=gpu, repeats=repeats, peer_repeats=peer_repeats, peer_budget=peer_budget,
+                 warmup=warmup, pause=pause, threads=threads or usable_cores(), seed=seed,
+                 sync=_synchronizer(methods, gpu=gpu), log=log or (lambda line: None))
+    # after _available_methods, so that the torch version is known; its date is the start
+    header = machine_info(device=device, threads=plan.threads)
+    records = _run_layers(layers, rates, methods, batch=batch, plan=plan)
     header.update(device=device, layers=layers, rates=rates, methods=methods, repeats=repeats,
                   peer_repeats=peer_repeats, peer_budget=peer_budget, warmup=warmup,
                   pause=pause, batch=batch, seed=seed,
@@ -186,46 +197,76 @@ def run_benchmark(layers=None, *, rates=DEFAULT_RATES, repeats=5, peer_repeats=3
             "notes": notes}
 
 
-def _run_layer(layer, rates, methods, *, gpu, repeats, peer_repeats, peer_budget, warmup,
-               pause, threads, seed, sync, log):
-    t_start = time.perf_counter()
+def _run_layers(layers, rates, methods, *, batch, plan):
+    """The records of every layer in turn, blconv's CPU FFTs on ``plan.threads`` threads."""
+    records = []
+    with settings.fft_workers(plan.threads), warnings.catch_warnings():
+        # torch warns that padding='same' with an even kernel copies x: expected here
+        warnings.filterwarnings("ignore", message="Using padding='same'")
+        for name in layers:
+            layer = LAYERS[name] if batch is None else replace(LAYERS[name], batch=batch)
+            records += _run_layer(layer, rates, methods, plan)
+    return records
+
+
+def _inputs(layer, seed):
+    """Random float32 ``(x, w, b, dy)`` of the layer (``b`` None without bias)."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(layer.x_shape, dtype=np.float32)
     w = (rng.standard_normal(layer.w_shape, dtype=np.float32)
          / np.float32(np.sqrt(np.prod(layer.w_shape[1:]))))
     b = rng.standard_normal(layer.c_out, dtype=np.float32) if layer.bias else None
     dy = rng.standard_normal(layer.y_shape, dtype=np.float32)
-    data = (x, w, b, dy)
+    return x, w, b, dy
+
+
+def _configs(layer, data, rates, methods, plan):
+    """Every configuration of the layer: blconv at each rate, each other method once."""
     configs = []
     for m in methods:
         if m == "blconv":
-            configs += blconv_configs(layer, data, rates, gpu=gpu, repeats=repeats)
+            configs += blconv_configs(layer, data, rates, gpu=plan.gpu, repeats=plan.repeats)
         elif m == "torch":
-            configs.append(torch_config(layer, data, gpu=gpu, repeats=repeats,
-                                         threads=threads))
+            configs.append(torch_config(layer, data, gpu=plan.gpu, repeats=plan.repeats,
+                                        threads=plan.threads))
         else:
-            configs.append(numpy_peer_config(m, layer, data, repeats=peer_repeats,
-                                              threads=threads))
-    for cfg in configs:                     # untimed: memory, and a first warm-up
-        cfg.peak_bytes = cfg.peak()
-    for _ in range(warmup):
+            configs.append(numpy_peer_config(m, layer, data, repeats=plan.peer_repeats,
+                                             threads=plan.threads))
+    return configs
+
+
+def _warm_up(configs, plan):
+    """``plan.warmup`` untimed rounds of every configuration but the slow peers'."""
+    for _ in range(plan.warmup):
         for cfg in configs:
             if cfg.method not in SLOW_METHODS:
                 cfg.forward()
-                sync()
+                plan.sync()
                 cfg.forward_backward()
-                sync()
+                plan.sync()
+
+
+def _time_interleaved(configs, plan):
+    """Timed repeats, round robin: repeat ``r`` of every configuration before ``r + 1``."""
     last = None
-    for r in range(max(cfg.repeats for cfg in configs)):    # round robin over configs
+    for r in range(max(cfg.repeats for cfg in configs)):
         for cfg in configs:
             spent = sum(cfg.fwd_s) + sum(cfg.fwdbwd_s)
-            if r < cfg.repeats and not (cfg.method in SLOW_METHODS and spent > peer_budget):
-                if pause and cfg.method != last:
-                    time.sleep(pause)       # let the last method's spinning threads sleep
+            if r < cfg.repeats and not (cfg.method in SLOW_METHODS and spent > plan.peer_budget):
+                if plan.pause and cfg.method != last:
+                    time.sleep(plan.pause)  # let the last method's spinning threads sleep
                 last = cfg.method
-                cfg.fwd_s.append(_timed(cfg.forward, sync))
-                cfg.fwdbwd_s.append(_timed(cfg.forward_backward, sync))
-    log(f"bench: {layer.name}: {len(configs)} configurations in "
-        f"{time.perf_counter() - t_start:.1f} s")
-    return layer_records(layer, configs, "gpu" if gpu else "cpu")
+                cfg.fwd_s.append(_timed(cfg.forward, plan.sync))
+                cfg.fwdbwd_s.append(_timed(cfg.forward_backward, plan.sync))
 
+
+def _run_layer(layer, rates, methods, plan):
+    t_start = time.perf_counter()
+    configs = _configs(layer, _inputs(layer, plan.seed), rates, methods, plan)
+    for cfg in configs:                     # untimed: memory, and a first warm-up
+        cfg.peak_bytes = cfg.peak()
+    _warm_up(configs, plan)
+    _time_interleaved(configs, plan)
+    plan.log(f"bench: {layer.name}: {len(configs)} configurations in "
+             f"{time.perf_counter() - t_start:.1f} s")
+    return layer_records(layer, configs, "gpu" if plan.gpu else "cpu")
