@@ -84,7 +84,6 @@ def _git_revision():
     return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-
 def loadavg():
     """1-minute load average (other processes compete for the cores), or None."""
     try:

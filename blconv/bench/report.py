@@ -1,4 +1,4 @@
-"""The records of a run, its target ratios, and their text tables."""
+"""The records of a run, its compression ratios and ratios to torch, and their text."""
 from __future__ import annotations
 
 import numpy as np
@@ -32,7 +32,10 @@ def layer_records(layer, configs, device):
 
 
 def target_ratios(records):
-    """The issue's target ratios, from the records (None where a run is missing)."""
+    """The ``targets`` of :func:`run_benchmark`: compression ratios and ratios to torch.
+
+    From the records; a ratio is None where one of its runs is missing.
+    """
     def rec(layer, method, rate=None):
         return next((r for r in records if r["layer"] == layer and r["method"] == method
                      and r["rate"] == rate), None)
@@ -57,7 +60,6 @@ def target_ratios(records):
                         "value": ratio(full, tch, "fwdbwd_ms"),
                         "value_min": ratio(full, tch, "fwdbwd_ms_min")})
     return out
-
 
 
 def _f(v, fmt, none="-"):
@@ -87,12 +89,13 @@ def format_table(result):
 
 
 def format_targets(result):
-    """The target ratios of :func:`run_benchmark` as text lines.
+    """The ``targets`` of :func:`run_benchmark` (compression ratios and ratios to torch) as text.
 
     Time ratios are shown from the medians and, in brackets, from the fastest
     repeats (less sensitive to other processes on the machine).
     """
-    lines = ["target ratios (lower is better; time ratios: medians [fastest repeats]):"]
+    lines = ["compression ratios and ratios to torch "
+             "(lower is better; times: medians [fastest repeats]):"]
     for t in result["targets"]:
         extra = f" [{_f(t['value_min'], '.3f', 'n/a')}]" if "value_min" in t else ""
         lines.append(f"  {t['layer']:<13}{t['what']:<34}{_f(t['value'], '.3f', 'n/a')}{extra}")
