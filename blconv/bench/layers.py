@@ -1,0 +1,76 @@
+"""The benchmarked layers, the methods and the default rates."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_RATES", "LAYERS", "METHODS", "QUICK_BATCH", "SLOW_METHODS", "Layer"]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One benchmarked convolution: ``(batch, c_in, *size) -> (batch, c_out, *size)``.
+
+    Attributes
+    ----------
+    name : str
+    dim : int
+        1 or 2 spatial axes.
+    batch, c_in, c_out, size, kernel : int
+        ``size`` and ``kernel`` are per axis (square in 2D).
+    padding : int or 'same'
+    bias : bool
+        ResNet's convolutions have none (batch norm follows); the FCN's have one.
+    note : str
+        Where the layer comes from.
+    """
+    name: str
+    dim: int
+    batch: int
+    c_in: int
+    c_out: int
+    size: int
+    kernel: int
+    padding: int | str
+    bias: bool
+    note: str
+
+    @property
+    def x_shape(self) -> tuple:
+        return (self.batch, self.c_in) + (self.size,) * self.dim
+
+    @property
+    def w_shape(self) -> tuple:
+        return (self.c_out, self.c_in) + (self.kernel,) * self.dim
+
+    @property
+    def y_shape(self) -> tuple:
+        p = self.padding
+        out = self.size if p == "same" else self.size + 2 * p - self.kernel + 1
+        return (self.batch, self.c_out) + (out,) * self.dim
+
+
+def _resnet(name, c_in, c_out, size, note):
+    return Layer(name, 2, 32, c_in, c_out, size, 3, 1, False, note)
+
+
+def _fcn(name, c_in, c_out, kernel, note):
+    return Layer(name, 1, 16, c_in, c_out, 150, kernel, "same", True, note)
+
+
+#: The benchmarked layers by name, in the order they run.
+LAYERS = {layer.name: layer for layer in [
+    _resnet("resnet-first", 3, 64, 32, "ResNet-18/CIFAR first layer"),
+    _resnet("resnet64", 64, 64, 32, "ResNet-18/CIFAR stage 1"),
+    _resnet("resnet128", 128, 128, 16, "ResNet-18/CIFAR stage 2"),
+    _resnet("resnet256", 256, 256, 8, "ResNet-18/CIFAR stage 3"),
+    _resnet("resnet512", 512, 512, 4, "ResNet-18/CIFAR stage 4"),
+    _fcn("fcn1", 1, 128, 8, "FCN (Wang et al. 2017) block 1, UCR length 150"),
+    _fcn("fcn2", 128, 256, 5, "FCN block 2"),
+    _fcn("fcn3", 256, 128, 3, "FCN block 3"),
+]}
+#: Methods in table order; 'reference' and 'fftconvolve' are CPU only.
+METHODS = ("blconv", "torch", "reference", "fftconvolve")
+SLOW_METHODS = ("reference", "fftconvolve")
+DEFAULT_RATES = (0.0, 0.25, 0.5, 0.75)
+#: Batch size of ``--quick`` (smoke tests).
+QUICK_BATCH = 2
