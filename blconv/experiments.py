@@ -361,8 +361,8 @@ def run_one(run: Run, *, threads: int | None = None) -> dict:
     ----------
     run : Run
     threads : int, optional
-        Set this process's BLAS threads (through ``threadpoolctl``, when
-        installed) and FFT threads (:func:`blconv.set_fft_workers`) to this,
+        Set this process's BLAS threads (through ``threadpoolctl``) and FFT
+        threads (:func:`blconv.set_fft_workers`) to this,
         and leave them so (Dask workers use 1).  The results do not depend
         on it (see Notes of :func:`sweep`).
 
@@ -404,12 +404,10 @@ def _utc(t: float) -> str:
 
 
 def _set_threads(n: int) -> None:
+    from threadpoolctl import threadpool_limits
+
     from . import _backend
     _backend.set_fft_workers(n)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # Dask's nanny has set OPENBLAS/MKL/OMP_NUM_THREADS=1 already
-        return
     threadpool_limits(limits=n)
 
 
@@ -419,17 +417,13 @@ def _thread_limits(n: int | None):
     if n is None:
         yield
         return
+    from threadpoolctl import threadpool_limits
+
     from . import _backend
     fft = _backend.fft_workers()
     _backend.set_fft_workers(n)
     try:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            limits = contextlib.nullcontext()
-        else:
-            limits = threadpool_limits(limits=n)
-        with limits:
+        with threadpool_limits(limits=n):
             yield
     finally:
         _backend.set_fft_workers(fft)
