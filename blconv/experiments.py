@@ -590,31 +590,31 @@ def _atomic_write(path: str, text: str) -> None:
 def write_plots(records, out_dir) -> list[str]:
     """Accuracy-vs-compression and train x test heatmap PNGs (needs the ``plot`` extra).
 
+    The figures are :class:`matplotlib.figure.Figure` objects drawn and saved
+    directly, outside pyplot: the user's matplotlib backend and open figures are
+    left as they were.
+
     Returns the paths written; an empty list when matplotlib is not installed.
     """
     try:
-        import matplotlib
+        from matplotlib.figure import Figure
     except ImportError:
         return []
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from . import viz
     paths = []
-    fig, ax = plt.subplots(figsize=(6, 4))
-    viz.plot_compression_accuracy(records, ax=ax)
+    fig = Figure(figsize=(6, 4))
+    viz.plot_compression_accuracy(records, ax=fig.subplots())
     paths.append(os.path.join(out_dir, "accuracy_vs_compression.png"))
     fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
-    plt.close(fig)
     for ds in sorted({r["dataset"] for r in records}):
         sub = [r for r in records if r["dataset"] == ds]
         if len({r["test_compress_rate"] for r in sub}) < 2:
             continue
-        fig, ax = plt.subplots(figsize=(5, 4))
-        viz.plot_train_test_heatmap(sub, ax=ax, dataset=ds)
+        fig = Figure(figsize=(5, 4))
+        viz.plot_train_test_heatmap(sub, ax=fig.subplots(), dataset=ds)
         paths.append(os.path.join(out_dir, f"heatmap_{ds}.png"))
         fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
-        plt.close(fig)
     return paths
 
 
