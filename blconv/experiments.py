@@ -16,6 +16,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import math
 import os
 import socket
 import time
@@ -639,7 +640,12 @@ def write_results(records, out_dir, *, failures=None) -> None:
 
 
 def summarize(records) -> list[dict]:
-    """Mean and std of test accuracy over seeds per (dataset, train policy, test rate)."""
+    """Mean and standard deviation of test accuracy over seeds, per (dataset, model,
+    train policy, test rate).
+
+    ``accuracy_std`` is the *sample* standard deviation over seeds (``ddof=1``, as
+    papers report a spread over runs), ``nan`` for a single seed, which has none.
+    """
     groups: dict = {}
     for r in records:
         key = (r["dataset"], r["model"], r["train_compress_rate"], r["train_preserve_energy"],
@@ -650,7 +656,8 @@ def summarize(records) -> list[dict]:
         acc = np.array([r["test_accuracy"] for r in rs])
         out.append(dict(zip(("dataset", "model", "train_compress_rate", "train_preserve_energy",
                              "test_compress_rate"), key),
-                        accuracy_mean=float(acc.mean()), accuracy_std=float(acc.std()),
+                        accuracy_mean=float(acc.mean()),
+                        accuracy_std=float(acc.std(ddof=1)) if acc.size > 1 else math.nan,
                         seeds=len(rs), effective_rate=float(np.mean([r["effective_rate"]
                                                                      for r in rs]))))
     return out
@@ -677,16 +684,23 @@ def _format_failures(failures) -> str:
 
 
 def format_table(records) -> str:
-    """A plain-text table of :func:`summarize` (accuracy in %)."""
+    """A plain-text table of :func:`summarize` (accuracy in %).
+
+    ``±`` is the sample standard deviation over seeds (``ddof=1``); a row of one
+    seed shows the mean alone.
+    """
     rows = summarize(records)
     head = (f"{'dataset':<18}{'model':<7}{'train':>8}{'test':>7}{'eff.':>7}"
-            f"{'accuracy %':>13}{'seeds':>7}")
+            f"{'accuracy % ± SD':>17}{'seeds':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
         train = (f"E={r['train_preserve_energy']:g}" if r["train_preserve_energy"] is not None
                  else f"{r['train_compress_rate']:.2f}")
         lines.append(f"{r['dataset']:<18}{r['model']:<7}{train:>8}"
                      f"{r['test_compress_rate']:>7.2f}{r['effective_rate']:>7.2f}"
-                     f"{100 * r['accuracy_mean']:>8.1f} ±{100 * r['accuracy_std']:>4.1f}"
-                     f"{r['seeds']:>7}")
+                     f"{100 * r['accuracy_mean']:>11.1f}"
+                     + (f" ±{100 * r['accuracy_std']:>4.1f}" if r["seeds"] > 1 else " " * 6)
+                     + f"{r['seeds']:>7}")
+    if any(r["seeds"] > 1 for r in rows):
+        lines.append("± : sample standard deviation over seeds (ddof=1)")
     return "\n".join(lines)
