@@ -492,8 +492,9 @@ def sweep(spec=None, client=None, *, workers: int | None = None, out_dir=None,
         errors are recorded, not retried; a run whose worker dies is given to
         another worker by the scheduler).
     progress : bool, default True
-        A bar of runs done / running / failed on stderr, and the dashboard
-        address of the local cluster that ``workers`` starts.
+        A bar of runs done / running / failed on stderr.  (The dashboard
+        address of the local cluster that ``workers`` starts is logged at
+        ``INFO`` level to the ``blconv`` logger, whatever ``progress`` says.)
     **grid
         Keywords of :func:`make_runs`, when ``spec`` is not given.
 
