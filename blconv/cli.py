@@ -229,7 +229,8 @@ def _common_training(p, *, epochs):
                    help="model width (fcn1d: channels W, 2W, W, default 128 as in the paper; "
                    "cnn2d and resnet: base width)")
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"],
-                   help="cpu (NumPy) or gpu (CuPy; needs the gpu extra)")
+                   help="cpu (NumPy) or gpu (CuPy; needs the gpu-cuda12 or gpu-cuda13 "
+                   "extra)")
     p.add_argument("--ucr-dir", default=None, metavar="PATH",
                    help="a UCR archive on disk, for datasets that are not shipped")
     p.add_argument("--out", default=None, metavar="DIR",
