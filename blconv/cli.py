@@ -16,48 +16,69 @@ import numpy as np
 
 __all__ = ["main", "build_parser"]
 
+# the docstring above is reStructuredText for the API pages; --help shows plain text
+DESCRIPTION = """\
+Band-limited convolution: train and test CNNs whose convolutions keep only the
+low-frequency part of the spectra. Run as 'blconv COMMAND' or 'python -m blconv COMMAND'.
 
-def _rate(text: str) -> float:
+With no command it runs the default sweep: fcn1d on GunPoint trained at
+compress rates 0, 0.5 and 0.75 and tested at each, printing the accuracy table."""
+
+
+# Argument types. argparse names a type function in its messages only when the function
+# raises something other than ArgumentTypeError ("invalid _positive value"), so each one
+# raises ArgumentTypeError for every bad input, with what it expected and what it got.
+def _number(text: str, expected: str) -> float:
     try:
-        v = float(text)
+        return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a number: {text!r} (expected {expected})") \
+            from None
+
+
+def compress_rate(text: str) -> float:
+    """A compress rate in [0, 1)."""
+    v = _number(text, "a compress rate in [0, 1)")
     if not 0.0 <= v < 1.0:
         hint = " (a fraction, not a percent)" if 1.0 <= v <= 100.0 else ""
         raise argparse.ArgumentTypeError(f"compress rate must be in [0, 1), got {text}{hint}")
     return v
 
 
-def _energy(text: str) -> float:
-    v = float(text)
+def energy_fraction(text: str) -> float:
+    """A fraction of energy in (0, 1]."""
+    v = _number(text, "an energy fraction in (0, 1]")
     if not 0.0 < v <= 1.0:
         raise argparse.ArgumentTypeError(f"energy must be in (0, 1], got {text}")
     return v
 
 
-def _positive(text: str) -> int:
-    v = int(text)
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
     return v
 
 
 def _real(text: str, *, strict: bool) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    sign = ">" if strict else ">="
+    v = _number(text, f"a finite number {sign} 0")
     if not (v > 0 if strict else v >= 0) or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} 0 and finite, "
-                                         f"got {text}")
+        raise argparse.ArgumentTypeError(f"must be {sign} 0 and finite, got {text}")
     return v
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
     return _real(text, strict=True)
 
 
-def _non_negative_float(text: str) -> float:
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0."""
     return _real(text, strict=False)
 
 
@@ -275,21 +296,22 @@ def _eval(args) -> int:
 def _common_training(p, *, epochs):
     p.add_argument("--model", default="auto", choices=["auto", "fcn1d", "cnn2d", "resnet"],
                    help="architecture (auto: fcn1d for series, cnn2d for images)")
-    p.add_argument("--epochs", type=_positive, default=epochs, help=f"epochs (default {epochs})")
+    p.add_argument("--epochs", type=positive_int, default=epochs, help=f"epochs (default {epochs})")
     p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"],
                    help="sgd: SGD, momentum 0.9, cosine-annealed lr (default); adam: the "
                    "published FCN recipe, Adam with the lr halved after 50 epochs without a "
                    "lower training loss (down to 1e-4)")
-    p.add_argument("--lr", type=_positive_float, default=None,
+    p.add_argument("--lr", type=positive_float, default=None,
                    help="learning rate (default 0.01 for sgd, 0.001 for adam)")
-    p.add_argument("--weight-decay", type=_non_negative_float, default=None, metavar="WD",
+    p.add_argument("--weight-decay", type=non_negative_float, default=None, metavar="WD",
                    help="L2 weight decay (default 5e-4 for sgd, 0 for adam)")
-    p.add_argument("--batch-size", type=_positive, default=8, help="batch size (default 8)")
-    p.add_argument("--width", type=_positive, default=None,
+    p.add_argument("--batch-size", type=positive_int, default=8, help="batch size (default 8)")
+    p.add_argument("--width", type=positive_int, default=None,
                    help="model width (fcn1d: channels W, 2W, W, default 128 as in the paper; "
                    "cnn2d and resnet: base width)")
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"],
-                   help="cpu (NumPy) or gpu (CuPy; needs the gpu extra)")
+                   help="cpu (NumPy) or gpu (CuPy; needs the gpu-cuda12 or gpu-cuda13 "
+                   "extra)")
     p.add_argument("--ucr-dir", default=None, metavar="PATH",
                    help="a UCR archive on disk, for datasets that are not shipped")
     p.add_argument("--out", default=None, metavar="DIR",
@@ -298,11 +320,13 @@ def _common_training(p, *, epochs):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
     from . import experiments as E
     p = argparse.ArgumentParser(
         prog="blconv", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=__doc__,
+        description=DESCRIPTION,
         epilog="datasets: " + ", ".join(E.DATASETS) + " (or any UCR dataset with --ucr-dir)")
+    p.add_argument("--version", action="version", version=f"blconv {__version__}")
     sub = p.add_subparsers(dest="command", metavar="command")
 
     s = sub.add_parser("sweep", help="train at several compress rates, test at several, "
@@ -312,20 +336,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--datasets", nargs="+", default=["GunPoint"], metavar="NAME",
                    help="datasets to sweep, by space or comma; 'all': every UCR dataset "
                    "shipped, or every one under --ucr-dir (default GunPoint; see below)")
-    s.add_argument("--rates", nargs="+", type=_rate, default=[0.0, 0.5, 0.75],
+    s.add_argument("--rates", nargs="+", type=compress_rate, default=[0.0, 0.5, 0.75],
                    help="training compress rates (default 0 0.5 0.75)")
-    s.add_argument("--energies", nargs="*", type=_energy, default=[],
+    s.add_argument("--energies", nargs="*", type=energy_fraction, default=[],
                    help="also train with preserve_energy at these fractions")
-    s.add_argument("--test-rates", nargs="+", type=_rate, default=None,
+    s.add_argument("--test-rates", nargs="+", type=compress_rate, default=None,
                    help="test compress rates (default: the training rates)")
     s.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (default 0)")
     where = s.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=_positive, default=None, metavar="N",
+    where.add_argument("--workers", type=positive_int, default=None, metavar="N",
                        help="run on a local Dask cluster of N processes (needs the dist "
                        "extra; default: one run after another in this process)")
     where.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="run on the Dask cluster of this scheduler (tcp://host:8786)")
-    s.add_argument("--threads", type=_positive, default=None, metavar="N",
+    s.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="BLAS and FFT threads of each run (default: all cores in this "
                    "process, 1 per Dask worker); results do not depend on it")
     _common_training(s, epochs=100)
@@ -337,9 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dataset", default="GunPoint", metavar="NAME",
                    help="dataset to train on (default GunPoint)")
     g = t.add_mutually_exclusive_group()
-    g.add_argument("--compress-rate", type=_rate, default=0.0,
+    g.add_argument("--compress-rate", type=compress_rate, default=0.0,
                    help="fraction of spectral coefficients discarded (default 0)")
-    g.add_argument("--preserve-energy", type=_energy, default=None,
+    g.add_argument("--preserve-energy", type=energy_fraction, default=None,
                    help="keep the smallest band holding this fraction of input energy")
     t.add_argument("--seed", type=int, default=0, help="seed of weights and shuffles")
     t.add_argument("--resume", action="store_true", help="continue from the output "
@@ -353,19 +377,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dataset whose test split is used (default: the one the checkpoint "
                    "was trained on); its classes, channels and dimensionality must be the "
                    "model's")
-    e.add_argument("--test-rates", nargs="+", type=_rate, default=[0.0, 0.25, 0.5, 0.75],
+    e.add_argument("--test-rates", nargs="+", type=compress_rate, default=[0.0, 0.25, 0.5, 0.75],
                    help="compress rates to evaluate at (default 0 0.25 0.5 0.75)")
     e.add_argument("--ucr-dir", default=None, metavar="PATH",
                    help="a UCR archive on disk, for datasets that are not shipped")
     e.set_defaults(func=_eval)
 
     d = sub.add_parser("demo", help="error, time and memory of one layer per compress rate")
-    d.add_argument("--batch", type=_positive, default=32, help="batch size (default 32)")
-    d.add_argument("--channels", type=_positive, default=64, help="channels in and out")
-    d.add_argument("--size", type=_positive, default=32, help="image height and width")
-    d.add_argument("--rates", type=_rate, nargs="+", default=[0.0, 0.25, 0.5, 0.75],
+    d.add_argument("--batch", type=positive_int, default=32, help="batch size (default 32)")
+    d.add_argument("--channels", type=positive_int, default=64, help="channels in and out")
+    d.add_argument("--size", type=positive_int, default=32, help="image height and width")
+    d.add_argument("--rates", type=compress_rate, nargs="+", default=[0.0, 0.25, 0.5, 0.75],
                    help="compress rates (default 0 0.25 0.5 0.75)")
-    d.add_argument("--repeats", type=_positive, default=3, help="timed repeats after a warm-up")
+    d.add_argument("--repeats", type=positive_int, default=3, help="timed repeats after a warm-up")
     d.add_argument("--seed", type=int, default=0, help="seed of the random layer")
     d.set_defaults(func=_demo)
 

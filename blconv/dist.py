@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -37,6 +38,8 @@ __all__ = ["run_sweep", "SweepResult", "collect", "read_run", "write_run", "run_
 
 _TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 _HINT = 'needs Dask: pip install "blconv[dist]" (or pip install "dask[distributed]")'
+# messages of the library (not the command line output): the "blconv" logger hierarchy
+_log = logging.getLogger(__name__)
 
 
 def _distributed(fn: str):
@@ -97,9 +100,7 @@ def run_sweep(runs, *, client=None, workers=None, out_dir=None, threads=None, re
         with contextlib.ExitStack() as stack:
             if workers is not None:
                 client = stack.enter_context(local_cluster(workers))
-                if progress:
-                    print(f"blconv sweep: local cluster: {describe(client)}",
-                          file=sys.stderr, flush=True)
+                _log.info("sweep: local cluster: %s", describe(client))
             elif isinstance(client, str):
                 client = stack.enter_context(connect(client))
             run_on(client, todo, on_result=on_result,

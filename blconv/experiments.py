@@ -16,6 +16,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import math
 import os
 import socket
 import time
@@ -411,8 +412,8 @@ def run_one(run: Run, *, threads: int | None = None) -> dict:
     ----------
     run : Run
     threads : int, optional
-        Set this process's BLAS threads (through ``threadpoolctl``, when
-        installed) and FFT threads (:func:`blconv.set_fft_workers`) to this,
+        Set this process's BLAS threads (through ``threadpoolctl``) and FFT
+        threads (:func:`blconv.set_fft_workers`) to this,
         and leave them so (Dask workers use 1).  The results do not depend
         on it (see Notes of :func:`sweep`).
 
@@ -457,12 +458,10 @@ def _utc(t: float) -> str:
 
 
 def _set_threads(n: int) -> None:
+    from threadpoolctl import threadpool_limits
+
     from . import settings
     settings.set_fft_workers(n)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # Dask's nanny has set OPENBLAS/MKL/OMP_NUM_THREADS=1 already
-        return
     threadpool_limits(limits=n)
 
 
@@ -472,14 +471,10 @@ def _thread_limits(n: int | None):
     if n is None:
         yield
         return
+    from threadpoolctl import threadpool_limits
+
     from . import settings
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        limits = contextlib.nullcontext()
-    else:
-        limits = threadpool_limits(limits=n)
-    with settings.fft_workers(n), limits:
+    with settings.fft_workers(n), threadpool_limits(limits=n):
         yield
 
 
@@ -545,8 +540,9 @@ def sweep(spec=None, client=None, *, workers: int | None = None, out_dir=None,
         errors are recorded, not retried; a run whose worker dies is given to
         another worker by the scheduler).
     progress : bool, default True
-        A bar of runs done / running / failed on stderr, and the dashboard
-        address of the local cluster that ``workers`` starts.
+        A bar of runs done / running / failed on stderr.  (The dashboard
+        address of the local cluster that ``workers`` starts is logged at
+        ``INFO`` level to the ``blconv`` logger, whatever ``progress`` says.)
     **grid
         Keywords of :func:`make_runs`, when ``spec`` is not given.
 
@@ -647,31 +643,31 @@ def _atomic_write(path: str, text: str) -> None:
 def write_plots(records, out_dir) -> list[str]:
     """Accuracy-vs-compression and train x test heatmap PNGs (needs the ``plot`` extra).
 
+    The figures are :class:`matplotlib.figure.Figure` objects drawn and saved
+    directly, outside pyplot: the user's matplotlib backend and open figures are
+    left as they were.
+
     Returns the paths written; an empty list when matplotlib is not installed.
     """
     try:
-        import matplotlib
+        from matplotlib.figure import Figure
     except ImportError:
         return []
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from . import viz
     paths = []
-    fig, ax = plt.subplots(figsize=(6, 4))
-    viz.plot_compression_accuracy(records, ax=ax)
+    fig = Figure(figsize=(6, 4))
+    viz.plot_compression_accuracy(records, ax=fig.subplots())
     paths.append(os.path.join(out_dir, "accuracy_vs_compression.png"))
     fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
-    plt.close(fig)
     for ds in sorted({r["dataset"] for r in records}):
         sub = [r for r in records if r["dataset"] == ds]
         if len({r["test_compress_rate"] for r in sub}) < 2:
             continue
-        fig, ax = plt.subplots(figsize=(5, 4))
-        viz.plot_train_test_heatmap(sub, ax=ax, dataset=ds)
+        fig = Figure(figsize=(5, 4))
+        viz.plot_train_test_heatmap(sub, ax=fig.subplots(), dataset=ds)
         paths.append(os.path.join(out_dir, f"heatmap_{ds}.png"))
         fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
-        plt.close(fig)
     return paths
 
 
@@ -696,7 +692,12 @@ def write_results(records, out_dir, *, failures=None) -> None:
 
 
 def summarize(records) -> list[dict]:
-    """Mean and std of test accuracy over seeds per (dataset, train policy, test rate)."""
+    """Mean and standard deviation of test accuracy over seeds, per (dataset, model,
+    train policy, test rate).
+
+    ``accuracy_std`` is the *sample* standard deviation over seeds (``ddof=1``, as
+    papers report a spread over runs), ``nan`` for a single seed, which has none.
+    """
     groups: dict = {}
     for r in records:
         key = (r["dataset"], r["model"], r["train_compress_rate"], r["train_preserve_energy"],
@@ -707,7 +708,8 @@ def summarize(records) -> list[dict]:
         acc = np.array([r["test_accuracy"] for r in rs])
         out.append(dict(zip(("dataset", "model", "train_compress_rate", "train_preserve_energy",
                              "test_compress_rate"), key),
-                        accuracy_mean=float(acc.mean()), accuracy_std=float(acc.std()),
+                        accuracy_mean=float(acc.mean()),
+                        accuracy_std=float(acc.std(ddof=1)) if acc.size > 1 else math.nan,
                         seeds=len(rs), effective_rate=float(np.mean([r["effective_rate"]
                                                                      for r in rs]))))
     return out
@@ -734,16 +736,23 @@ def _format_failures(failures) -> str:
 
 
 def format_table(records) -> str:
-    """A plain-text table of :func:`summarize` (accuracy in %)."""
+    """A plain-text table of :func:`summarize` (accuracy in %).
+
+    ``±`` is the sample standard deviation over seeds (``ddof=1``); a row of one
+    seed shows the mean alone.
+    """
     rows = summarize(records)
     head = (f"{'dataset':<18}{'model':<7}{'train':>8}{'test':>7}{'eff.':>7}"
-            f"{'accuracy %':>13}{'seeds':>7}")
+            f"{'accuracy % ± SD':>17}{'seeds':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
         train = (f"E={r['train_preserve_energy']:g}" if r["train_preserve_energy"] is not None
                  else f"{r['train_compress_rate']:.2f}")
         lines.append(f"{r['dataset']:<18}{r['model']:<7}{train:>8}"
                      f"{r['test_compress_rate']:>7.2f}{r['effective_rate']:>7.2f}"
-                     f"{100 * r['accuracy_mean']:>8.1f} ±{100 * r['accuracy_std']:>4.1f}"
-                     f"{r['seeds']:>7}")
+                     f"{100 * r['accuracy_mean']:>11.1f}"
+                     + (f" ±{100 * r['accuracy_std']:>4.1f}" if r["seeds"] > 1 else " " * 6)
+                     + f"{r['seeds']:>7}")
+    if any(r["seeds"] > 1 for r in rows):
+        lines.append("± : sample standard deviation over seeds (ddof=1)")
     return "\n".join(lines)

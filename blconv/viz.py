@@ -12,8 +12,9 @@ defined there.  On the *one-sided* grid (what ``Band.retained`` counts) row
 ``u`` is stored at index ``u mod n_0``; the *centred two-sided* grid
 (``fftshift``) shows the band as the low-pass square ``|u| < k_0, |v| < k_1``
 around DC.  Accuracies from experiment records (fractions) are drawn in
-percent; means and standard deviations are over seeds (population std,
-``ddof=0``, as :func:`blconv.experiments.summarize`).
+percent; means and standard deviations are over seeds (the sample standard
+deviation, ``ddof=1``, as :func:`blconv.experiments.summarize`; a single seed
+has none and gets no error bar).
 """
 from __future__ import annotations
 
@@ -134,17 +135,19 @@ def _select(fn: str, recs, *, dataset=None, model=None, single: bool = False):
 
 
 def _stats(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (``ddof=1``; ``nan`` for one value)."""
     v = np.asarray(values, dtype=np.float64)
-    return float(v.mean()), float(v.std())
+    return float(v.mean()), (float(v.std(ddof=1)) if v.size > 1 else math.nan)
 
 
 def _mean_line(ax, xs, groups, *, fmt: str, label: str, color: str, **kw):
-    """A labelled line of the group means (the legend entry) with std error bars beneath."""
+    """A labelled line of the group means (the legend entry) with sample-std error bars
+    beneath (none for a group of one)."""
     st = np.array([_stats(g) for g in groups]).reshape(-1, 2)
     x = np.asarray(xs, dtype=np.float64)
     # capsize 0: the bars are one LineCollection, so ax.lines holds only the mean lines
-    ax.errorbar(x, st[:, 0], yerr=st[:, 1], fmt="none", ecolor=color, capsize=0, lw=1.5,
-                alpha=0.7)
+    ax.errorbar(x, st[:, 0], yerr=np.nan_to_num(st[:, 1]), fmt="none", ecolor=color,
+                capsize=0, lw=1.5, alpha=0.7)
     ax.plot(x, st[:, 0], fmt, color=color, label=label, **kw)
 
 
@@ -635,7 +638,7 @@ def plot_compression_accuracy(results, *, ax=None, dataset=None, model=None, ref
     matplotlib Axes
         One error-bar line per (dataset, model), labelled ``"dataset (model)"``:
         x the train rates ascending, y the mean test accuracy in percent, error
-        bars the std over seeds.
+        bars the sample standard deviation over seeds (``ddof=1``).
 
     Raises
     ------
@@ -699,7 +702,7 @@ def plot_compression_accuracy(results, *, ax=None, dataset=None, model=None, ref
     ax.set_xlabel("train (= test) compress rate"
                   + ("; E = ...: mean effective rate" if energy_runs else ""))
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Accuracy against compression (mean ± std over seeds)")
+    ax.set_title("Accuracy against compression (mean ± sample SD over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return ax
@@ -884,7 +887,7 @@ def plot_noise_robustness(results, *, ax=None, dataset=None, model=None):
     matplotlib Axes
         One error-bar line per training policy, labelled ``"train rate c"`` or
         ``"train E = e"``: x the sigmas ascending, y the mean accuracy (%) over
-        seeds, error bars the std.
+        seeds, error bars the sample standard deviation (``ddof=1``).
 
     Raises
     ------
@@ -925,7 +928,7 @@ def plot_noise_robustness(results, *, ax=None, dataset=None, model=None):
     ax.set_xlabel("input noise sigma")
     ax.set_ylabel("test accuracy (%)")
     where = f"{_label(recs[0])}: " if "dataset" in recs[0] else ""
-    ax.set_title(f"{where}accuracy under input noise (mean ± std over seeds)")
+    ax.set_title(f"{where}accuracy under input noise (mean ± sample SD over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return ax

@@ -210,3 +210,43 @@ def test_help_explains_every_option(capsys):
             main([cmd, "--help"])
         text = capsys.readouterr().out
         assert "--" in text and "usage:" in text
+
+
+def test_version_prints_the_package_version(capsys):
+    import blconv
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out == f"blconv {blconv.__version__}\n"
+
+
+@pytest.mark.parametrize("command", [[], ["sweep"], ["train"], ["eval"], ["demo"], ["bench"]],
+                         ids=lambda c: c[0] if c else "blconv")
+def test_help_is_plain_text(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(command + ["--help"])
+    text = capsys.readouterr().out
+    assert e.value.code == 0 and "usage: blconv" in text
+    for markup in ("``", ":func:", ":mod:", ":class:", ":meth:"):
+        assert markup not in text, f"reStructuredText {markup!r} in {command} --help"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sweep", "--epochs", "x"], "argument --epochs: expected a positive integer, got 'x'"),
+    (["train", "--batch-size", "1.5"],
+     "argument --batch-size: expected a positive integer, got '1.5'"),
+    (["sweep", "--threads", "many"], "argument --threads: expected a positive integer, got 'many'"),
+    (["demo", "--channels", "x"], "argument --channels: expected a positive integer, got 'x'"),
+    (["sweep", "--energies", "most"], "argument --energies: not a number: 'most' (expected an "
+                                      "energy fraction in (0, 1])"),
+    (["train", "--compress-rate", "half"], "argument --compress-rate: not a number: 'half' "
+                                           "(expected a compress rate in [0, 1))"),
+    (["train", "--weight-decay", "none"], "argument --weight-decay: not a number: 'none' "
+                                          "(expected a finite number >= 0)"),
+])
+def test_parser_errors_name_no_private_function(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and message in err
+    assert "invalid _" not in err and " value: " not in err

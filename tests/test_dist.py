@@ -1,5 +1,6 @@
 """Sweeps on a real Dask cluster of 2 worker processes on loopback (skipped without Dask)."""
 import json
+import logging
 import os
 import signal
 import threading
@@ -130,10 +131,13 @@ def test_run_survives_a_killed_worker(client, tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:Port 8787 is already in use")
-def test_sweep_starts_and_closes_its_own_cluster(tmp_path, capsys):
+def test_sweep_starts_and_closes_its_own_cluster(tmp_path, caplog):
     run = E.Run(dataset="ItalyPowerDemand", width=4, epochs=1, batch_size=32)
-    result = E.sweep([run], workers=1, out_dir=tmp_path)
-    err = capsys.readouterr().err
-    assert "blconv sweep: local cluster: Dask scheduler tcp://127.0.0.1:" in err
-    assert "1 workers, 1 threads; dashboard http://" in err
+    with caplog.at_level(logging.INFO, logger="blconv"):
+        result = E.sweep([run], workers=1, out_dir=tmp_path)
+    # said through the "blconv" logger, not printed: the library leaves output to the caller
+    (said,) = [r for r in caplog.records if r.name.startswith("blconv")]
+    assert said.levelno == logging.INFO
+    assert "sweep: local cluster: Dask scheduler tcp://127.0.0.1:" in said.getMessage()
+    assert "1 workers, 1 threads; dashboard http://" in said.getMessage()
     assert len(result) == 1 and result.failures == []

@@ -341,3 +341,49 @@ def test_cli_sweeps_a_ucr_archive_and_lists_failures(tmp_path, capsys):
             json.loads((out / "failures.json").read_text())] == ["Ragged"]
     assert main(argv) == 1                           # again: only the failed run is redone
     assert "4 records of 2 runs (1 run now, 2 already done)" in capsys.readouterr().out
+
+
+def _acc_record(seed, acc, dataset="GunPoint", rate=0.0):
+    return dict(dataset=dataset, model="fcn1d", seed=seed, train_compress_rate=rate,
+                train_preserve_energy=None, test_compress_rate=rate, test_accuracy=acc,
+                effective_rate=rate)
+
+
+def test_summary_std_is_the_sample_std_over_seeds():
+    # three seeds at 0.90, 0.80, 0.70: mean 0.80, squared deviations 0.02 in all;
+    # sample variance 0.02 / 2 = 0.01 (the population variance would be 0.02 / 3)
+    records = [_acc_record(s, a) for s, a in enumerate((0.90, 0.80, 0.70))]
+    records.append(_acc_record(0, 0.5, dataset="ItalyPowerDemand"))
+    rows = {r["dataset"]: r for r in E.summarize(records)}
+    assert rows["GunPoint"]["accuracy_mean"] == pytest.approx(0.80)
+    assert rows["GunPoint"]["accuracy_std"] == pytest.approx(0.10)
+    assert np.isnan(rows["ItalyPowerDemand"]["accuracy_std"])     # one seed: no spread
+    lines = E.format_table(records).splitlines()
+    assert "accuracy % ± SD" in lines[0]
+    gun = next(ln for ln in lines if ln.startswith("GunPoint"))
+    italy = next(ln for ln in lines if ln.startswith("ItalyPowerDemand"))
+    assert gun.split()[-3:] == ["80.0", "±10.0", "3"]
+    assert "±" not in italy and italy.split()[-2:] == ["50.0", "1"]
+    assert lines[-1] == "± : sample standard deviation over seeds (ddof=1)"
+
+
+def test_write_plots_leaves_the_matplotlib_backend_alone(tmp_path):
+    pytest.importorskip("matplotlib")
+    code = f"""
+import matplotlib
+matplotlib.use("svg")      # a backend the user chose: write_plots must not switch it
+import matplotlib.pyplot as plt
+from blconv import experiments as E
+recs = [dict(dataset="GunPoint", model="fcn1d", seed=s, train_compress_rate=c,
+             train_preserve_energy=None, test_compress_rate=t, test_accuracy=0.9,
+             effective_rate=c) for s in (0, 1) for c in (0.0, 0.5) for t in (0.0, 0.5)]
+paths = E.write_plots(recs, {str(tmp_path)!r})
+assert len(paths) == 2, paths
+print(matplotlib.get_backend(), len(plt.get_fignums()))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["svg", "0"]          # backend kept, no pyplot figure left
+    assert (tmp_path / "accuracy_vs_compression.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "heatmap_GunPoint.png").stat().st_size > 0

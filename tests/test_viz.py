@@ -366,8 +366,8 @@ def rec(ds, seed, train, test, acc, energy=None, eff=None, model="m"):
 
 
 RECORDS = [
-    rec("A", 0, 0.0, 0.0, 0.90), rec("A", 1, 0.0, 0.0, 0.80),       # A, 0.0: 85 +- 5
-    rec("A", 0, 0.5, 0.5, 0.70), rec("A", 1, 0.5, 0.5, 0.76),       # A, 0.5: 73 +- 3
+    rec("A", 0, 0.0, 0.0, 0.90), rec("A", 1, 0.0, 0.0, 0.80),       # A, 0.0: 85 +- 5 sqrt(2)
+    rec("A", 0, 0.5, 0.5, 0.70), rec("A", 1, 0.5, 0.5, 0.76),       # A, 0.5: 73 +- 3 sqrt(2)
     rec("A", 0, 0.0, 0.5, 0.40), rec("A", 1, 0.0, 0.5, 0.50),       # tested elsewhere: 45
     rec("A", 0, 0.5, 0.0, 0.60),                                    # one seed: 60
     rec("B", 0, 0.25, 0.25, 0.99), rec("B", 1, 0.25, 0.25, 0.97),   # B, 0.25: 98 +- 1
@@ -391,10 +391,12 @@ def test_compression_accuracy_lines_are_hand_means():
     ref = line(ax, "paper")
     np.testing.assert_allclose(ref.get_xdata(), [0.0, 0.5])
     np.testing.assert_allclose(ref.get_ydata(), [93.69, 92.32])
-    # A's error bars: the segments (x, mean -+ std)
+    # A's error bars: the segments (x, mean -+ sample std): two seeds d apart have
+    # sample std d / sqrt(2) (the population std would be d / 2)
     segs = [np.asarray(s) for c in ax.collections for s in c.get_segments()]
-    assert any(np.allclose(s, [[0.0, 80.0], [0.0, 90.0]]) for s in segs)
-    assert any(np.allclose(s, [[0.5, 70.0], [0.5, 76.0]]) for s in segs)
+    sd0, sd5 = 10 / np.sqrt(2), 6 / np.sqrt(2)
+    assert any(np.allclose(s, [[0.0, 85 - sd0], [0.0, 85 + sd0]]) for s in segs)
+    assert any(np.allclose(s, [[0.5, 73 - sd5], [0.5, 73 + sd5]]) for s in segs)
     assert ax.get_legend() is not None and ax.get_ylabel() == "test accuracy (%)"
 
 

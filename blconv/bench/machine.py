@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import scipy
+import threadpoolctl
 
 from .. import __version__
 
@@ -29,9 +30,8 @@ def machine_info(*, device="cpu", threads=None):
     dict
         CPU model, core counts, Python/NumPy/SciPy/PyTorch/CuPy versions, the git
         revision of blconv (``+dirty`` with uncommitted changes), BLAS and
-        thread pools (from threadpoolctl when installed, else NumPy's build
-        configuration), BLAS-related environment variables, the GPU name when
-        ``device='gpu'``, and the UTC date.
+        thread pools (from threadpoolctl), BLAS-related environment variables,
+        the GPU name when ``device='gpu'``, and the UTC date.
     """
     cpu = platform.processor() or platform.machine()
     try:
@@ -54,16 +54,9 @@ def machine_info(*, device="cpu", threads=None):
     for mod in ("torch", "cupy"):
         if mod in sys.modules:
             info[mod] = getattr(sys.modules[mod], "__version__", "?")
-    try:
-        import threadpoolctl
-        info["blas"] = [{k: p.get(k) for k in ("user_api", "internal_api", "version",
-                                                "num_threads", "architecture", "filepath")}
-                        for p in threadpoolctl.threadpool_info()]
-    except ImportError:
-        try:
-            info["blas"] = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        except (TypeError, KeyError):  # older NumPy: no dict mode
-            info["blas"] = None
+    info["blas"] = [{k: p.get(k) for k in ("user_api", "internal_api", "version",
+                                            "num_threads", "architecture", "filepath")}
+                    for p in threadpoolctl.threadpool_info()]
     if device == "gpu" and "cupy" in sys.modules:
         import cupy
         props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)

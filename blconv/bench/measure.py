@@ -55,7 +55,8 @@ def _require_gpu(fn):
         n = cupy.cuda.runtime.getDeviceCount()
     except ImportError as e:
         raise RuntimeError(f"{fn}: device 'gpu' needs CuPy, which is not installed "
-                           "(pip install cupy-cuda12x)") from e
+                           "(pip install 'blconv[gpu-cuda12]', or 'blconv[gpu-cuda13]' "
+                           "for CUDA 13)") from e
     except Exception as e:  # no driver, no device
         raise RuntimeError(f"{fn}: device 'gpu' needs a CUDA device; CuPy found none "
                            f"({type(e).__name__}: {e})") from e
