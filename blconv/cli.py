@@ -14,6 +14,9 @@ import time
 
 import numpy as np
 
+from ._argtypes import (compress_rate, energy_fraction, non_negative_float, positive_float,
+                        positive_int)
+
 __all__ = ["main", "build_parser"]
 
 # the docstring above is reStructuredText for the API pages; --help shows plain text
@@ -23,63 +26,6 @@ low-frequency part of the spectra. Run as 'blconv COMMAND' or 'python -m blconv 
 
 With no command it runs the default sweep: fcn1d on GunPoint trained at
 compress rates 0, 0.5 and 0.75 and tested at each, printing the accuracy table."""
-
-
-# Argument types. argparse names a type function in its messages only when the function
-# raises something other than ArgumentTypeError ("invalid _positive value"), so each one
-# raises ArgumentTypeError for every bad input, with what it expected and what it got.
-def _number(text: str, expected: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r} (expected {expected})") \
-            from None
-
-
-def compress_rate(text: str) -> float:
-    """A compress rate in [0, 1)."""
-    v = _number(text, "a compress rate in [0, 1)")
-    if not 0.0 <= v < 1.0:
-        hint = " (a fraction, not a percent)" if 1.0 <= v <= 100.0 else ""
-        raise argparse.ArgumentTypeError(f"compress rate must be in [0, 1), got {text}{hint}")
-    return v
-
-
-def energy_fraction(text: str) -> float:
-    """A fraction of energy in (0, 1]."""
-    v = _number(text, "an energy fraction in (0, 1]")
-    if not 0.0 < v <= 1.0:
-        raise argparse.ArgumentTypeError(f"energy must be in (0, 1], got {text}")
-    return v
-
-
-def positive_int(text: str) -> int:
-    """An integer >= 1."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return v
-
-
-def _real(text: str, *, strict: bool) -> float:
-    sign = ">" if strict else ">="
-    v = _number(text, f"a finite number {sign} 0")
-    if not (v > 0 if strict else v >= 0) or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be {sign} 0 and finite, got {text}")
-    return v
-
-
-def positive_float(text: str) -> float:
-    """A finite number > 0."""
-    return _real(text, strict=True)
-
-
-def non_negative_float(text: str) -> float:
-    """A finite number >= 0."""
-    return _real(text, strict=False)
 
 
 def _out_dir(path, kind):

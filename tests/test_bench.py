@@ -129,7 +129,7 @@ def test_add_parser_registers_bench():
 
 @pytest.mark.parametrize("argv,message", [
     (["--rates", "1.5"], r"in \[0, 1\)"),
-    (["--rates", "half"], "must be a number"),
+    (["--rates", "half"], "not a number: 'half'"),
     (["--layers", "resnet1024"], "invalid choice"),
     (["--repeats", "0"], ">= 1"),
     (["--methods", "cudnn"], "invalid choice"),

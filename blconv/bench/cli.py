@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 
+from .._argtypes import compress_rate, int_at_least, non_negative_float
 from .layers import DEFAULT_RATES, LAYERS, METHODS, QUICK_BATCH
 from .measure import run_benchmark
 from .report import format_table, format_targets
@@ -12,54 +13,22 @@ from .report import format_table, format_targets
 __all__ = ["add_parser", "main"]
 
 
-def _rate(s):
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"compress rate must be a number, got {s!r}") from None
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"compress rate must be in [0, 1), got {v}")
-    return v
-
-
-def _count(lo):
-    def parse(s):
-        try:
-            v = int(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {s!r}") from None
-        if v < lo:
-            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {v}")
-        return v
-    return parse
-
-
-def _seconds(s):
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {s!r}") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {v}")
-    return v
-
-
 def _add_arguments(p):
     p.add_argument("--layers", nargs="+", choices=list(LAYERS), default=list(LAYERS),
                    metavar="NAME", help=f"layers to run (default all: {' '.join(LAYERS)})")
-    p.add_argument("--rates", nargs="+", type=_rate, default=list(DEFAULT_RATES),
+    p.add_argument("--rates", nargs="+", type=compress_rate, default=list(DEFAULT_RATES),
                    help="blconv compress rates (default 0 0.25 0.5 0.75)")
-    p.add_argument("--repeats", type=_count(1), default=5,
+    p.add_argument("--repeats", type=int_at_least(1), default=5,
                    help="timed repeats of blconv and torch (default 5)")
-    p.add_argument("--peer-repeats", type=_count(1), default=None,
+    p.add_argument("--peer-repeats", type=int_at_least(1), default=None,
                    help="timed repeats of the slow reference and fftconvolve peers "
                         "(default 3; 1 with --quick)")
-    p.add_argument("--peer-budget", type=_seconds, default=20.0,
+    p.add_argument("--peer-budget", type=non_negative_float, default=20.0,
                    help="seconds of timed calls after which a slow peer takes no further "
                         "repeat on a layer (default 20)")
-    p.add_argument("--warmup", type=_count(0), default=1,
+    p.add_argument("--warmup", type=int_at_least(0), default=1,
                    help="untimed rounds of blconv and torch before timing (default 1)")
-    p.add_argument("--pause", type=_seconds, default=0.25,
+    p.add_argument("--pause", type=non_negative_float, default=0.25,
                    help="seconds slept when the timed method changes, so that BLAS threads "
                         "spinning after a NumPy call do not slow the next one (default 0.25)")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
@@ -67,10 +36,10 @@ def _add_arguments(p):
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     p.add_argument("--quick", action="store_true",
                    help=f"batch {QUICK_BATCH} for every layer, 1 peer repeat (smoke test)")
-    p.add_argument("--batch", type=_count(1), default=None, help="override every batch size")
+    p.add_argument("--batch", type=int_at_least(1), default=None, help="override every batch size")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
                    help="gpu: blconv on CuPy and torch on CUDA (default cpu)")
-    p.add_argument("--threads", type=_count(1), default=None,
+    p.add_argument("--threads", type=int_at_least(1), default=None,
                    help="threads for torch and the FFTs (default: usable cores)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH", default=None, help="also write the results here")
