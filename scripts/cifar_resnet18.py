@@ -240,15 +240,26 @@ def bench(args):
         model.train()
         with SavedBytes(model) as saved:
             loss = F.cross_entropy(model(x), y)
-        spectra = bt.saved_bytes(loss) if c is not None else None
-        eff = [m.last_band.effective_rate for m in model.modules()
-               if isinstance(m, bt.Conv2d)] if c is not None else None
+        row = dict(compress_rate=c, graph_bytes=saved.total)
+        if c is None:
+            row["conv_bytes"] = _conv_input_bytes(model, x)
+        else:
+            row["conv_bytes"] = bt.saved_bytes(loss)
+            convs = [m for m in model.modules() if isinstance(m, bt.Conv2d)]
+            eff = [m.last_band.effective_rate for m in convs]
+            row.update(effective_rate_min=min(eff), effective_rate_max=max(eff))
+            # the two spectra each layer keeps (complex64: 8 bytes a coefficient):
+            # the input's (F, N, C_in) and the filters' (F, C_in, C_out / groups)
+            row["input_spectra_bytes"] = sum(8 * m.last_band.retained * len(x) * m.in_channels
+                                             for m in convs)
+            row["filter_spectra_bytes"] = sum(8 * m.last_band.retained * m.in_channels
+                                              * m.out_channels // m.groups for m in convs)
         del loss
-        rows[key] = dict(compress_rate=c, graph_bytes=saved.total,
-                         conv_bytes=spectra if c is not None else _conv_input_bytes(model, x),
-                         effective_rate_min=min(eff) if eff else None,
-                         effective_rate_max=max(eff) if eff else None,
-                         fwd_bwd_s=[], step_s=[])
+        rows[key] = dict(row, fwd_bwd_s=[], step_s=[])
+    if args.repeats < 1:
+        for key, r in rows.items():
+            print(key, {k: v for k, v in r.items() if not k.endswith("_s")})
+        return rows
     for _ in range(args.repeats):                        # interleaved repeats
         for key in configs:
             fb, st = step(key)
@@ -266,12 +277,14 @@ def bench(args):
           f"{torch.__version__}, {torch.get_num_threads()} threads, median of "
           f"{args.repeats} interleaved repeats")
     print("| model | fwd+bwd s | step s | step / torch | graph MB | graph / torch | "
-          "conv part MB |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          "conv part MB | of which input / filter spectra MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     for r in out:
+        split = (f"{r['input_spectra_bytes'] / 1e6:.1f} / {r['filter_spectra_bytes'] / 1e6:.1f}"
+                 if "input_spectra_bytes" in r else "–")
         print(f"| {r['model']} | {r['fwd_bwd_median_s']:.2f} | {r['step_median_s']:.2f} | "
               f"{r['step_vs_torch']:.2f} | {r['graph_bytes'] / 1e6:.1f} | "
-              f"{r['graph_vs_torch']:.2f} | {r['conv_bytes'] / 1e6:.1f} |")
+              f"{r['graph_vs_torch']:.2f} | {r['conv_bytes'] / 1e6:.1f} | {split} |")
     record = dict(model="resnet18-cifar", batch_size=args.batch_size, device=args.device,
                   repeats=args.repeats, torch=torch.__version__, blconv=blconv.__version__,
                   numpy=np.__version__, python=platform.python_version(),
@@ -298,7 +311,8 @@ def parse(argv=None):
     p.add_argument("--bench", action="store_true",
                    help="time a training step at --rates against plain torch instead")
     p.add_argument("--rates", type=float, nargs="+", default=[0.0, 0.5, 0.75])
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=5,
+                   help="with --bench: timed steps per model (0: memory only)")
     p.add_argument("--json", help="with --bench: write the measurements here")
     args = p.parse_args(argv)
     if not args.bench and args.data is None:
