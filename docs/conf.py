@@ -96,7 +96,8 @@ html_theme_options = {
 }
 # No left sidebar on pages without sub-pages (it would be an empty column).
 html_sidebars = {page: [] for page in ("index", "installation", "quickstart", "cli", "theory",
-                                       "results", "design", "data") + OPTIONAL_PAGES}
+                                       "results", "design", "data", "pytorch")
+                 + OPTIONAL_PAGES}
 html_context = {"default_mode": "light"}
 
 

@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-EXPECTED = ["01_quickstart", "02_gradients", "03_time_series", "04_images", "05_robustness"]
+EXPECTED = ["01_quickstart", "02_gradients", "03_time_series", "04_images", "05_robustness",
+            "06_pytorch"]
 PUBLIC = {"blconv", "blconv.nn", "blconv.optim", "blconv.models", "blconv.train",
           "blconv.checkpoint", "blconv.data", "blconv.viz", "blconv.experiments",
-          "blconv.reference"}
-OTHERS = {"os", "contextlib", "numpy", "matplotlib", "matplotlib.pyplot", "IPython.display"}
+          "blconv.reference", "blconv.torch"}
+OTHERS = {"os", "contextlib", "copy", "numpy", "matplotlib", "matplotlib.pyplot",
+          "IPython.display", "torch", "torch.nn", "torch.nn.functional"}
 
 
 def _load(name):

@@ -1,0 +1,609 @@
+"""blconv.torch: band-limited convolutions under PyTorch's autograd.
+
+Correctness comes from outside the adapter: PyTorch's own convolutions at compress
+rate 0, finite differences (``torch.autograd.gradcheck``) at rate 0.5, and the core's
+``conv*_forward/backward`` called directly on the same arrays.
+"""
+import copy
+import importlib.util
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import blconv  # noqa: E402
+import blconv.torch as bt  # noqa: E402
+
+F = torch.nn.functional
+ROOT = Path(__file__).resolve().parents[1]
+
+# float32: the FFT route's rounding grows like eps * log(n) * (sum of |terms|); relative to
+# the largest output that stays well under 1e-4 for these sizes.  float64: eps-scaled.
+RTOL = {torch.float32: 1e-4, torch.float64: 1e-10}
+DTYPES = [pytest.param(torch.float32, id="f32"), pytest.param(torch.float64, id="f64")]
+
+
+def close(actual, expected, rtol):
+    """``|actual - expected| <= rtol * max|expected|``, elementwise."""
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    scale = expected.abs().max().item()
+    err = (actual - expected).abs().max().item()
+    assert err <= rtol * max(scale, 1e-30), f"max error {err:.3g} vs scale {scale:.3g}"
+
+
+def rand(gen, *shape, dtype=torch.float64, grad=True):
+    t = torch.randn(*shape, generator=gen, dtype=torch.float64).to(dtype)
+    return t.requires_grad_(grad)
+
+
+# name: (x shape, w shape, bias, kwargs)
+CASES_2D = {
+    "plain": ((2, 3, 9, 10), (4, 3, 3, 3), True, {}),
+    "stride2-pad1": ((2, 3, 11, 9), (5, 3, 3, 3), True, dict(stride=2, padding=1)),
+    "same-odd": ((2, 3, 8, 9), (4, 3, 3, 3), False, dict(padding="same")),
+    "same-even-kernel": ((1, 2, 7, 8), (3, 2, 4, 2), True, dict(padding="same")),
+    "same-dilated": ((2, 2, 9, 9), (3, 2, 2, 3), True, dict(padding="same", dilation=(3, 2))),
+    "valid": ((2, 3, 6, 7), (2, 3, 2, 5), True, dict(padding="valid")),
+    "dilation2-pad2": ((1, 3, 10, 10), (4, 3, 3, 3), False, dict(dilation=2, padding=2)),
+    "groups2": ((2, 4, 8, 8), (6, 2, 3, 3), True, dict(groups=2, padding=1)),
+    "depthwise-stride2": ((2, 4, 9, 9), (4, 1, 3, 3), True,
+                          dict(groups=4, stride=2, padding=1)),
+    "mixed-axes": ((2, 3, 9, 12), (4, 3, 3, 2), True,
+                   dict(stride=(1, 3), padding=(0, 2), dilation=(2, 1))),
+    "1x1-stride2": ((2, 6, 8, 8), (5, 6, 1, 1), False, dict(stride=2)),
+}
+CASES_1D = {
+    "plain": ((2, 3, 20), (4, 3, 5), True, {}),
+    "stride3-pad2": ((2, 3, 21), (4, 3, 4), True, dict(stride=3, padding=2)),
+    "same-even-kernel": ((2, 2, 16), (3, 2, 8), False, dict(padding="same")),
+    "same-dilated": ((1, 2, 15), (2, 2, 3), True, dict(padding="same", dilation=4)),
+    "groups3": ((2, 6, 12), (9, 2, 3), True, dict(groups=3, padding=1)),
+    "valid-dilation2": ((2, 3, 17), (2, 3, 3), True, dict(padding="valid", dilation=2)),
+}
+
+
+# PyTorch's own 'same' with an even effective kernel warns that it pads a copy
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+
+
+def _grid(cases):
+    return [pytest.param(*v, id=k) for k, v in cases.items()]
+
+
+def _vs_torch(d, xs, ws, has_bias, kw, dtype, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x, w = rand(gen, *xs, dtype=dtype), rand(gen, *ws, dtype=dtype)
+    b = rand(gen, ws[0], dtype=dtype) if has_bias else None
+    ours = getattr(bt, f"conv{d}d")(x, w, b, **kw)
+    ref = getattr(F, f"conv{d}d")(x, w, b, **kw)
+    close(ours, ref.detach(), RTOL[dtype])
+    g = rand(gen, *ref.shape, dtype=dtype, grad=False)
+    inputs = [t for t in (x, w, b) if t is not None]
+    got = torch.autograd.grad((ours * g).sum(), inputs)
+    want = torch.autograd.grad((ref * g).sum(), inputs)
+    for a, e in zip(got, want):
+        close(a, e, RTOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("xs, ws, has_bias, kw", _grid(CASES_2D))
+def test_conv2d_at_rate_0_is_torch_conv2d(xs, ws, has_bias, kw, dtype):
+    _vs_torch(2, xs, ws, has_bias, kw, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("xs, ws, has_bias, kw", _grid(CASES_1D))
+def test_conv1d_at_rate_0_is_torch_conv1d(xs, ws, has_bias, kw, dtype):
+    _vs_torch(1, xs, ws, has_bias, kw, dtype)
+
+
+@pytest.mark.parametrize("d, xs, ws, kw", [
+    pytest.param(2, (2, 3, 8, 7), (4, 3, 3, 3), dict(padding=1), id="2d-pad1"),
+    pytest.param(2, (1, 4, 9, 8), (4, 2, 3, 2), dict(stride=2, groups=2), id="2d-stride2-groups2"),
+    pytest.param(2, (2, 2, 8, 8), (3, 2, 2, 2), dict(padding="same", dilation=2),
+                 id="2d-same-dilated"),
+    pytest.param(1, (2, 3, 16), (2, 3, 5), dict(padding="same"), id="1d-same"),
+    pytest.param(1, (2, 2, 15), (3, 2, 3), dict(stride=2, padding=1), id="1d-stride2"),
+])
+def test_gradcheck_at_rate_half(d, xs, ws, kw):
+    gen = torch.Generator().manual_seed(1)
+    x, w, b = rand(gen, *xs), rand(gen, *ws), rand(gen, ws[0])
+    fn = getattr(bt, f"conv{d}d")
+
+    def f(x, w, b):
+        return fn(x, w, b, compress_rate=0.5, **kw)
+    assert torch.autograd.gradcheck(f, (x, w, b), eps=1e-6, atol=1e-8, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d, kw", [
+    pytest.param(2, dict(stride=2, padding=1), id="2d-stride2"),
+    pytest.param(2, dict(padding="same", groups=2), id="2d-same-groups2"),
+    pytest.param(1, dict(padding=2, dilation=2), id="1d-dilated"),
+])
+@pytest.mark.parametrize("rate", [0.5, 0.75])
+def test_equals_the_core_on_the_same_arrays(d, kw, dtype, rate):
+    gen = torch.Generator().manual_seed(2)
+    spatial = (12, 10) if d == 2 else (24,)
+    x = rand(gen, 3, 4, *spatial, dtype=dtype)
+    w = rand(gen, 6, 4 // kw.get("groups", 1), *(3,) * d, dtype=dtype)
+    b = rand(gen, 6, dtype=dtype)
+    y = getattr(bt, f"conv{d}d")(x, w, b, compress_rate=rate, **kw)
+    dy = rand(gen, *y.shape, dtype=dtype, grad=False)
+    y.backward(dy)
+    y_ref, ctx = getattr(blconv, f"conv{d}d_forward")(
+        x.detach().numpy(), w.detach().numpy(), b.detach().numpy(), compress_rate=rate, **kw)
+    grads = getattr(blconv, f"conv{d}d_backward")(dy.numpy(), ctx)
+    # the same arithmetic on the same arrays: agreement to a few roundings
+    tight = {torch.float32: 1e-6, torch.float64: 1e-14}[dtype]
+    for got, want in zip((y, x.grad, w.grad, b.grad), (y_ref,) + tuple(grads)):
+        close(got.detach(), torch.from_numpy(want), tight)
+
+
+def test_tensors_reach_the_core_and_come_back_without_copies(monkeypatch):
+    seen = {}
+    forward, backward = blconv.conv2d_forward, blconv.conv2d_backward
+
+    def spy_forward(x, w, b, **kw):
+        y, ctx = forward(x, w, b, **kw)
+        seen.update(x=x, w=w, y=y, x_hat=ctx.x_hat)
+        return y, ctx
+
+    def spy_backward(dy, ctx):
+        grads = backward(dy, ctx)
+        seen.update(dy=dy, ctx_x_hat=ctx.x_hat, dx=grads[0])
+        return grads
+
+    monkeypatch.setattr(blconv, "conv2d_forward", spy_forward)
+    monkeypatch.setattr(blconv, "conv2d_backward", spy_backward)
+    gen = torch.Generator().manual_seed(3)
+    x, w = rand(gen, 2, 3, 8, 8), rand(gen, 4, 3, 3, 3)
+    y = bt.conv2d(x, w, padding=1, compress_rate=0.5)
+    assert np.shares_memory(seen["x"], x.detach().numpy())
+    assert np.shares_memory(seen["w"], w.detach().numpy())
+    assert np.shares_memory(seen["y"], y.detach().numpy())
+    dy = torch.ones_like(y)
+    y.backward(dy)
+    assert np.shares_memory(seen["dy"], dy.numpy())
+    assert np.shares_memory(seen["ctx_x_hat"], seen["x_hat"])   # the spectra, not a copy
+    assert np.shares_memory(seen["dx"], x.grad.numpy())
+
+
+def test_the_node_saves_the_spectra_only():
+    gen = torch.Generator().manual_seed(4)
+    x, w = rand(gen, 4, 8, 16, 16, dtype=torch.float32), rand(gen, 8, 8, 3, 3,
+                                                               dtype=torch.float32)
+    saved = []
+
+    def pack(t):
+        saved.append(t)
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = bt.conv2d(x, w, padding=1, compress_rate=0.5)
+    _, ctx = blconv.conv2d_forward(x.detach().numpy(), w.detach().numpy(), padding=1,
+                                   compress_rate=0.5)
+    assert [t.dtype for t in saved] == [torch.complex64, torch.complex64]
+    assert [tuple(t.shape) for t in saved] == [ctx.x_hat.shape, ctx.w_hat.shape]
+    assert sum(t.numel() * t.element_size() for t in saved) == ctx.nbytes == bt.saved_bytes(y)
+    # the input's spectrum at c=0.5 is smaller than the input itself
+    assert saved[0].numel() * saved[0].element_size() < x.numel() * x.element_size()
+
+
+@pytest.mark.parametrize("bad", [torch.float16, torch.bfloat16, torch.int64, torch.complex64])
+def test_other_dtypes_are_a_type_error_naming_the_dtype(bad):
+    x = torch.ones(1, 2, 6, 6).to(bad)
+    w = torch.ones(3, 2, 3, 3).to(bad)
+    with pytest.raises(TypeError, match=rf"conv2d: x must be float32 or float64, got {bad}"):
+        bt.conv2d(x, w)
+    with pytest.raises(TypeError, match=rf"conv1d: weight must be float32 or float64, "
+                                        rf"got {bad}"):
+        bt.conv1d(torch.ones(1, 2, 6), torch.ones(3, 2, 3).to(bad))
+
+
+def test_argument_errors_name_the_argument():
+    x, w = torch.ones(1, 2, 6, 6), torch.ones(3, 2, 3, 3)
+    with pytest.raises(TypeError, match=r"conv2d: x, weight and bias must share one dtype; "
+                                        r"got x.dtype=torch.float32, weight.dtype=torch.float64"):
+        bt.conv2d(x, w.double())
+    with pytest.raises(TypeError, match=r"conv2d: weight must be a torch.Tensor, got "
+                                        r"numpy.ndarray"):
+        bt.conv2d(x, w.numpy())
+    with pytest.raises(ValueError, match=r"conv2d: compress_rate must be in \[0, 1\), got 50 "
+                                         r"\(a fraction"):
+        bt.conv2d(x, w, compress_rate=50)
+    with pytest.raises(ValueError, match=r"conv2d: x.shape\[1\] \(C_in=2\) must equal"):
+        bt.conv2d(x, torch.ones(3, 4, 3, 3))
+    with pytest.raises(ValueError, match=r"padding='same' needs stride 1"):
+        bt.conv2d(x, w, stride=2, padding="same")
+
+
+@pytest.mark.parametrize("requires_grad", [True, False], ids=["leaf-requires-grad",
+                                                               "nothing-requires-grad"])
+def test_no_grad_builds_no_graph(requires_grad):
+    gen = torch.Generator().manual_seed(5)
+    x, w = rand(gen, 2, 3, 8, 8, grad=requires_grad), rand(gen, 4, 3, 3, 3, grad=requires_grad)
+    with torch.no_grad():
+        y = bt.conv2d(x, w, padding=1)
+    assert not y.requires_grad and y.grad_fn is None
+    close(y, F.conv2d(x, w, padding=1).detach(), RTOL[torch.float64])
+
+
+def test_non_contiguous_inputs():
+    gen = torch.Generator().manual_seed(6)
+    base = rand(gen, 3, 2, 10, 16, grad=False)
+    x = base.transpose(0, 1)[..., ::2].requires_grad_()      # (2, 3, 10, 8), odd strides
+    wb = rand(gen, 3, 3, 4, 4, grad=False)
+    w = wb.transpose(2, 3)[:, :, :3, :3].requires_grad_()    # non-contiguous filters
+    assert not x.is_contiguous() and not w.is_contiguous()
+    y = bt.conv2d(x, w, padding=1, stride=(2, 1))
+    ref = F.conv2d(x, w, padding=1, stride=(2, 1))
+    close(y, ref.detach(), RTOL[torch.float64])
+    # y.sum()'s gradient is an expanded tensor: stride 0 on every axis
+    got = torch.autograd.grad(y.sum(), (x, w))
+    want = torch.autograd.grad(ref.sum(), (x, w))
+    for a, e in zip(got, want):
+        close(a, e, RTOL[torch.float64])
+
+
+def test_unbatched_input_as_torch():
+    gen = torch.Generator().manual_seed(7)
+    x, w = rand(gen, 3, 9, 9), rand(gen, 4, 3, 3, 3)
+    y = bt.conv2d(x, w, padding=1)
+    assert y.shape == (4, 9, 9)
+    close(y.detach(), F.conv2d(x, w, padding=1).detach(), RTOL[torch.float64])
+
+
+def test_backward_twice_with_retain_graph_and_buffers_freed_without():
+    gen = torch.Generator().manual_seed(8)
+    x, w = rand(gen, 2, 3, 8, 8), rand(gen, 4, 3, 3, 3)
+    y = bt.conv2d(x, w, padding=1, compress_rate=0.5)
+    held = bt.saved_bytes(y)
+    assert held > 0
+    loss = (y * y).sum()
+    loss.backward(retain_graph=True)
+    first = x.grad.clone(), w.grad.clone()
+    loss.backward(retain_graph=True)
+    close(x.grad, 2 * first[0], 1e-14)
+    close(w.grad, 2 * first[1], 1e-14)
+    assert bt.saved_bytes(loss) == held
+    loss.backward()                               # the last one frees the spectra
+    assert bt.saved_bytes(loss) == 0
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        loss.backward()
+
+
+@pytest.mark.parametrize("grad_x, grad_w, grad_b", [
+    (False, True, True), (True, False, True), (True, True, False), (False, False, True)],
+    ids=["no-dx", "no-dw", "no-db", "db-only"])
+def test_gradients_only_for_inputs_that_require_them(monkeypatch, grad_x, grad_w, grad_b):
+    calls = []
+    backward = blconv.conv2d_backward
+
+    def spy(dy, ctx):
+        calls.append(1)
+        return backward(dy, ctx)
+    monkeypatch.setattr(blconv, "conv2d_backward", spy)
+    gen = torch.Generator().manual_seed(9)
+    x, w, b = rand(gen, 2, 3, 7, 7, grad=grad_x), rand(gen, 4, 3, 3, 3, grad=grad_w), \
+        rand(gen, 4, grad=grad_b)
+    y = bt.conv2d(x, w, b, padding=1)
+    dy = rand(gen, *y.shape, grad=False)
+    y.backward(dy)
+    ref = [t.detach().clone().requires_grad_() for t in (x, w, b)]
+    F.conv2d(*ref, padding=1).backward(dy)
+    for t, r, need in zip((x, w, b), ref, (grad_x, grad_w, grad_b)):
+        if need:
+            close(t.grad, r.grad, RTOL[torch.float64])
+        else:
+            assert t.grad is None
+    # the core's backward (dx and dw) runs only when one of them is needed
+    assert len(calls) == int(grad_x or grad_w)
+
+
+def test_autograd_through_two_layers_and_a_shared_weight():
+    gen = torch.Generator().manual_seed(10)
+    x, w = rand(gen, 2, 3, 8, 8), rand(gen, 3, 3, 3, 3)
+    for fn in (bt.conv2d, F.conv2d):
+        y = fn(torch.tanh(fn(x, w, padding=1)), w, padding=1)
+        gx, gw = torch.autograd.grad(y.square().sum(), (x, w))
+        if fn is bt.conv2d:
+            ours = gx, gw
+    close(ours[0], gx, RTOL[torch.float64])
+    close(ours[1], gw, RTOL[torch.float64])
+
+
+# --- layers ------------------------------------------------------------------------------
+@pytest.mark.parametrize("d", [1, 2])
+def test_layers_are_torch_convs_with_the_same_state_dict(d):
+    torch.manual_seed(0)
+    plain = getattr(torch.nn, f"Conv{d}d")(3, 6, 3, padding=1, bias=True).double()
+    ours = getattr(bt, f"Conv{d}d")(3, 6, 3, padding=1, compress_rate=0.5,
+                                    dtype=torch.float64)
+    assert isinstance(ours, getattr(torch.nn, f"Conv{d}d"))
+    assert list(ours.state_dict()) == list(plain.state_dict()) == ["weight", "bias"]
+    ours.load_state_dict(plain.state_dict())              # pretrained weights load unchanged
+    bt.set_compress_rate(ours, 0.0)
+    x = torch.randn((2, 3) + (10,) * d, dtype=torch.float64)
+    close(ours(x).detach(), plain(x).detach(), RTOL[torch.float64])
+    assert repr(ours) == repr(plain)[:-1] + ", compress_rate=0.0)"
+
+
+def test_layer_repr_states_the_band_policy():
+    assert repr(bt.Conv2d(3, 8, 3, compress_rate=0.5)) == (
+        "Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1), compress_rate=0.5)")
+    assert repr(bt.Conv1d(2, 4, 5, padding="same", bias=False, preserve_energy=0.9)) == (
+        "Conv1d(2, 4, kernel_size=(5,), stride=(1,), padding=same, bias=False, "
+        "preserve_energy=0.9)")
+
+
+def test_layer_argument_errors():
+    with pytest.raises(ValueError, match=r"Conv2d: padding_mode must be 'zeros' .*got 'reflect'"):
+        bt.Conv2d(3, 8, 3, padding=1, padding_mode="reflect")
+    with pytest.raises(ValueError, match=r"Conv1d: compress_rate must be in \[0, 1\), got 1.5"):
+        bt.Conv1d(3, 8, 3, compress_rate=1.5)
+    with pytest.raises(ValueError, match=r"Conv2d: give either preserve_energy or "
+                                         r"compress_rate > 0"):
+        bt.Conv2d(3, 8, 3, compress_rate=0.5, preserve_energy=0.9)
+    conv = bt.Conv2d(3, 8, 3)
+    conv.padding_mode = "circular"
+    with pytest.raises(ValueError, match="padding_mode must be 'zeros'"):
+        conv(torch.ones(1, 3, 8, 8))
+    with pytest.raises(TypeError, match=r"conv2d: x must be float32 or float64, got "
+                                        r"torch.float16"):
+        bt.Conv2d(3, 8, 3, dtype=torch.float16)(torch.ones(1, 3, 8, 8, dtype=torch.float16))
+
+
+def test_layer_records_its_band():
+    conv = bt.Conv2d(2, 4, 3, padding=1, compress_rate=0.5)
+    assert conv.last_band is None
+    conv(torch.randn(1, 2, 16, 16))
+    assert 0.45 < conv.last_band.effective_rate < 0.6
+
+
+# --- whole models ------------------------------------------------------------------------
+def small_cnn(seed=0):
+    torch.manual_seed(seed)
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding="same", groups=2), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 3))
+
+
+def batch(seed=0, n=16):
+    """Noisy images whose class (0, 1, 2) sets their brightness: learnable in a few steps."""
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 3, (n,), generator=gen)
+    x = (labels - 1).float()[:, None, None, None] + 0.5 * torch.randn(n, 1, 12, 12,
+                                                                       generator=gen)
+    return x, labels
+
+
+def test_convert_keeps_modules_parameters_and_outputs():
+    model = small_cnn().eval()
+    x, _ = batch()
+    before = model(x).detach()
+    modules, params = list(model.modules()), list(model.parameters())
+    buffers, keys = list(model.buffers()), list(model.state_dict())
+    fired = []
+    model[0].register_forward_hook(lambda m, i, o: fired.append(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                        # nothing unsupported here
+        out = bt.convert(model, compress_rate=0.0)
+    assert out is model
+    assert all(a is b for a, b in zip(model.modules(), modules))
+    assert all(a is b for a, b in zip(model.parameters(), params))
+    assert all(a is b for a, b in zip(model.buffers(), buffers))
+    assert list(model.state_dict()) == keys
+    assert [type(m) for m in model if isinstance(m, torch.nn.Conv2d)] == [bt.Conv2d] * 3
+    close(model(x).detach(), before, RTOL[torch.float32])
+    assert fired == [1]
+
+
+def test_an_optimizer_built_before_convert_trains_the_converted_model():
+    model = small_cnn()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    bt.convert(model, compress_rate=0.5)
+    x, y = batch(1, n=32)
+    w0 = model[0].weight.detach().clone()
+    losses = []
+    for _ in range(10):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert not torch.equal(model[0].weight.detach(), w0)     # the optimizer moved it
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_set_compress_rate_there_and_back_restores_the_outputs():
+    model = bt.convert(small_cnn().eval(), compress_rate=0.5)
+    x, _ = batch(2)
+    at_half = model(x).detach()
+    bt.set_compress_rate(model, 0.75)
+    assert {m.compress_rate for m in model.modules() if isinstance(m, bt.Conv2d)} == {0.75}
+    assert not torch.allclose(model(x), at_half)
+    bt.set_compress_rate(model, preserve_energy=0.9)
+    model(x)
+    bt.set_compress_rate(model, 0.5)
+    assert torch.equal(model(x).detach(), at_half)          # same arithmetic, same numbers
+
+
+def test_set_compress_rate_errors():
+    with pytest.raises(ValueError, match="model has no blconv.torch Conv1d/Conv2d layer"):
+        bt.set_compress_rate(small_cnn(), 0.5)
+    model = bt.convert(small_cnn(), compress_rate=0.25)
+    with pytest.raises(ValueError, match=r"set_compress_rate: compress_rate must be in"):
+        bt.set_compress_rate(model, -0.1)
+    with pytest.raises(TypeError, match="set_compress_rate: model must be a torch.nn.Module"):
+        bt.set_compress_rate([model], 0.5)
+    assert model[0].compress_rate == 0.25                   # nothing changed
+
+
+class WeightScaledConv(torch.nn.Conv2d):
+    def forward(self, x):
+        return super().forward(2 * x)
+
+
+def test_convert_leaves_unsupported_convolutions_with_one_warning():
+    nn = torch.nn
+    model = nn.ModuleDict(dict(
+        ok=nn.Conv2d(2, 2, 3), ok1d=nn.Conv1d(2, 2, 3), reflect=nn.Conv2d(2, 2, 3,
+                                                                          padding_mode="reflect"),
+        up=nn.ConvTranspose2d(2, 2, 2), cube=nn.Conv3d(2, 2, 3), custom=WeightScaledConv(2, 2, 3)))
+    types = {k: type(m) for k, m in model.items()}
+    with pytest.warns(UserWarning) as record:
+        bt.convert(model, compress_rate=0.5)
+    assert len(record) == 1
+    msg = str(record[0].message)
+    assert msg.startswith("convert: 4 convolution(s) left as they are")
+    for part in ("reflect (Conv2d, padding_mode='reflect')", "up (ConvTranspose2d)",
+                 "cube (Conv3d)", "custom (WeightScaledConv, a subclass of torch.nn.Conv2d)"):
+        assert part in msg
+    assert type(model["ok"]) is bt.Conv2d and type(model["ok1d"]) is bt.Conv1d
+    for k in ("reflect", "up", "cube", "custom"):
+        assert type(model[k]) is types[k]
+
+
+def test_convert_a_conv_itself_again_and_bad_arguments():
+    conv = torch.nn.Conv1d(2, 3, 3)
+    assert bt.convert(conv, compress_rate=0.5) is conv and type(conv) is bt.Conv1d
+    bt.convert(conv, preserve_energy=0.95)                   # again: new settings
+    assert (conv.compress_rate, conv.preserve_energy) == (0.0, 0.95)
+    model = small_cnn()
+    with pytest.raises(ValueError, match=r"convert: compress_rate must be in \[0, 1\)"):
+        bt.convert(model, compress_rate=1.0)
+    assert type(model[0]) is torch.nn.Conv2d                 # nothing changed
+    with pytest.raises(TypeError, match="convert: model must be a torch.nn.Module"):
+        bt.convert(object())
+
+
+def test_a_converted_model_saves_and_loads():
+    model = bt.convert(small_cnn(1), compress_rate=0.5)
+    state = copy.deepcopy(small_cnn(2).state_dict())         # "pretrained" plain torch weights
+    model.load_state_dict(state)
+    assert torch.equal(model[0].weight, state["0.weight"])
+    twin = copy.deepcopy(model)
+    x, _ = batch(3)
+    assert torch.equal(twin.eval()(x), model.eval()(x))
+
+
+# --- memory ------------------------------------------------------------------------------
+def test_graph_memory_at_half_rate_is_about_half_of_rate_0():
+    """What the graph keeps for backward: the bytes of the spectra the blconv nodes save."""
+    torch.manual_seed(0)
+    nn = torch.nn
+    model = bt.convert(nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(32, 32, 3, padding=1)))
+    x = torch.randn(16, 3, 32, 32)
+    held = {}
+    for rate in (0.0, 0.5, 0.75):
+        bt.set_compress_rate(model, rate)
+        held[rate] = bt.saved_bytes(model(x))
+    assert 0.4 <= held[0.5] / held[0.0] <= 0.55
+    assert held[0.75] < held[0.5]
+
+
+# --- packaging: torch is optional ----------------------------------------------------------
+def _python(code):
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, cwd=str(ROOT), timeout=120)
+
+
+def test_import_blconv_does_not_import_torch():
+    r = _python("import sys, blconv, blconv.nn, blconv.models, blconv.train\n"
+                "print(sorted(m for m in sys.modules if m == 'torch' or "
+                "m.startswith('torch.')))")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+def test_blconv_torch_without_torch_says_what_to_install():
+    r = _python("import sys\nsys.modules['torch'] = None\nimport blconv\n"
+                "try:\n    import blconv.torch\nexcept ImportError as e:\n    print(e)\n")
+    assert r.returncode == 0, r.stderr
+    assert 'pip install "blconv[torch]"' in r.stdout
+
+
+# --- the CIFAR-10 ResNet-18 example ------------------------------------------------------
+def _example():
+    spec = importlib.util.spec_from_file_location("cifar_resnet18",
+                                                  ROOT / "scripts" / "cifar_resnet18.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _fake_cifar(path, n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        labels = rng.integers(0, 10, size=(n, 1), dtype=np.uint8)
+        pixels = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        (path / name).write_bytes(np.concatenate([labels, pixels], axis=1).tobytes())
+
+
+def test_example_resnet18_is_the_cifar_variant():
+    ex = _example()
+    model = ex.resnet18()
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs[0].kernel_size == (3, 3) and convs[0].stride == (1, 1)
+    assert len(convs) == 20                         # stem, 16 in the blocks, 3 projections
+    assert sorted({c.out_channels for c in convs}) == [64, 128, 256, 512]
+    assert sum(p.numel() for p in model.parameters()) == 11_173_962
+
+
+def test_example_augmentation_crops_and_flips():
+    ex = _example()
+    x = np.arange(2 * 3 * 32 * 32, dtype=np.float32).reshape(2, 3, 32, 32)
+    out = ex.augment(x, np.random.default_rng(0))
+    assert out.shape == x.shape and out.dtype == x.dtype
+    for i in range(2):               # each crop is a 32x32 window of the zero-padded image,
+        padded = np.pad(x[i], ((0, 0), (4, 4), (4, 4)))   # flipped or not
+        found = [(a, b, f) for a in range(9) for b in range(9) for f in (False, True)
+                 if np.array_equal(out[i], (lambda c: c[..., ::-1] if f else c)(
+                     padded[:, a:a + 32, b:b + 32]))]
+        assert found
+
+
+def test_example_trains_two_steps_on_a_fake_cifar_directory(tmp_path, capsys):
+    _fake_cifar(tmp_path)
+    ex = _example()
+    result = ex.main(["--data", str(tmp_path), "--compress-rate", "0.5", "--epochs", "1",
+                      "--batch-size", "4", "--max-steps", "2", "--device", "cpu"])
+    assert result["steps"] == 2 and len(result["losses"]) == 2
+    assert all(np.isfinite(result["losses"]))
+    assert 0.0 <= result["test_accuracy"] <= 1.0
+    assert "compress rate 0.5" in capsys.readouterr().out
+
+
+# --- CUDA: the same adapter on CuPy, on torch's stream ----------------------------------
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="PyTorch sees no CUDA device")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cuda_matches_torch_at_rate_0_and_the_cpu_path_at_half(dtype):
+    gen = torch.Generator().manual_seed(11)
+    x, w, b = rand(gen, 4, 3, 16, 16, dtype=dtype), rand(gen, 8, 3, 3, 3, dtype=dtype), \
+        rand(gen, 8, dtype=dtype)
+    xc, wc, bc = (t.detach().cuda().requires_grad_() for t in (x, w, b))
+    ref = F.conv2d(xc, wc, bc, padding=1)
+    close(bt.conv2d(xc, wc, bc, padding=1).detach(), ref.detach(), RTOL[dtype])
+    y_cpu = bt.conv2d(x, w, b, stride=2, padding=1, compress_rate=0.5)
+    y_gpu = bt.conv2d(xc, wc, bc, stride=2, padding=1, compress_rate=0.5)
+    assert y_gpu.is_cuda
+    close(y_gpu.detach().cpu(), y_cpu.detach(), RTOL[dtype])
+    dy = rand(gen, *y_cpu.shape, dtype=dtype, grad=False)
+    y_cpu.backward(dy)
+    y_gpu.backward(dy.cuda())
+    for t, tc in zip((x, w, b), (xc, wc, bc)):
+        close(tc.grad.cpu(), t.grad, RTOL[dtype])
