@@ -17,9 +17,11 @@ Tensors are handed to the core without a copy: CPU tensors as NumPy arrays
 (``Tensor.numpy()`` on the detached tensor), CUDA tensors as CuPy arrays through
 DLPack, with CuPy running on the tensor's current CUDA stream; the results come
 back the same way.  Between forward and backward the autograd node keeps only the
-retained spectra of the input and of the filters (the core's ``ctx.x_hat`` and
-``ctx.w_hat``, saved as complex tensors that share the arrays' memory): not the
-input, not a padded copy.  PyTorch frees them after the backward (unless
+retained spectrum of the input (the core's ``ctx.x_hat``, saved as a complex tensor
+that shares the array's memory) and the weight itself, as PyTorch's own convolution
+saves it (modifying it in place before the backward raises PyTorch's usual error):
+not the input, not a padded copy.  The backward recomputes the filters' retained
+spectrum from the weight.  PyTorch frees what was saved after the backward (unless
 ``retain_graph=True``), exactly as it frees the tensors its own layers save.
 
 PyTorch is an optional dependency: ``pip install "blconv[torch]"``.
@@ -140,9 +142,10 @@ def _check_tensors(fn, x, weight, bias):
 class _BandConv(torch.autograd.Function):
     """``y = conv{d}d_forward(x, w, b)``; backward ``conv{d}d_backward(dy, ctx)``.
 
-    The node saves the core ctx's two spectra with ``save_for_backward`` (complex
-    tensors over the arrays' memory) and the rest of the ctx (band, geometry: small)
-    as a plain attribute, so PyTorch frees the spectra with the graph's buffers.
+    The node saves the input's retained spectrum (a complex tensor over the array's
+    memory) and the weight with ``save_for_backward``, and the rest of the core ctx
+    (band, geometry: small) as a plain attribute, so PyTorch frees the spectrum with
+    the graph's buffers and checks the weight's version before the backward.
     """
 
     @staticmethod
@@ -152,9 +155,9 @@ class _BandConv(torch.autograd.Function):
             y, core_ctx = getattr(_core, f"conv{d}d_forward")(
                 dev.array(x), dev.array(weight), dev.array(bias), **options)
             out = dev.tensor(y)
-            x_hat, w_hat = dev.tensor(core_ctx.x_hat), dev.tensor(core_ctx.w_hat)
-        ctx.save_for_backward(x_hat, w_hat)
-        ctx.core_ctx = dataclasses.replace(core_ctx, x_hat=None, w_hat=None)
+            x_hat = dev.tensor(core_ctx.x_hat)
+        ctx.save_for_backward(x_hat, weight)
+        ctx.core_ctx = dataclasses.replace(core_ctx, x_hat=None, w=None)
         ctx.d = d
         info["band"] = core_ctx.band
         return out
@@ -163,13 +166,13 @@ class _BandConv(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, dy):
         need_x, need_w, need_b = ctx.needs_input_grad[1:4]
-        x_hat, w_hat = ctx.saved_tensors
+        x_hat, weight = ctx.saved_tensors
         dx = dw = db = None
         if need_x or need_w:
             dev = _Device(dy.device)
             with dev:
                 core_ctx = dataclasses.replace(ctx.core_ctx, x_hat=dev.array(x_hat),
-                                               w_hat=dev.array(w_hat))
+                                               w=dev.array(weight))
                 # the core computes dx and dw together; what is not needed is dropped
                 gx, gw, gb = getattr(_core, f"conv{ctx.d}d_backward")(dev.array(dy), core_ctx)
                 dx = dev.tensor(gx) if need_x else None
@@ -566,9 +569,9 @@ def saved_bytes(output) -> int:
     """Bytes of retained spectra that blconv nodes of ``output``'s autograd graph hold.
 
     Walks the graph from ``output.grad_fn`` and sums, over the band-limited
-    convolutions in it, the bytes of what each saved for its backward: the
-    retained spectra of its input and of its filters (``ConvContext.nbytes`` of the
-    core).  Nodes whose buffers were freed (after a backward without
+    convolutions in it, the bytes of what each allocated for its backward: the
+    retained spectrum of its input (``ConvContext.nbytes`` of the core; the weight
+    it also saves is the model's own parameter).  Nodes whose buffers were freed (after a backward without
     ``retain_graph=True``) count 0.  Tensors saved by other PyTorch operations
     (batch norm, activations) are not included; measure those with
     ``torch.autograd.graph.saved_tensors_hooks``, which sees these spectra too.
@@ -605,7 +608,8 @@ def saved_bytes(output) -> int:
         seen.add(id(node))
         if getattr(type(node), "_forward_cls", None) is _BandConv:
             try:
-                total += sum(t.numel() * t.element_size() for t in node.saved_tensors)
+                x_hat = node.saved_tensors[0]          # then the weight, the model's own
+                total += x_hat.numel() * x_hat.element_size()
             except RuntimeError:      # freed by a backward without retain_graph
                 pass
         stack.extend(f for f, _ in node.next_functions)

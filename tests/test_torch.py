@@ -175,7 +175,7 @@ def test_tensors_reach_the_core_and_come_back_without_copies(monkeypatch):
     assert np.shares_memory(seen["dx"], x.grad.numpy())
 
 
-def test_the_node_saves_the_spectra_only():
+def test_the_node_saves_the_input_spectrum_and_the_weight_only():
     gen = torch.Generator().manual_seed(4)
     x, w = rand(gen, 4, 8, 16, 16, dtype=torch.float32), rand(gen, 8, 8, 3, 3,
                                                                dtype=torch.float32)
@@ -188,9 +188,10 @@ def test_the_node_saves_the_spectra_only():
         y = bt.conv2d(x, w, padding=1, compress_rate=0.5)
     _, ctx = blconv.conv2d_forward(x.detach().numpy(), w.detach().numpy(), padding=1,
                                    compress_rate=0.5)
-    assert [t.dtype for t in saved] == [torch.complex64, torch.complex64]
-    assert [tuple(t.shape) for t in saved] == [ctx.x_hat.shape, ctx.w_hat.shape]
-    assert sum(t.numel() * t.element_size() for t in saved) == ctx.nbytes == bt.saved_bytes(y)
+    assert [t.dtype for t in saved] == [torch.complex64, torch.float32]
+    assert tuple(saved[0].shape) == ctx.x_hat.shape
+    assert saved[1].data_ptr() == w.data_ptr()       # the weight itself, as torch's conv saves
+    assert saved[0].numel() * saved[0].element_size() == ctx.nbytes == bt.saved_bytes(y)
     # the input's spectrum at c=0.5 is smaller than the input itself
     assert saved[0].numel() * saved[0].element_size() < x.numel() * x.element_size()
 
@@ -607,3 +608,15 @@ def test_cuda_matches_torch_at_rate_0_and_the_cpu_path_at_half(dtype):
     y_gpu.backward(dy.cuda())
     for t, tc in zip((x, w, b), (xc, wc, bc)):
         close(tc.grad.cpu(), t.grad, RTOL[dtype])
+
+
+def test_modifying_the_weight_before_the_backward_is_an_error():
+    """The node saves the weight, not its spectrum: changing it in place in between is
+    caught by PyTorch's version check, as for its own convolution."""
+    gen = torch.Generator().manual_seed(5)
+    x, w = rand(gen, 2, 3, 8, 8), rand(gen, 4, 3, 3, 3)
+    y = bt.conv2d(x, w, padding=1, compress_rate=0.5)
+    with torch.no_grad():
+        w.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
