@@ -36,37 +36,6 @@ def _out_dir(path, kind):
 
 
 # --- commands --------------------------------------------------------------------------
-def _demo(args) -> int:
-    """One realistic layer at several compress rates: error, time, bytes kept."""
-    from . import conv2d_backward, conv2d_forward, reference
-    rng = np.random.default_rng(args.seed)
-    n, c, h = args.batch, args.channels, args.size
-    # a smooth image-like input: white noise low-passed by a 5x5 box, plus a little noise
-    noise = rng.standard_normal((n, c, h + 4, h + 4))
-    k = np.ones(5) / 5
-    smooth = np.apply_along_axis(lambda r: np.convolve(r, k, "valid"), -1, noise)
-    smooth = np.apply_along_axis(lambda r: np.convolve(r, k, "valid"), -2, smooth)
-    x = (smooth + 0.05 * rng.standard_normal(smooth.shape)).astype(np.float32)
-    w = (rng.standard_normal((c, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
-    exact = reference.correlate(x.astype(np.float64), w.astype(np.float64), padding=1)
-    dy = rng.standard_normal(exact.shape).astype(np.float32)
-    print(f"blconv demo: conv2d, batch {n}, {c}->{c} channels, {h}x{h}, 3x3, padding 1, "
-          f"float32, smooth random input")
-    print(f"{'compress_rate':>13} {'effective':>9} {'rel. error':>10} {'fwd+bwd ms':>10} "
-          f"{'ctx MB':>8}")
-    for rate in args.rates:
-        times = []
-        for _ in range(args.repeats + 1):
-            t0 = time.perf_counter()
-            y, ctx = conv2d_forward(x, w, padding=1, compress_rate=rate)
-            conv2d_backward(dy, ctx)
-            times.append(time.perf_counter() - t0)
-        err = np.linalg.norm(y - exact) / np.linalg.norm(exact)
-        print(f"{rate:13.2f} {ctx.band.effective_rate:9.3f} {err:10.2e} "
-              f"{1e3 * np.median(times[1:]):10.1f} {ctx.nbytes / 2**20:8.2f}")
-    return 0
-
-
 def _sweep(args) -> int:
     import contextlib
 
@@ -329,22 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a UCR archive on disk, for datasets that are not shipped")
     e.set_defaults(func=_eval)
 
-    d = sub.add_parser("demo", help="error, time and memory of one layer per compress rate")
-    d.add_argument("--batch", type=positive_int, default=32, help="batch size (default 32)")
-    d.add_argument("--channels", type=positive_int, default=64, help="channels in and out")
-    d.add_argument("--size", type=positive_int, default=32, help="image height and width")
-    d.add_argument("--rates", type=compress_rate, nargs="+", default=[0.0, 0.25, 0.5, 0.75],
-                   help="compress rates (default 0 0.25 0.5 0.75)")
-    d.add_argument("--repeats", type=positive_int, default=3, help="timed repeats after a warm-up")
-    d.add_argument("--seed", type=int, default=0, help="seed of the random layer")
-    d.set_defaults(func=_demo)
-
-    try:
-        from . import bench
-    except ImportError:  # pragma: no cover - bench is part of the package
-        bench = None
-    if bench is not None and hasattr(bench, "add_parser"):
-        bench.add_parser(sub)
+    from . import bench
+    from .bench import demo
+    demo.add_parser(sub)
+    bench.add_parser(sub)
     return p
 
 
