@@ -1,7 +1,6 @@
 """The :class:`Dataset` container shared by every loader in :mod:`blconv.data`."""
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,15 +99,6 @@ class Dataset:
     def __repr__(self) -> str:
         return (f"Dataset(name={self.name!r}, x={self.x.dtype}{list(self.x.shape)}, "
                 f"n_classes={self.n_classes})")
-
-
-def check_int(fn: str, name: str, value, *, minimum: int) -> int:
-    """``value`` as an int ``>= minimum``; bools and non-integers are a ``TypeError``."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{fn}: {name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def check_dataset(fn: str, name: str, value) -> Dataset:

@@ -6,7 +6,8 @@ import numbers
 
 import numpy as np
 
-from ._dataset import Dataset, check_int
+from .._validation import check_int
+from ._dataset import Dataset
 
 __all__ = ["make_frequency_task", "frequency_task_bins"]
 

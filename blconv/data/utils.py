@@ -6,7 +6,8 @@ import numbers
 
 import numpy as np
 
-from ._dataset import Dataset, check_dataset, check_int
+from .._validation import check_int
+from ._dataset import Dataset, check_dataset
 
 __all__ = ["standardize", "znorm", "batches", "shuffle", "train_test_split"]
 
