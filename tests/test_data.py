@@ -180,17 +180,14 @@ MALFORMED = [
     # (suffix, train file text, line, message)
     (".tsv", "1\t1\t2\n1\t3\t4\n2\t5\n", 3, r"expected 3 tab-separated columns .*got 2"),
     (".tsv", "1\t1\t2\n2\t3\tx7\n", 2, r"value 2 is not a number: 'x7'"),
-    (".tsv", "1\t1\t2\t3\n2\t3\tNaN\t4\n", 2, r"value 2 is missing.*not supported"),
-    (".tsv", "1\t1\t2\t3\n2\t3\tNaN\tNaN\n", 2, r"variable-length series are not supported"),
+    (".tsv", "1\t1\t2\t3\n2\tNaN\tNaN\tNaN\n", 2, r"no value is present \(all 3 missing\)"),
     (".tsv", "1\t1\t2\n2\t3\tinf\n", 2, r"value 2 is not finite"),
     (".tsv", "1\t1\t2\n\n2,3,4\n", 3, r"separated by tabs.*comma-separated"),
     (".tsv", "1\t1\t2\n \t3\t4\n", 2, r"empty class label"),
-    (".ts", "@classLabel true 1 2\n@data\n1,2,3:1\n1,2:2\n", 4,
-     r"channel 1 has 2 values, expected 3 \(as on line 3\); variable-length"),
     (".ts", "@classLabel true 1 2\n@data\n1,2,3:1\n1,2,3:7\n", 4,
      r"unknown class label '7'; @classLabel declares 1, 2"),
     (".ts", "@classLabel true 1 2\n@data\n1,2,3:1\n1,b,3:2\n", 4, r"value 2 is not a number: 'b'"),
-    (".ts", "@classLabel true 1 2\n@data\n1,?,3:1\n", 3, r"value 2 is missing \('\?'\)"),
+    (".ts", "@classLabel true 1 2\n@data\n?,?,?:1\n", 3, r"no value is present"),
     (".ts", "@classLabel true 1 2\n1,2,3:1\n@data\n", 2, r"expected an @-header line or @data"),
     (".ts", "@classLabel true 1 2\n@data\n1,2:3,4:1\n1,2:2\n", 4,
      r"expected 2 channel\(s\) \(as on line 3\), got 1"),
@@ -199,7 +196,6 @@ MALFORMED = [
     (".ts", "@timeStamps true\n@classLabel true 1\n@data\n", 1, r"not supported"),
     (".ts", "@classLabel false\n@data\n", 1, r"only classification files"),
     (".ts", "@classLabel true 1 2\n@data\n1,2,3\n", 3, r"got no ':'"),
-    (".ts", "@equalLength false\n", 1, r"variable-length series .* not supported"),
     (".ts", "@univariate true\n@classLabel true 1\n@data\n1,2:3,4:1\n", 1,
      r"@univariate true but the series have 2 channels"),
     (".ts", "@classLabel true 1\n@dimensions two\n", 2, r"expected an integer after @dimensions"),
@@ -230,12 +226,49 @@ def test_empty_file_names_file(tmp_path, suffix, text, message):
         load_ucr("E", path=tmp_path)
 
 
-def test_train_test_length_mismatch(tmp_path):
-    _write(tmp_path / "M_TRAIN.tsv", "1\t1\t2\t3\n")
-    _write(tmp_path / "M_TEST.tsv", "1\t1\t2\n")
-    with pytest.raises(ValueError, match=r"M_TRAIN.tsv have \(channels, length\) \(1, 3\) "
-                                         r"but test series in .*M_TEST.tsv have \(1, 2\)"):
+def test_train_test_channel_mismatch(tmp_path):
+    _write(tmp_path / "M_TRAIN.ts", "@classLabel true 1\n@data\n1,2:3,4:1\n")
+    _write(tmp_path / "M_TEST.ts", "@classLabel true 1\n@data\n1,2:1\n")
+    with pytest.raises(ValueError, match=r"M_TRAIN.ts have 2 channel\(s\) but test series "
+                                         r"in .*M_TEST.ts have 1"):
         load_ucr("M", path=tmp_path)
+
+
+def test_missing_values_are_interpolated(tmp_path, caplog):
+    """Inside a series: linear between the neighbours; before the first present value its
+    value, after the last the last's (.ts, where NaN is never padding)."""
+    _write(tmp_path / "G_TRAIN.ts", "@classLabel true 1 2\n@data\n"
+           "1,?,?,7,9:1\n?,2,NaN,6,?:2\n")
+    _write(tmp_path / "G_TEST.ts", "@classLabel true 1 2\n@data\n0,0,0,0,0:1\n")
+    with caplog.at_level("INFO", logger="blconv.data"):
+        train, test = load_ucr("G", path=tmp_path)
+    np.testing.assert_array_equal(train.x[:, 0], [[1, 3, 5, 7, 9], [2, 2, 4, 6, 6]])
+    np.testing.assert_array_equal(test.x[:, 0], [[0, 0, 0, 0, 0]])
+    assert "G: 5 missing value(s) interpolated, 0 series channel(s) resampled to length 5" \
+        in caplog.text
+
+
+def test_unequal_lengths_are_resampled_to_the_longest(tmp_path):
+    """Trailing NaN in a .tsv row is padding: the series is shorter.  Shorter series are
+    resampled linearly over their own span to the dataset's longest length (train and
+    test together); a missing value inside is interpolated first."""
+    _write(tmp_path / "U_TRAIN.tsv", "1\t0\t1\t2\t3\t4\n2\t0\tNaN\t4\tNaN\tNaN\n")
+    _write(tmp_path / "U_TEST.tsv", "1\t5\t7\tNaN\tNaN\tNaN\n2\t3\tNaN\tNaN\tNaN\tNaN\n")
+    train, test = load_ucr("U", path=tmp_path)
+    assert train.x.shape == (2, 1, 5) and test.x.shape == (2, 1, 5)
+    # [0, (2), 4] -> 5 points over [0, 2]: 0, 1, 2, 3, 4; [5, 7] -> 5, 5.5, 6, 6.5, 7
+    np.testing.assert_allclose(train.x[:, 0], [[0, 1, 2, 3, 4], [0, 1, 2, 3, 4]])
+    np.testing.assert_allclose(test.x[:, 0], [[5, 5.5, 6, 6.5, 7], [3, 3, 3, 3, 3]])
+
+
+def test_variable_length_ts_channels_are_resampled(tmp_path):
+    _write(tmp_path / "V_TRAIN.ts", "@equalLength false\n@classLabel true 1\n@data\n"
+           "0,2:1,2,3:1\n")
+    _write(tmp_path / "V_TEST.ts", "@equalLength false\n@classLabel true 1\n@data\n"
+           "1,1,1:4,4,4:1\n")
+    train, test = load_ucr("V", path=tmp_path)
+    np.testing.assert_allclose(train.x[0], [[0, 1, 2], [1, 2, 3]])
+    np.testing.assert_allclose(test.x[0], [[1, 1, 1], [4, 4, 4]])
 
 
 # ---------------------------------------------------------------- digits

@@ -323,24 +323,30 @@ def test_cli_sweeps_a_ucr_archive_and_lists_failures(tmp_path, capsys):
     archive = tmp_path / "UCRArchive"
     for name in ("Alpha", "Beta"):
         _write_ucr(archive, name)
-    _write_ucr(archive, "Ragged", ragged=True)
+    _write_ucr(archive, "Ragged", ragged=True)      # NaN padding: loads, resampled
+    _write_ucr(archive, "Void")
+    void = archive / "Void" / "Void_TRAIN.tsv"       # a series with no value at all
+    lines = void.read_text().splitlines()
+    lines[1] = "\t".join(["2"] + ["NaN"] * 16)
+    void.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
     argv = ["sweep", "--ucr-dir", str(archive), "--datasets", "all", "--rates", "0",
             "--test-rates", "0", "0.5", "--out", str(out), "--epochs", "1", "--width", "4",
             "--batch-size", "8", "--no-progress"]
     assert main(argv) == 1
     captured = capsys.readouterr()
-    assert "3 runs (Alpha, Beta, Ragged;" in captured.out
-    assert "1 of 3 runs failed" in captured.err
-    assert "Ragged rate 0 seed 0: ValueError: load_ucr:" in captured.err
-    assert "variable-length series are not supported" in captured.err
+    assert "4 runs (Alpha, Beta, Ragged, Void;" in captured.out
+    assert "1 of 4 runs failed" in captured.err
+    assert "Void rate 0 seed 0: ValueError: load_ucr:" in captured.err
+    assert "line 2: no value is present (all 16 missing)" in captured.err
     records = json.loads((out / "results.json").read_text())
     assert [(r["dataset"], r["test_compress_rate"]) for r in records] == [
-        ("Alpha", 0.0), ("Alpha", 0.5), ("Beta", 0.0), ("Beta", 0.5)]
+        ("Alpha", 0.0), ("Alpha", 0.5), ("Beta", 0.0), ("Beta", 0.5), ("Ragged", 0.0),
+        ("Ragged", 0.5)]
     assert [f["config"]["dataset"] for f in
-            json.loads((out / "failures.json").read_text())] == ["Ragged"]
+            json.loads((out / "failures.json").read_text())] == ["Void"]
     assert main(argv) == 1                           # again: only the failed run is redone
-    assert "4 records of 2 runs (1 run now, 2 already done)" in capsys.readouterr().out
+    assert "6 records of 3 runs (1 run now, 3 already done)" in capsys.readouterr().out
 
 
 def _acc_record(seed, acc, dataset="GunPoint", rate=0.0):

@@ -10,12 +10,27 @@ Two text formats of the archive are read with plain Python and NumPy:
     line: ``v1,v2,...:label``, channels of a multivariate series separated by ``:``.
 
 Either may be gzip-compressed (``.tsv.gz``, ``.ts.gz``); the shipped files are.
+
+Missing values and unequal lengths (about 15 datasets of the 128 in the archive) are
+made regular as the archive's own notes suggest:
+
+* a missing value (``NaN``, ``nan`` or ``?``) inside a series is linearly
+  interpolated from its nearest present neighbours (one before the first present
+  value takes that value, one after the last takes the last's);
+* ``NaN`` at the end of a ``.tsv`` row is padding, the series being shorter; series
+  shorter than the longest one of the dataset (train and test together, per
+  channel) are resampled to that length by linear interpolation on a uniform grid
+  (their first and last values stay where they are).
+
+What was done is logged (logger ``blconv.data``, level INFO).  A series with no
+present value at all is an error naming the file and line.
 """
 from __future__ import annotations
 
 import gzip
-import zlib
+import logging
 import math
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +40,7 @@ from ._dataset import FILES, Dataset, check_split
 __all__ = ["load_ucr", "list_ucr"]
 
 _FN = "load_ucr"
+_LOG = logging.getLogger("blconv.data")
 _SUFFIXES = (".tsv", ".ts", ".tsv.gz", ".ts.gz")
 
 
@@ -72,7 +88,8 @@ def load_ucr(name: str, *, split: str | None = None, path=None):
     ------
     ValueError
         Unknown shipped ``name``; a malformed file (the message names the file and the
-        line); missing values or variable-length series, which are not supported.
+        line), including a series with no value at all.  Missing values and unequal
+        lengths are not errors: see the module notes.
     FileNotFoundError
         ``path`` or one of the two files is missing (the message names the path).
 
@@ -99,10 +116,11 @@ def load_ucr(name: str, *, split: str | None = None, path=None):
         if not root.is_dir():
             raise FileNotFoundError(f"{_FN}: path {str(root)!r} is not a directory")
     files = _find(name, root)
-    (xtr, ltr, ctr), (xte, lte, cte) = (_read(f) for f in files)
-    if xtr.shape[1:] != xte.shape[1:]:
-        raise ValueError(f"{_FN}: train series in {files[0]} have (channels, length) "
-                         f"{xtr.shape[1:]} but test series in {files[1]} have {xte.shape[1:]}")
+    (rtr, ltr, ctr), (rte, lte, cte) = (_read(f) for f in files)
+    if len(rtr[0]) != len(rte[0]):
+        raise ValueError(f"{_FN}: train series in {files[0]} have {len(rtr[0])} "
+                         f"channel(s) but test series in {files[1]} have {len(rte[0])}")
+    xtr, xte = _regular(name, (rtr, rte), files)
     classes = sorted(set(ctr) | set(cte), key=_label_key)
     code = {c: k for k, c in enumerate(classes)}
     train, test = (Dataset(x, np.array([code[v] for v in lab], dtype=np.int64), classes, name)
@@ -147,11 +165,10 @@ def _open(path: Path):
 
 
 def _floats(fields, path, lineno, where="") -> list[float]:
-    """The fields as floats; non-numbers, missing values and infinities are errors."""
+    """The fields as floats, ``NaN`` for a missing value; non-numbers and infinities are
+    errors, and so is a series with no value present."""
     try:
         vals = [float(f) for f in fields]
-        if all(map(math.isfinite, vals)):
-            return vals
     except ValueError:
         vals = []
         for j, f in enumerate(fields):
@@ -160,18 +177,74 @@ def _floats(fields, path, lineno, where="") -> list[float]:
             except ValueError:
                 raise _error(path, lineno, f"{where}value {j + 1} is not a number: "
                              f"{f.strip()!r}") from None
-    j = next(j for j, v in enumerate(vals) if not math.isfinite(v))
-    if math.isinf(vals[j]):
+    if all(map(math.isfinite, vals)):
+        return vals
+    j = next((j for j, v in enumerate(vals) if math.isinf(v)), None)
+    if j is not None:
         raise _error(path, lineno, f"{where}value {j + 1} is not finite: {fields[j].strip()!r}")
-    if j > 0 and all(math.isnan(v) for v in vals[j:]):
-        raise _error(path, lineno, f"{where}values {j + 1}..{len(vals)} are missing (NaN "
-                     f"padding): variable-length series are not supported")
-    raise _error(path, lineno, f"{where}value {j + 1} is missing ({fields[j].strip()!r}); "
-                 f"missing values are not supported")
+    if all(math.isnan(v) for v in vals):
+        raise _error(path, lineno, f"{where}no value is present (all {len(vals)} missing)")
+    return vals
+
+
+def _fill(v: np.ndarray, *, trailing_is_padding: bool) -> tuple[np.ndarray, int]:
+    """``v`` with missing values interpolated (and trailing padding cut): ``(v, filled)``."""
+    present = ~np.isnan(v)
+    if present.all():
+        return v, 0
+    if trailing_is_padding:
+        v, present = v[:np.flatnonzero(present)[-1] + 1], present[:np.flatnonzero(present)[-1] + 1]
+    idx = np.arange(len(v))
+    filled = int((~present).sum())
+    return np.interp(idx, idx[present], v[present]), filled
+
+
+def _resample(v: np.ndarray, length: int) -> np.ndarray:
+    """``v`` linearly interpolated at ``length`` evenly spaced points over its own span."""
+    if len(v) == length:
+        return v
+    if len(v) == 1:
+        return np.full(length, v[0])
+    return np.interp(np.linspace(0, len(v) - 1, length), np.arange(len(v)), v)
+
+
+def _regular(name, parts, files):
+    """The rows of each file as float64 arrays ``(n, channels, length)``: missing values
+    interpolated, shorter series resampled to the dataset's longest (module notes)."""
+    tsv = [f.name.endswith((".tsv", ".tsv.gz")) for f in files]
+    if all(len({len(ch) for row in rows for ch in row}) == 1 for rows in parts) and \
+            len({len(parts[0][0][0]), len(parts[1][0][0])}) == 1 and \
+            not any(math.isnan(v) for rows in parts for row in rows for ch in row for v in ch):
+        return tuple(np.array(rows, dtype=np.float64) for rows in parts)     # the usual case
+    filled = resampled = 0
+    out = []
+    for rows, padded in zip(parts, tsv):
+        fixed = []
+        for row in rows:
+            chans = []
+            for ch in row:
+                v, k = _fill(np.asarray(ch, dtype=np.float64), trailing_is_padding=padded)
+                filled += k
+                chans.append(v)
+            fixed.append(chans)
+        out.append(fixed)
+    length = max(len(ch) for rows in out for row in rows for ch in row)
+    arrays = []
+    for rows in out:
+        x = np.empty((len(rows), len(rows[0]), length))
+        for i, row in enumerate(rows):
+            for c, ch in enumerate(row):
+                resampled += len(ch) != length
+                x[i, c] = _resample(ch, length)
+        arrays.append(x)
+    _LOG.info("%s: %d missing value(s) interpolated, %d series channel(s) resampled to "
+              "length %d", name, filled, resampled, length)
+    return tuple(arrays)
 
 
 def _read(path: Path):
-    """``(x, labels, classes)`` of one file: x float64 (n, channels, length)."""
+    """``(rows, labels, classes)`` of one file: ``rows[i][c]`` the values of channel ``c``
+    of series ``i`` (``NaN`` where missing; lengths may differ)."""
     reader = _read_tsv if path.name.endswith((".tsv", ".tsv.gz")) else _read_ts
     try:
         with _open(path) as f:
@@ -208,8 +281,7 @@ def _read_tsv(f, path):
         rows.append(_floats(fields[1:], path, lineno))
     if not rows:
         raise _error(path, 0, "contains no series")
-    x = np.array(rows, dtype=np.float64).reshape(len(rows), 1, -1)
-    return x, labels, set(labels)
+    return [[r] for r in rows], labels, set(labels)
 
 
 def _read_ts(f, path):
@@ -240,9 +312,6 @@ def _read_ts(f, path):
             elif key in ("timestamps", "targetlabel") and flag == "true":
                 raise _error(path, lineno, f"{line!r} is not supported (only classification "
                              f"series without time stamps)")
-            elif key == "equallength" and flag == "false":
-                raise _error(path, lineno, "variable-length series (@equalLength false) are "
-                             "not supported")
             elif key in ("serieslength", "dimensions"):
                 try:
                     header[key] = (int(words[0]), lineno)
@@ -266,25 +335,23 @@ def _read_ts(f, path):
         if len(channels) != shape[0]:
             raise _error(path, lineno, f"expected {shape[0]} channel(s) (as on line {first}), "
                          f"got {len(channels)}")
-        row = []
-        for i, fields in enumerate(channels):
-            if len(fields) != shape[1]:
-                raise _error(path, lineno, f"channel {i + 1} has {len(fields)} values, expected "
-                             f"{shape[1]} (as on line {first}); variable-length series are "
-                             f"not supported")
-            row.append(_floats(fields, path, lineno, f"channel {i + 1}: " if shape[0] > 1 else ""))
+        row = [_floats(fields, path, lineno, f"channel {i + 1}: " if shape[0] > 1 else "")
+               for i, fields in enumerate(channels)]
         labels.append(label)
         rows.append(row)
     if not in_data:
         raise _error(path, 0, "no @data line")
     if not rows:
         raise _error(path, 0, "contains no series")
-    for key, tag, value in (("serieslength", "@seriesLength", shape[1]),
-                            ("dimensions", "@dimensions", shape[0])):
+    lengths = {len(ch) for row in rows for ch in row}
+    checks = [("dimensions", "@dimensions", shape[0])]
+    if len(lengths) == 1:                  # @seriesLength means nothing for unequal lengths
+        checks.append(("serieslength", "@seriesLength", shape[1]))
+    for key, tag, value in checks:
         if key in header and header[key][0] != value:
             raise _error(path, header[key][1], f"{tag} says {header[key][0]} but the series "
                          f"have {value}")
     if header.get("univariate", (None,))[0] is True and shape[0] != 1:
         raise _error(path, header["univariate"][1], f"@univariate true but the series have "
                      f"{shape[0]} channels")
-    return np.array(rows, dtype=np.float64).reshape(len(rows), *shape), labels, declared
+    return rows, labels, declared
