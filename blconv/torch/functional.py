@@ -1,0 +1,339 @@
+"""The band-limited correlations as PyTorch autograd functions: :func:`conv1d`,
+:func:`conv2d`, and :func:`saved_bytes` to see what their graph nodes hold."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+import blconv as _core
+
+__all__ = ["band_conv", "conv1d", "conv2d", "saved_bytes"]
+
+_FLOATS = (torch.float32, torch.float64)
+
+
+# --- tensors <-> arrays, without copies ---------------------------------------------------
+def _cupy():
+    try:
+        import cupy
+    except ImportError as e:
+        raise ImportError('blconv.torch: CUDA tensors are computed by CuPy, which is not '
+                          'installed: pip install "blconv[gpu]"') from e
+    return cupy
+
+
+class _Device:
+    """Where the core runs for tensors on ``device``: NumPy, or CuPy on torch's stream.
+
+    Used as a context manager around every core call: for CUDA tensors it makes the
+    tensor's device current in CuPy and CuPy's current stream torch's current stream
+    of that device, so that no synchronisation is needed in either direction.
+    """
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.cuda = device.type == "cuda"
+        self._stack = []
+
+    def __enter__(self):
+        if self.cuda:
+            cp = _cupy()
+            index = self.device.index if self.device.index is not None else \
+                torch.cuda.current_device()
+            stream = torch.cuda.current_stream(index)
+            dev = cp.cuda.Device(index)
+            ext = cp.cuda.ExternalStream(stream.cuda_stream, index)
+            dev.__enter__()
+            ext.__enter__()
+            self._stack = [ext, dev]
+        return self
+
+    def __exit__(self, *exc):
+        while self._stack:
+            self._stack.pop(0).__exit__(*exc)
+        return False
+
+    def array(self, t):
+        """A NumPy or CuPy view of tensor ``t`` (``None`` passes through)."""
+        if t is None:
+            return None
+        t = t.detach()
+        if self.cuda:
+            return _cupy().from_dlpack(t)
+        return t.numpy()
+
+    def tensor(self, a):
+        """A tensor sharing the memory of NumPy or CuPy array ``a``."""
+        if a is None:
+            return None
+        if self.cuda:
+            return torch.from_dlpack(a)
+        if not a.flags.writeable or any(s < 0 for s in a.strides):
+            a = np.array(a)        # torch.from_numpy takes neither; never the case for the core's outputs
+        return torch.from_numpy(a)
+
+
+def _check_tensors(fn, x, weight, bias):
+    named = [("x", x), ("weight", weight), ("bias", bias)]
+    for name, t in named:
+        if t is None and name != "bias":
+            raise TypeError(f"{fn}: {name} must be a torch.Tensor, got None")
+        if t is not None and not isinstance(t, torch.Tensor):
+            raise TypeError(f"{fn}: {name} must be a torch.Tensor, got "
+                            f"{type(t).__module__}.{type(t).__qualname__}")
+    present = [(n, t) for n, t in named if t is not None]
+    for name, t in present:
+        if t.dtype not in _FLOATS:
+            raise TypeError(f"{fn}: {name} must be float32 or float64, got {t.dtype}")
+    if len({t.dtype for _, t in present}) > 1:
+        desc = ", ".join(f"{n}.dtype={t.dtype}" for n, t in present)
+        raise TypeError(f"{fn}: x, weight and bias must share one dtype; got {desc}")
+    for name, t in present:
+        if t.device.type not in ("cpu", "cuda"):
+            raise TypeError(f"{fn}: {name} is on device {t.device}; blconv.torch computes on "
+                            f"CPU (NumPy) and CUDA (CuPy) tensors only")
+    if len({t.device for _, t in present}) > 1:
+        desc = ", ".join(f"{n} on {t.device}" for n, t in present)
+        raise TypeError(f"{fn}: x, weight and bias must be on one device; got {desc}")
+    for name, t in present:
+        if t.is_sparse or t.layout != torch.strided:
+            raise TypeError(f"{fn}: {name} must be a dense (strided) tensor, got layout "
+                            f"{t.layout}")
+
+
+# --- the autograd Function ------------------------------------------------------------
+class _BandConv(torch.autograd.Function):
+    """``y = conv{d}d_forward(x, w, b)``; backward ``conv{d}d_backward(dy, ctx)``.
+
+    The node saves the input's retained spectrum (a complex tensor over the array's
+    memory) and the weight with ``save_for_backward``, and the rest of the core ctx
+    (band, geometry: small) as a plain attribute, so PyTorch frees the spectrum with
+    the graph's buffers and checks the weight's version before the backward.
+    """
+
+    @staticmethod
+    def forward(ctx, d, x, weight, bias, options, info):
+        dev = _Device(x.device)
+        with dev:
+            y, core_ctx = getattr(_core, f"conv{d}d_forward")(
+                dev.array(x), dev.array(weight), dev.array(bias), **options)
+            out = dev.tensor(y)
+            x_hat = dev.tensor(core_ctx.x_hat)
+        ctx.save_for_backward(x_hat, weight)
+        ctx.core_ctx = dataclasses.replace(core_ctx, x_hat=None, w=None)
+        ctx.d = d
+        info["band"] = core_ctx.band
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dy):
+        need_x, need_w, need_b = ctx.needs_input_grad[1:4]
+        x_hat, weight = ctx.saved_tensors
+        dx = dw = db = None
+        if need_x or need_w:
+            dev = _Device(dy.device)
+            with dev:
+                core_ctx = dataclasses.replace(ctx.core_ctx, x_hat=dev.array(x_hat),
+                                               w=dev.array(weight))
+                # the core computes dx and dw together; what is not needed is dropped
+                gx, gw, gb = getattr(_core, f"conv{ctx.d}d_backward")(dev.array(dy), core_ctx)
+                dx = dev.tensor(gx) if need_x else None
+                dw = dev.tensor(gw) if need_w else None
+                db = dev.tensor(gb) if need_b else None
+        elif need_b:
+            db = dy.sum(dim=(0,) + tuple(range(2, 2 + ctx.d)))
+        return None, dx, dw, db, None, None
+
+
+def band_conv(d, x, weight, bias, stride, padding, dilation, groups, compress_rate,
+              preserve_energy, fft_size):
+    """``(y, band)``: the output tensor and the band the core used."""
+    fn = f"conv{d}d"
+    _check_tensors(fn, x, weight, bias)
+    unbatched = x.dim() == d + 1          # (C_in, *spatial), as torch accepts
+    if unbatched:
+        x = x.unsqueeze(0)
+    options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
+                   compress_rate=compress_rate, preserve_energy=preserve_energy,
+                   fft_size=fft_size)
+    info = {}
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad
+                                       for t in (x, weight, bias)):
+        y = _BandConv.apply(d, x, weight, bias, options, info)
+    else:                                 # no graph: nothing is kept for a backward
+        dev = _Device(x.device)
+        with dev:
+            out, core_ctx = getattr(_core, f"conv{d}d_forward")(
+                dev.array(x), dev.array(weight), dev.array(bias), **options)
+            y = dev.tensor(out)
+        info["band"] = core_ctx.band
+        del core_ctx
+    return (y.squeeze(0) if unbatched else y), info["band"]
+
+
+def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           compress_rate=0.0, preserve_energy=None, fft_size="fast"):
+    """Band-limited 1D cross-correlation of tensors, differentiable by autograd.
+
+    ``torch.nn.functional.conv1d`` computed by :func:`blconv.conv1d_forward` through
+    the FFT, keeping only the low frequencies of the input's and the filters' spectra;
+    the backward is :func:`blconv.conv1d_backward`, the exact gradient of that
+    band-limited map.  At ``compress_rate=0`` the result equals
+    ``torch.nn.functional.conv1d`` to floating-point rounding.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (N, C_in, L) (or without the batch axis)
+        float32 or float64, on the CPU or a CUDA device (CUDA needs CuPy).
+    weight : torch.Tensor, shape (C_out, C_in / groups, k)
+        Same dtype and device as ``x``.
+    bias : torch.Tensor, shape (C_out,), optional
+    stride, dilation : int or tuple of 1 ints, default 1
+    padding : int, tuple of 1 ints, 'valid' or 'same', default 0
+        Zero padding, with PyTorch's conventions (``'same'`` needs stride 1 and puts
+        the odd extra zero at the end).
+    groups : int, default 1
+    compress_rate : float in [0, 1), default 0.0
+        Fraction of the one-sided spectrum discarded; defined in :mod:`blconv.band`.
+    preserve_energy : float in (0, 1], optional
+        Instead of a fixed rate, keep the smallest band holding this fraction of the
+        input's spectral energy, chosen anew at every call.  The band is then picked
+        from the data and is not differentiated through (as in the paper).
+    fft_size : 'fast', 'pow2', int or tuple of int, default 'fast'
+        Transform size per axis (see :func:`blconv.conv1d_forward`).
+
+    Returns
+    -------
+    torch.Tensor, shape (N, C_out, L_out)
+        Same dtype and device as ``x``; it shares its memory with the core's output
+        (no copy).
+
+    Raises
+    ------
+    TypeError
+        A non-tensor argument, a dtype other than float32/float64 (the message names
+        it), mixed dtypes, or tensors on different or unsupported devices.
+    ValueError
+        Shapes, sizes or ranges that do not fit (raised by the core, naming the
+        argument).
+
+    Notes
+    -----
+    Gradients are computed only when some input requires them and grad mode is on.
+    The autograd node then saves the input's retained spectrum (:func:`saved_bytes`
+    counts it) and the weight, freed by PyTorch after the backward unless
+    ``retain_graph=True``; the backward can run more than once with it.  Only the gradients of inputs that
+    require them are returned; the core computes ``dx`` and ``dw`` in one pass, so
+    asking for either computes both (a bias-only gradient is ``dy`` summed).
+
+    Examples
+    --------
+    >>> import torch, blconv.torch as bt
+    >>> x = torch.randn((2, 3, 16), dtype=torch.float64, requires_grad=True)
+    >>> w = torch.randn((4, 3, 3), dtype=torch.float64, requires_grad=True)
+    >>> y = bt.conv1d(x, w, padding=1)
+    >>> bool(torch.allclose(y, torch.nn.functional.conv1d(x, w, padding=1)))
+    True
+    >>> y = bt.conv1d(x, w, padding="same", compress_rate=0.5)
+    >>> y.sum().backward()
+    >>> tuple(y.shape), tuple(x.grad.shape), tuple(w.grad.shape)
+    ((2, 4, 16), (2, 3, 16), (4, 3, 3))
+    """
+    return band_conv(1, x, weight, bias, stride, padding, dilation, groups, compress_rate,
+                     preserve_energy, fft_size)[0]
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           compress_rate=0.0, preserve_energy=None, fft_size="fast"):
+    """Band-limited 2D cross-correlation of tensors, differentiable by autograd.
+
+    ``torch.nn.functional.conv2d`` computed by :func:`blconv.conv2d_forward`, with the
+    exact gradient of the band-limited map (:func:`blconv.conv2d_backward`).
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (N, C_in, H, W) (or without the batch axis)
+    weight : torch.Tensor, shape (C_out, C_in / groups, kH, kW)
+    bias, stride, padding, dilation, groups, compress_rate, preserve_energy, fft_size
+        As in :func:`conv1d`, per spatial axis (an int or a pair).
+
+    Returns
+    -------
+    torch.Tensor, shape (N, C_out, H_out, W_out)
+        Same dtype and device as ``x``, sharing its memory with the core's output.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As in :func:`conv1d`.
+
+    Examples
+    --------
+    >>> import torch, blconv.torch as bt
+    >>> x = torch.randn((2, 3, 8, 8), dtype=torch.float64, requires_grad=True)
+    >>> w = torch.randn((4, 3, 3, 3), dtype=torch.float64, requires_grad=True)
+    >>> y = bt.conv2d(x, w, padding=1)
+    >>> bool(torch.allclose(y, torch.nn.functional.conv2d(x, w, padding=1)))
+    True
+    >>> y = bt.conv2d(x, w, padding="same", compress_rate=0.5)
+    >>> y.sum().backward()
+    >>> tuple(y.shape), tuple(x.grad.shape), tuple(w.grad.shape)
+    ((2, 4, 8, 8), (2, 3, 8, 8), (4, 3, 3, 3))
+    """
+    return band_conv(2, x, weight, bias, stride, padding, dilation, groups, compress_rate,
+                     preserve_energy, fft_size)[0]
+
+
+def saved_bytes(output) -> int:
+    """Bytes of retained spectra that blconv nodes of ``output``'s autograd graph hold.
+
+    Walks the graph from ``output.grad_fn`` and sums, over the band-limited
+    convolutions in it, the bytes of what each allocated for its backward: the
+    retained spectrum of its input (``ConvContext.nbytes`` of the core; the weight
+    it also saves is the model's own parameter).  Nodes whose buffers were freed (after a backward without
+    ``retain_graph=True``) count 0.  Tensors saved by other PyTorch operations
+    (batch norm, activations) are not included; measure those with
+    ``torch.autograd.graph.saved_tensors_hooks``, which sees these spectra too.
+
+    Parameters
+    ----------
+    output : torch.Tensor or sequence of torch.Tensor
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> import torch, blconv.torch as bt
+    >>> x = torch.randn(8, 16, 32, 32, requires_grad=True)
+    >>> w = torch.randn(16, 16, 3, 3, requires_grad=True)
+    >>> full = bt.saved_bytes(bt.conv2d(x, w, padding=1))
+    >>> half = bt.saved_bytes(bt.conv2d(x, w, padding=1, compress_rate=0.5))
+    >>> 0.4 < half / full < 0.6
+    True
+    """
+    outputs = [output] if isinstance(output, torch.Tensor) else list(output)
+    for o in outputs:
+        if not isinstance(o, torch.Tensor):
+            raise TypeError(f"saved_bytes: output must be a tensor or a sequence of tensors, "
+                            f"got {type(o).__module__}.{type(o).__qualname__}")
+    stack = [o.grad_fn for o in outputs if o.grad_fn is not None]
+    seen, total = set(), 0
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if getattr(type(node), "_forward_cls", None) is _BandConv:
+            try:
+                x_hat = node.saved_tensors[0]          # then the weight, the model's own
+                total += x_hat.numel() * x_hat.element_size()
+            except RuntimeError:      # freed by a backward without retain_graph
+                pass
+        stack.extend(f for f, _ in node.next_functions)
+    return total
+

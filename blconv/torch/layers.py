@@ -1,0 +1,292 @@
+"""Band-limited layers for PyTorch models: :class:`Conv1d`, :class:`Conv2d`, and
+:func:`convert` / :func:`set_compress_rate` for whole models."""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from .. import _validation as V
+from .functional import band_conv
+
+__all__ = ["Conv1d", "Conv2d", "convert", "set_compress_rate"]
+
+
+# --- layers ---------------------------------------------------------------------------
+def _check_band(fn, compress_rate, preserve_energy):
+    c = V.check_rate(fn, compress_rate)
+    e = V.check_energy(fn, preserve_energy, c)
+    return c, e
+
+
+class _BandConvMixin:
+    """What :class:`Conv1d` and :class:`Conv2d` add to ``torch.nn.Conv1d/Conv2d``."""
+
+    _nd = 0
+
+    def _set_band(self, compress_rate, preserve_energy, fft_size):
+        fn = type(self).__name__
+        self.compress_rate, self.preserve_energy = _check_band(fn, compress_rate,
+                                                               preserve_energy)
+        if not (fft_size in ("fast", "pow2") or isinstance(fft_size, (int, tuple, list))):
+            raise ValueError(f"{fn}: fft_size must be 'fast', 'pow2', an int or a tuple of "
+                             f"{self._nd} ints, got {fft_size!r}")
+        self.fft_size = fft_size
+        self.last_band = None
+
+    def forward(self, input):  # noqa: A002 - torch's own argument name
+        if self.padding_mode != "zeros":
+            raise ValueError(f"{type(self).__name__}: padding_mode must be 'zeros' (the band-"
+                             f"limited correlation pads with zeros), got "
+                             f"{self.padding_mode!r}")
+        y, self.last_band = band_conv(self._nd, input, self.weight, self.bias, self.stride,
+                                      self.padding, self.dilation, self.groups,
+                                      self.compress_rate, self.preserve_energy, self.fft_size)
+        return y
+
+    def extra_repr(self):
+        s = super().extra_repr()
+        if self.preserve_energy is not None:
+            s += f", preserve_energy={self.preserve_energy}"
+        else:
+            s += f", compress_rate={self.compress_rate}"
+        if self.fft_size != "fast":
+            s += f", fft_size={self.fft_size!r}"
+        return s
+
+
+def _layer_init(self, d, in_channels, out_channels, kernel_size, stride, padding, dilation,
+                groups, bias, compress_rate, preserve_energy, fft_size, padding_mode, device,
+                dtype):
+    name = type(self).__name__
+    if padding_mode != "zeros":
+        raise ValueError(f"{name}: padding_mode must be 'zeros' (the band-limited correlation "
+                         f"pads with zeros), got {padding_mode!r}; keep torch.nn.Conv{d}d for "
+                         f"other modes")
+    c, e = _check_band(name, compress_rate, preserve_energy)   # before any allocation
+    getattr(torch.nn, f"Conv{d}d").__init__(
+        self, in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+        dilation=dilation, groups=groups, bias=bias, padding_mode="zeros", device=device,
+        dtype=dtype)
+    self._set_band(c, e, fft_size)
+
+
+class Conv1d(_BandConvMixin, torch.nn.Conv1d):
+    """Band-limited 1-D convolution layer: ``torch.nn.Conv1d`` computed by blconv.
+
+    A subclass of ``torch.nn.Conv1d`` with the same parameters (``weight``, ``bias``),
+    the same initialisation and the same ``state_dict`` keys, so pretrained weights load
+    unchanged; its forward is :func:`conv1d` with the layer's band.  The band settings
+    are plain attributes (not in the ``state_dict``): set them, or call
+    :func:`set_compress_rate`, to run at another rate.
+
+    Parameters
+    ----------
+    in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias
+        As for ``torch.nn.Conv1d`` (``padding`` may be ``'same'`` or ``'valid'``).
+    compress_rate : float in [0, 1), default 0.0
+        Fraction of the one-sided spectrum discarded (see :mod:`blconv.band`).
+    preserve_energy : float in (0, 1], optional
+        Keep the smallest band holding this fraction of the input's spectral energy
+        instead (excludes ``compress_rate > 0``).
+    fft_size : 'fast', 'pow2', int or tuple of int, default 'fast'
+    padding_mode : 'zeros'
+        The only mode the band-limited correlation has; others raise ``ValueError``.
+    device, dtype
+        As for ``torch.nn.Conv1d``; the dtype must be float32 or float64 to run.
+
+    Attributes
+    ----------
+    compress_rate, preserve_energy, fft_size
+        The band policy.
+    last_band : blconv.Band or None
+        The band of the last forward (``effective_rate`` is the compression actually
+        applied, after rounding to whole frequencies).
+
+    Examples
+    --------
+    >>> import torch, blconv.torch as bt
+    >>> conv = bt.Conv1d(3, 8, 3, padding=1, compress_rate=0.5)
+    >>> conv
+    Conv1d(3, 8, kernel_size=(3,), stride=(1,), padding=(1,), compress_rate=0.5)
+    >>> y = conv(torch.randn(2, 3, 16))
+    >>> tuple(y.shape), conv.last_band.effective_rate > 0.4
+    ((2, 8, 16), True)
+    >>> list(conv.state_dict()) == list(torch.nn.Conv1d(3, 8, 3).state_dict())
+    True
+    """
+
+    _nd = 1
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True, *, compress_rate=0.0, preserve_energy=None,
+                 fft_size="fast", padding_mode="zeros", device=None, dtype=None):
+        _layer_init(self, 1, in_channels, out_channels, kernel_size, stride, padding,
+                    dilation, groups, bias, compress_rate, preserve_energy, fft_size,
+                    padding_mode, device, dtype)
+
+
+class Conv2d(_BandConvMixin, torch.nn.Conv2d):
+    """Band-limited 2-D convolution layer: ``torch.nn.Conv2d`` computed by blconv.
+
+    As :class:`Conv1d`, with two spatial axes: the same parameters, initialisation and
+    ``state_dict`` keys as ``torch.nn.Conv2d``, its forward :func:`conv2d` with the
+    layer's band (``compress_rate``, ``preserve_energy``, ``fft_size``, ``last_band``).
+
+    Examples
+    --------
+    >>> import torch, blconv.torch as bt
+    >>> conv = bt.Conv2d(3, 8, 3, padding=1, compress_rate=0.5)
+    >>> conv
+    Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), compress_rate=0.5)
+    >>> tuple(conv(torch.randn(2, 3, 8, 8)).shape)
+    (2, 8, 8, 8)
+    """
+
+    _nd = 2
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True, *, compress_rate=0.0, preserve_energy=None,
+                 fft_size="fast", padding_mode="zeros", device=None, dtype=None):
+        _layer_init(self, 2, in_channels, out_channels, kernel_size, stride, padding,
+                    dilation, groups, bias, compress_rate, preserve_energy, fft_size,
+                    padding_mode, device, dtype)
+
+
+_TARGET = {torch.nn.Conv1d: Conv1d, torch.nn.Conv2d: Conv2d}
+
+
+# --- whole models ---------------------------------------------------------------------
+def _why_not(m) -> str | None:
+    """Why conv module ``m`` cannot become a blconv layer (``None``: it can)."""
+    kind = type(m).__name__
+    if type(m) in (Conv1d, Conv2d):
+        return None
+    if type(m) in _TARGET:
+        if m.padding_mode != "zeros":
+            return f"{kind}, padding_mode={m.padding_mode!r}"
+        return None
+    if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d)):
+        return f"{kind}, a subclass of torch.nn.{type(m).__mro__[1].__name__}"
+    return kind
+
+
+def _check_model(fn, model):
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"{fn}: model must be a torch.nn.Module, got "
+                        f"{type(model).__module__}.{type(model).__qualname__}")
+
+
+def convert(model, *, compress_rate=0.0, preserve_energy=None, fft_size="fast"):
+    """Make every ``torch.nn.Conv1d/Conv2d`` of ``model`` band-limited, in place.
+
+    Each ``torch.nn.Conv1d`` / ``Conv2d`` with ``padding_mode='zeros'`` (``model``
+    itself included) becomes a :class:`Conv1d` / :class:`Conv2d` of blconv.torch by
+    a change of class: the module object, its ``Parameter`` objects, buffers, hooks
+    and training mode stay the same, so an optimizer built before the call keeps
+    updating them and ``state_dict`` keys do not change.  Layers that are already
+    blconv layers get the new band settings.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    compress_rate : float in [0, 1), default 0.0
+        For every converted layer (see :mod:`blconv.band`); per-layer rates can be
+        set afterwards on the layers' ``compress_rate`` attributes.
+    preserve_energy : float in (0, 1], optional
+        The energy policy instead of a fixed rate.
+    fft_size : 'fast', 'pow2', int or tuple of int, default 'fast'
+
+    Returns
+    -------
+    torch.nn.Module
+        ``model`` itself.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``model`` is not a module, or an invalid band (nothing is changed).
+
+    Warns
+    -----
+    UserWarning
+        Once, listing the convolutions left as they are: other padding modes,
+        transposed and 3-D convolutions, and subclasses of ``torch.nn.Conv1d/Conv2d``
+        (whose own forward a change of class would lose).
+
+    Examples
+    --------
+    >>> import torch, blconv.torch as bt
+    >>> model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU())
+    >>> weight = model[0].weight
+    >>> model = bt.convert(model, compress_rate=0.5)
+    >>> model[0]
+    Conv2d(1, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), compress_rate=0.5)
+    >>> model[0].weight is weight
+    True
+    """
+    fn = "convert"
+    _check_model(fn, model)
+    c, e = _check_band(fn, compress_rate, preserve_energy)
+    skipped = []
+    targets = []
+    for name, m in model.named_modules():
+        if not isinstance(m, torch.nn.modules.conv._ConvNd):
+            continue
+        why = _why_not(m)
+        if why is None:
+            targets.append(m)
+        else:
+            skipped.append(f"{name or '(the model)'!s} ({why})")
+    for m in targets:
+        if type(m) in _TARGET:
+            m.__class__ = _TARGET[type(m)]
+        m._set_band(c, e, fft_size)
+    if skipped:
+        warnings.warn(f"convert: {len(skipped)} convolution(s) left as they are (blconv.torch "
+                      f"replaces torch.nn.Conv1d/Conv2d with padding_mode='zeros'): "
+                      + ", ".join(skipped), UserWarning, stacklevel=2)
+    return model
+
+
+def set_compress_rate(model, compress_rate=0.0, preserve_energy=None):
+    """Set the band of every blconv layer of ``model`` (band-limited inference, or training).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model holding :class:`Conv1d` / :class:`Conv2d` layers (see :func:`convert`).
+    compress_rate : float in [0, 1), default 0.0
+    preserve_energy : float in (0, 1], optional
+        With it, every layer uses the energy policy (and ``compress_rate`` must be 0).
+
+    Returns
+    -------
+    torch.nn.Module
+        ``model`` itself.
+
+    Raises
+    ------
+    ValueError
+        An invalid band, or a model without any blconv layer (nothing is changed).
+
+    Examples
+    --------
+    >>> import torch, blconv.torch as bt
+    >>> model = bt.convert(torch.nn.Sequential(torch.nn.Conv1d(1, 2, 3)), compress_rate=0.5)
+    >>> model = bt.set_compress_rate(model, 0.25)
+    >>> model[0].compress_rate
+    0.25
+    """
+    fn = "set_compress_rate"
+    _check_model(fn, model)
+    c, e = _check_band(fn, compress_rate, preserve_energy)
+    layers = [m for m in model.modules() if isinstance(m, _BandConvMixin)]
+    if not layers:
+        raise ValueError(f"set_compress_rate: model has no blconv.torch Conv1d/Conv2d layer; "
+                         f"call blconv.torch.convert(model) first")
+    for m in layers:
+        m.compress_rate, m.preserve_energy = c, e
+    return model
+
+
