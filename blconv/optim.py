@@ -29,7 +29,7 @@ import numpy as np
 
 from . import _backend as B
 from ._validation import check_int
-from .nn._base import _np_dtype
+from .nn._base import np_dtype
 
 __all__ = ["SGD", "Adam", "CosineLR", "ReduceLROnPlateau", "StepLR"]
 
@@ -122,7 +122,7 @@ class _Optimizer:
                 if key not in params:
                     raise ValueError(f"{fn}: {what} {key!r} matches no parameter of the model")
                 p = params[key]
-                host = np.array(B.to_numpy(a), dtype=_np_dtype(p), copy=True)
+                host = np.array(B.to_numpy(a), dtype=np_dtype(p), copy=True)
                 if host.shape != tuple(p.shape):
                     raise ValueError(f"{fn}: {what} {key!r} must have shape "
                                      f"{tuple(p.shape)}, got {host.shape}")
