@@ -32,14 +32,14 @@ import numpy as np
 from tqdm import tqdm
 
 from . import _backend as B
-from ._record import _check_data_info
+from ._record import check_data_info
 from ._validation import check_int
 from .data import Dataset, batches
 from .models import conv_layers, set_compression
 from .nn import Module, cross_entropy, to_device
 from .optim import ReduceLROnPlateau
-from .checkpoint import (FORMAT_VERSION, Checkpoint, _assemble, _check_model, _parse, load,
-                         load_checkpoint, save)
+from .checkpoint import FORMAT_VERSION, Checkpoint, load, load_checkpoint, restore, save
+from .nn._base import check_module
 
 __all__ = ["fit", "evaluate", "History", "NonFiniteLossError", "save", "load",
            "load_checkpoint", "Checkpoint", "FORMAT_VERSION"]
@@ -215,7 +215,7 @@ def evaluate(model: Module, data: Dataset, *, compress_rate=None, preserve_energ
     True
     """
     fn = "evaluate"
-    _check_model(fn, model)
+    check_module(fn, "model", model)
     _check_dataset(fn, "data", data)
     batch_size = check_int(fn, "batch_size", batch_size, minimum=1)
     convs = conv_layers(model)
@@ -352,7 +352,7 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
     ([0.1, 0.05], [None, None])
     """
     fn = "fit"
-    _check_model(fn, model)
+    check_module(fn, "model", model)
     _check_dataset(fn, "train", train)
     if val is not None:
         _check_dataset(fn, "val", val)
@@ -388,7 +388,7 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
             optimizer.load_state_dict(optimizer.state_dict())
     path = None
     if checkpoint_dir is not None:
-        data_info = _check_data_info(fn, model, train if data_info is None else data_info)
+        data_info = check_data_info(fn, model, train if data_info is None else data_info)
         os.makedirs(checkpoint_dir, exist_ok=True)
         path = os.path.join(os.fspath(checkpoint_dir), "last.npz")
 
@@ -479,26 +479,14 @@ def _last_saved(path, epoch: int) -> str:
 
 def _resume(path: str, model, optimizer, scheduler, seed: int):
     """Load ``path`` into the model, optimizer and scheduler; return (history, next epoch)."""
-    fn = "fit"
-    arrays, meta, version = _parse(fn, path)        # check everything before loading anything
-    spec, st = getattr(model, "spec", None), meta["state"]
-    if spec is not None and meta.get("spec") is not None and spec != meta["spec"]:
-        raise ValueError(f"{fn}: checkpoint {path} was written for another model; its spec "
-                         f"{meta['spec']} differs from model.spec {spec}")
-    if not isinstance(st, dict) or not all(k in st for k in ("epoch", "seed", "history")):
-        raise ValueError(f"{fn}: checkpoint {path} lacks the training state (epoch, seed, "
-                         f"history); it was not written by fit")
-    if st["seed"] != seed:
-        raise ValueError(f"{fn}: seed={seed} differs from the seed of checkpoint {path} "
-                         f"({st['seed']}); pass the same seed to resume")
-    for name, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
-        have = None if obj is None else type(obj).__name__
-        was = (meta[name] or {}).get("class")
-        if have != was:
-            raise ValueError(f"{fn}: {name} is {have} but checkpoint {path} holds the state "
-                             f"of {was}")
-    ck = _assemble(fn, path, arrays, meta, version, model=model)
-    for obj, saved in ((optimizer, ck.optimizer), (scheduler, ck.scheduler)):
-        if obj is not None:
-            obj.load_state_dict(saved)
-    return History.from_dict(st["history"]), int(st["epoch"])
+    def validate(st):
+        if not isinstance(st, dict) or not all(k in st for k in ("epoch", "seed", "history")):
+            raise ValueError(f"fit: checkpoint {path} lacks the training state (epoch, seed, "
+                             f"history); it was not written by fit")
+        if st["seed"] != seed:
+            raise ValueError(f"fit: seed={seed} differs from the seed of checkpoint {path} "
+                             f"({st['seed']}); pass the same seed to resume")
+
+    ck = restore(path, model, optimizer=optimizer, scheduler=scheduler, validate=validate,
+                 caller="fit")
+    return History.from_dict(ck.state["history"]), int(ck.state["epoch"])
