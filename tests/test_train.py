@@ -104,6 +104,76 @@ def test_monitor_errors(task):
         fit(model, train, test, monitor="accuracy", **kw)
 
 
+class Recording:
+    """A scheduler of no blconv class: fit steps it with the monitored value all the same."""
+
+    def __init__(self):
+        self.seen = []
+
+    def step(self, metric):
+        self.seen.append(metric)
+
+    def state_dict(self):
+        return {}
+
+
+def test_any_scheduler_steps_with_the_epochs_monitored_value(task):
+    train, test = task
+    model = tiny()
+    sched = Recording()
+    h = fit(model, train, test, epochs=2, batch_size=32, seed=0, progress=False,
+            optimizer=SGD(model, lr=0.1), scheduler=sched, monitor="loss")
+    assert sched.seen == h.loss
+
+
+def test_scheduler_and_optimizer_protocol_errors(task):
+    train, _ = task
+    model = tiny()
+    opt = SGD(model, lr=0.1)
+
+    class NoMetric(Recording):
+        def step(self):
+            pass
+
+    kw = dict(epochs=1, batch_size=32, seed=0, progress=False)
+    with pytest.raises(TypeError, match=r"^fit: scheduler.step must take the epoch's metric, "
+                                        r"step\(metric\), as blconv.optim's schedulers do; "
+                                        r"NoMetric.step has the signature \(\)$"):
+        fit(model, train, optimizer=opt, scheduler=NoMetric(), **kw)
+
+    class Bare:                               # no to(): cannot follow the model to a device
+        lr = 0.1
+
+        def step(self):
+            pass
+
+        def state_dict(self):
+            return {}
+
+    with pytest.raises(TypeError, match=r"^fit: optimizer must have step, state_dict, lr, to "):
+        fit(model, train, optimizer=Bare(), device="cpu", **kw)
+    assert len(fit(model, train, optimizer=Bare(), **kw)) == 1
+
+
+def test_fit_moves_the_optimizer_buffers_with_the_model(task):
+    train, _ = task
+    model = tiny()
+
+    class Spy(SGD):
+        moved = []
+
+        def to(self, *args, **kwargs):
+            self.moved.append(args)
+            return super().to(*args, **kwargs)
+
+    opt = Spy(model, lr=0.1, momentum=0.9)
+    fit(model, train, epochs=1, batch_size=32, seed=0, progress=False, optimizer=opt)
+    assert opt.moved == []
+    fit(model, train, epochs=1, batch_size=32, seed=0, progress=False, optimizer=opt,
+        device="cpu")
+    assert opt.moved == [("cpu",)] and opt.momentum_buffers
+
+
 def test_shuffle_order_is_the_documented_one(monkeypatch):
     # each example's class is its index; with batch_size = 1 the label sequence is the order
     n = 10
