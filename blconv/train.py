@@ -4,8 +4,10 @@
 :class:`~blconv.data.Dataset` batches moved to the model's device; it shuffles
 each epoch from ``(seed, epoch)`` alone and, with ``checkpoint_dir``, saves
 everything the next epoch depends on, so a resumed run ends with exactly the
-weights of an uninterrupted one.  :func:`evaluate` measures a model at another
-compress rate without changing it.  :func:`save` / :func:`load` /
+weights of an uninterrupted one.  Callbacks (:class:`CSVLogger`,
+:class:`EarlyStopping`, or any object with the methods described in
+:func:`fit`) see each epoch's history row.  :func:`evaluate` measures a model
+at another compress rate without changing it.  :func:`save` / :func:`load` /
 :func:`load_checkpoint` read and write one ``.npz`` file, never pickled.
 
 Examples
@@ -33,6 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import _backend as B
+from ._callbacks import CSVLogger, EarlyStopping, EpochBar, check_callbacks, notify
 from ._history import History
 from ._record import check_data_info
 from ._validation import check_int
@@ -42,8 +45,8 @@ from .models import conv_layers, set_compression
 from .nn import Module, cross_entropy, to_device
 from .nn._base import check_module, np_dtype
 
-__all__ = ["fit", "evaluate", "History", "NonFiniteLossError", "save", "load",
-           "load_checkpoint", "Checkpoint", "FORMAT_VERSION"]
+__all__ = ["fit", "evaluate", "History", "NonFiniteLossError", "CSVLogger", "EarlyStopping",
+           "save", "load", "load_checkpoint", "Checkpoint", "FORMAT_VERSION"]
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -217,7 +220,7 @@ def evaluate(model: Module, data: Dataset, *, compress_rate=None, preserve_energ
 def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: int,
         batch_size: int, optimizer, scheduler=None, seed: int, progress: bool = True,
         checkpoint_dir=None, resume: bool = False, device=None,
-        monitor: str | None = None, data_info=None) -> History:
+        monitor: str | None = None, data_info=None, callbacks=()) -> History:
     """Train ``model`` with mini-batch cross-entropy; optionally checkpoint and resume.
 
     Parameters
@@ -244,7 +247,8 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
     seed : int
         Fixes the shuffling (see Notes).
     progress : bool, default True
-        Show ``tqdm`` progress bars (epochs, and the batches of the running epoch).
+        Show ``tqdm`` progress bars (epochs, and the batches of the running
+        epoch); the epoch bar is a callback run before ``callbacks``.
     checkpoint_dir : str or os.PathLike, optional
         Save ``checkpoint_dir/last.npz`` (:func:`save`) after every epoch: model,
         optimizer, scheduler, dropout RNG states, epoch, seed and history.
@@ -266,12 +270,17 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
         :func:`save`): default ``train`` itself (its name, classes and example
         shape); pass :func:`blconv.checkpoint.describe_data`'s mapping to add
         the name it is loaded by and its normalisation.
+    callbacks : list or tuple, default ()
+        Objects told of the run's progress, in order, through any of the
+        methods below (see Notes); e.g. :class:`CSVLogger` and
+        :class:`EarlyStopping`.
 
     Returns
     -------
     History
         One entry per epoch since epoch 1 (a resumed run includes the
-        checkpoint's earlier epochs).
+        checkpoint's earlier epochs); fewer than ``epochs`` when a callback
+        stopped the run.
 
     Raises
     ------
@@ -286,7 +295,7 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
         checkpoint written for another model, optimizer, scheduler or seed.
     TypeError
         For arguments of the wrong type: an optimizer or scheduler without
-        the methods above.
+        the methods above, or a callback with none of the methods below.
     RuntimeError
         For ``device="gpu"`` without CuPy.
 
@@ -302,6 +311,27 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
     loss and the gradients are checked to be finite before the step (the
     gradients too, because ReLU maps NaN to 0 and can hide it from the loss).
 
+    **Callbacks.**  Each callback may have any of these methods (one at least):
+
+    - ``on_train_begin(info)``: once, before the first epoch; ``info`` holds
+      ``epochs``, ``batches_per_epoch``, ``validation`` (whether ``val`` is
+      given) and ``history`` (a copy of the :class:`History` so far: the
+      checkpoint's epochs when resuming, else empty).
+    - ``on_epoch_end(epoch, row)``: after each epoch (counted from 1) and its
+      checkpoint; ``row`` is the epoch's history row, ``History.row(epoch -
+      1)``: a dict with keys ``loss``, ``accuracy``, ``val_loss``,
+      ``val_accuracy``, ``lr``, ``epoch_seconds`` and ``effective_rate``
+      (a copy: changing it changes no history).
+    - ``on_train_end(history)``: once at the end, also when ``fit`` raises
+      (``history`` then holds the epochs completed).
+
+    ``on_train_begin`` or ``on_epoch_end`` returning a truthy value stops the
+    run once every callback has been told (after ``on_train_begin``: before
+    any epoch).  Callbacks are not saved in checkpoints: a resumed run calls
+    ``on_train_begin`` again with the history so far, from which a callback
+    rebuilds its state (:class:`EarlyStopping` replays it, so it stops where
+    the uninterrupted run would; :class:`CSVLogger` rewrites its file).
+
     Examples
     --------
     >>> from blconv.data import make_frequency_task
@@ -315,11 +345,25 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
     ...         scheduler=StepLR(opt, step_size=1, gamma=0.5), progress=False)
     >>> h.lr, h.val_loss
     ([0.1, 0.05], [None, None])
+
+    A callback that records the rows and stops after the second epoch:
+
+    >>> class Recorder:
+    ...     def __init__(self):
+    ...         self.rows = []
+    ...     def on_epoch_end(self, epoch, row):
+    ...         self.rows.append((epoch, round(row["lr"], 3)))
+    ...         return epoch == 2
+    >>> rec = Recorder()
+    >>> h = fit(model, train, epochs=5, batch_size=8, optimizer=opt, seed=0,
+    ...         progress=False, callbacks=[rec])
+    >>> len(h), rec.rows
+    (2, [(1, 0.025), (2, 0.025)])
     """
-    epochs, batch_size, seed, monitor = _check_fit_args(
+    epochs, batch_size, seed, monitor, callbacks = _check_fit_args(
         model, train, val, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
         scheduler=scheduler, seed=seed, progress=progress, checkpoint_dir=checkpoint_dir,
-        resume=resume, device=device, monitor=monitor)
+        resume=resume, device=device, monitor=monitor, callbacks=callbacks)
     if device is not None:
         _move(model, optimizer, device)
     path = None
@@ -333,23 +377,29 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
     run = _Run(model=model, train=train, val=val, optimizer=optimizer, scheduler=scheduler,
                epochs=epochs, batch_size=batch_size, seed=seed, monitor=monitor, path=path,
                progress=progress)
-    bar = tqdm(range(start, epochs), total=epochs, initial=start, desc="fit", unit="epoch",
-               disable=not progress)
-    for epoch in bar:
-        history.append(run.epoch(epoch))
-        if path is not None:
-            save(model, path, optimizer=optimizer, scheduler=scheduler, data_info=data_info,
-                 state={"epoch": epoch + 1, "epochs": epochs, "seed": seed,
-                        "history": history.to_dict()})
-        bar.set_postfix(loss=f"{history.loss[-1]:.4g}", acc=f"{history.accuracy[-1]:.3f}",
-                        **({} if val is None else {"val_acc": f"{history.val_accuracy[-1]:.3f}"}))
+    callbacks = ((EpochBar(),) if progress else ()) + callbacks
+    info = {"epochs": epochs, "batches_per_epoch": run.n_batches, "validation": val is not None,
+            "history": History.from_dict(history.to_dict())}
+    try:
+        stop = notify(callbacks, "on_train_begin", info)
+        for epoch in range(start, epochs):
+            if stop:
+                break
+            history.append(run.epoch(epoch))
+            if path is not None:
+                save(model, path, optimizer=optimizer, scheduler=scheduler, data_info=data_info,
+                     state={"epoch": epoch + 1, "epochs": epochs, "seed": seed,
+                            "history": history.to_dict()})
+            stop = notify(callbacks, "on_epoch_end", epoch + 1, history.row(len(history) - 1))
+    finally:
+        notify(callbacks, "on_train_end", history)
     return history
 
 
 def _check_fit_args(model, train, val, *, epochs, batch_size, optimizer, scheduler, seed,
-                    progress, checkpoint_dir, resume, device, monitor):
+                    progress, checkpoint_dir, resume, device, monitor, callbacks):
     """Every argument of :func:`fit` checked; returns the normalised epochs, batch_size,
-    seed and monitor."""
+    seed, monitor and callbacks."""
     fn = "fit"
     check_module(fn, "model", model)
     _check_dataset(fn, "train", train)
@@ -380,7 +430,7 @@ def _check_fit_args(model, train, val, *, epochs, batch_size, optimizer, schedul
     if monitor not in ("val_loss", "loss") or (monitor == "val_loss" and val is None):
         allowed = "'loss' (val is None)" if val is None else "'loss' or 'val_loss'"
         raise ValueError(f"{fn}: monitor must be {allowed}, got {monitor!r}")
-    return epochs, batch_size, seed, monitor
+    return epochs, batch_size, seed, monitor, check_callbacks(fn, callbacks)
 
 
 def _check_scheduler_step(fn: str, scheduler) -> None:

@@ -668,3 +668,195 @@ def test_diverging_training_raises(task, tmp_path):
         fit(model, train, epochs=5, batch_size=16, seed=0, progress=False,
             optimizer=SGD(model, lr=1e30, momentum=0.9), checkpoint_dir=tmp_path)
     assert not os.path.exists(tmp_path / "last.npz")
+
+
+# --- callbacks -------------------------------------------------------------------------------
+ROW_KEYS = ["loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds",
+            "effective_rate"]
+
+
+class Recorder:
+    """Records every call of the callback protocol; stops at ``stop_at`` (epoch or "begin")."""
+
+    def __init__(self, stop_at=None):
+        self.calls, self.rows, self.stop_at = [], [], stop_at
+
+    def on_train_begin(self, info):
+        self.calls.append("begin")
+        self.info = info
+        return self.stop_at == "begin"
+
+    def on_epoch_end(self, epoch, row):
+        self.calls.append(epoch)
+        self.rows.append(dict(row))
+        row["loss"] = -1.0                        # a callback cannot change the history
+        return epoch == self.stop_at
+
+    def on_train_end(self, history):
+        self.calls.append("end")
+        self.history = history
+
+
+def test_callbacks_see_every_epochs_row(task):
+    train, test = task
+    model = tiny()
+    opt = SGD(model, lr=0.2)
+    rec, only_end = Recorder(), type("OnlyEnd", (), {"on_epoch_end": lambda s, e, r: None})()
+    h = fit(model, train, test, epochs=3, batch_size=32, seed=1, progress=False,
+            optimizer=opt, scheduler=StepLR(opt, step_size=1, gamma=0.5),
+            callbacks=(rec, only_end))
+    assert rec.calls == ["begin", 1, 2, 3, "end"] and rec.history is h
+    assert rec.info["epochs"] == 3 and rec.info["batches_per_epoch"] == 2
+    assert rec.info["validation"] is True and len(rec.info["history"]) == 0
+    assert [list(r) for r in rec.rows] == [ROW_KEYS] * 3
+    assert [r["lr"] for r in rec.rows] == [0.2, 0.1, 0.05]
+    assert rec.rows[-1]["val_loss"] == evaluate(model, test)["loss"]
+    assert [r["loss"] for r in rec.rows] == h.loss and -1.0 not in h.loss
+    assert rec.rows == [h.row(i) for i in range(3)]
+
+
+def test_a_callback_stops_training_after_every_callback_was_told(task):
+    train, _ = task
+    model = tiny()
+    first, second = Recorder(stop_at=2), Recorder()
+    h = fit(model, train, epochs=5, batch_size=32, seed=0, progress=True,
+            optimizer=SGD(model, lr=0.1), callbacks=[first, second])
+    assert len(h) == 2 and second.calls == ["begin", 1, 2, "end"]
+    never = Recorder(stop_at="begin")
+    before = snapshot(model)
+    h = fit(model, train, epochs=5, batch_size=32, seed=0, progress=False,
+            optimizer=SGD(model, lr=0.1), callbacks=[never])
+    assert len(h) == 0 and never.calls == ["begin", "end"]
+    assert_same_arrays(snapshot(model), before)
+
+
+def test_on_train_end_is_called_when_fit_raises(task):
+    train, _ = task
+    model = tiny()
+
+    class Poison(Recorder):                       # a NaN weight fails the first batch of epoch 2
+        def on_epoch_end(self, epoch, row):
+            model.params["0.w"][...] = np.nan
+            return super().on_epoch_end(epoch, row)
+
+    rec = Poison()
+    with pytest.raises(NonFiniteLossError, match="at epoch 2 of 3, batch 1 of 4"):
+        fit(model, train, epochs=3, batch_size=16, seed=3, progress=False,
+            optimizer=SGD(model, lr=0.1), callbacks=[rec])
+    assert rec.calls == ["begin", 1, "end"] and len(rec.history) == 1
+
+
+def _read_csv(path):
+    import csv
+    with open(path, newline="") as f:
+        lines = list(csv.reader(f))
+    return lines[0], lines[1:]
+
+
+def _assert_csv_equals(path, h):
+    header, lines = _read_csv(path)
+    assert header == ["epoch"] + ROW_KEYS
+    assert [int(line[0]) for line in lines] == list(range(1, len(h) + 1))
+    for name, column in zip(ROW_KEYS, zip(*(line[1:] for line in lines))):
+        if name == "effective_rate":
+            back = [json.loads(c) for c in column]
+        else:
+            back = [None if c == "" else float(c) for c in column]
+        assert back == getattr(h, name), name
+
+
+def test_csv_logger_writes_the_history_line_by_line(task, tmp_path):
+    train, test = task
+    path = tmp_path / "log.csv"
+    seen = []
+
+    class Reader:                                # runs after the logger: its line is there
+        def on_epoch_end(self, epoch, row):
+            seen.append(len(_read_csv(path)[1]))
+
+    for val in (test, None):
+        model = tiny(compress_rate=[0.0, 0.25, 0.5])
+        seen.clear()
+        h = fit(model, train, val, epochs=3, batch_size=32, seed=0, progress=False,
+                optimizer=SGD(model, lr=0.1), callbacks=[blconv.train.CSVLogger(path), Reader()])
+        assert seen == [1, 2, 3]
+        _assert_csv_equals(path, h)
+    with pytest.raises(TypeError, match=r"^CSVLogger: path must be a str or os.PathLike, "
+                                        r"got int$"):
+        blconv.train.CSVLogger(3)
+
+
+def test_csv_logger_and_early_stopping_resume_as_if_never_interrupted(task, tmp_path):
+    train, _ = task
+
+    def run(epochs, ckdir=None, resume=False, log=None):
+        model = tiny(seed=4)
+        stop = blconv.train.EarlyStopping("loss", patience=1, min_delta=1e-3)
+        callbacks = [stop] + ([blconv.train.CSVLogger(log)] if log else [])
+        h = fit(model, train, epochs=epochs, batch_size=16, seed=2, progress=False,
+                optimizer=SGD(model, lr=1e-9), checkpoint_dir=ckdir, resume=resume,
+                callbacks=callbacks)
+        return h, stop
+
+    # lr 1e-9: the loss stays within 1e-3 of epoch 1's, so epochs 2 and 3 do not improve
+    ref, ref_stop = run(10)
+    assert len(ref) == 3 and (ref_stop.best_epoch, ref_stop.stopped_epoch) == (1, 3)
+    run(2, ckdir=tmp_path)
+    h, stop = run(10, ckdir=tmp_path, resume=True, log=tmp_path / "log.csv")
+    assert len(h) == 3 and stop.stopped_epoch == 3 and h.loss == ref.loss
+    _assert_csv_equals(tmp_path / "log.csv", h)
+    again, stop = run(10, ckdir=tmp_path, resume=True)       # stopped already: no epoch more
+    assert len(again) == 3 and stop.stopped_epoch == 3
+
+
+@pytest.mark.parametrize("mode, patience, min_delta, values, stopped, best", [
+    ("min", 2, 0.0, [5, 4, 4, 4.5, 3.9, 4, 4, 4], 8, 3.9),
+    ("min", 0, 0.0, [5, 4, 4], 3, 4),
+    ("min", 1, 0.5, [5, 4.6, 4.7], 3, 5),
+    ("max", 1, 0.0, [0.5, 0.7, 0.6, 0.8, 0.8, 0.75], 6, 0.8),
+    ("min", 1, 0.0, [1.0, float("nan"), float("nan")], 3, 1.0),
+    ("min", 3, 0.0, [3, 2, 1, 0.5, 0.4], None, 0.4),
+], ids=["patience", "patience-0", "min-delta", "max", "nan", "never"])
+def test_early_stopping_stops_at_the_documented_epoch(mode, patience, min_delta, values,
+                                                      stopped, best):
+    stop = blconv.train.EarlyStopping("val_accuracy" if mode == "max" else "val_loss",
+                                      patience=patience, min_delta=min_delta, mode=mode)
+    assert stop.on_train_begin({"validation": True, "history": History()}) is False
+    said = [stop.on_epoch_end(e, {stop.monitor: v}) for e, v in enumerate(values, 1)]
+    assert said == [False] * (len(values) - 1) + [stopped is not None]
+    assert stop.stopped_epoch == stopped and stop.best == best
+
+
+def test_early_stopping_in_fit_stops_at_the_right_epoch(task):
+    train, test = task
+    model = tiny()
+    stop = blconv.train.EarlyStopping("val_accuracy", patience=0, mode="max", min_delta=2.0)
+    h = fit(model, train, test, epochs=6, batch_size=32, seed=0, progress=False,
+            optimizer=SGD(model, lr=0.1), callbacks=[stop])
+    # an accuracy never gains 2.0: epoch 1 sets the best, epoch 2 is the first bad one
+    assert len(h) == 2 and stop.stopped_epoch == 2 and stop.best == h.val_accuracy[0]
+
+
+def test_callback_and_early_stopping_errors(task):
+    train, _ = task
+    model = tiny()
+    kw = dict(epochs=1, batch_size=32, seed=0, progress=False, optimizer=SGD(model, lr=0.1))
+    with pytest.raises(TypeError, match=r"^fit: callbacks\[1\] must have at least one of the "
+                                        r"methods on_train_begin, on_epoch_end, on_train_end, "
+                                        r"got object$"):
+        fit(model, train, callbacks=[Recorder(), object()], **kw)
+    with pytest.raises(TypeError, match=r"^fit: callbacks must be a list or tuple of callbacks "
+                                        r".*got Recorder$"):
+        fit(model, train, callbacks=Recorder(), **kw)
+    with pytest.raises(ValueError, match=r"^EarlyStopping: monitor='val_loss' needs a "
+                                         r"validation set"):
+        fit(model, train, callbacks=[blconv.train.EarlyStopping()], **kw)
+    for kwargs, error, match in [
+            (dict(monitor="lr"), ValueError, r"monitor must be one of \['loss', 'accuracy'"),
+            (dict(mode="up"), ValueError, r"mode must be 'min' or 'max', got 'up'"),
+            (dict(patience=-1), ValueError, r"patience must be >= 0, got -1"),
+            (dict(patience=1.5), TypeError, r"patience must be an int, got 1.5"),
+            (dict(min_delta=-0.1), ValueError, r"min_delta must be a finite number >= 0"),
+            (dict(min_delta=float("inf")), ValueError, r"min_delta must be a finite number")]:
+        with pytest.raises(error, match=r"^EarlyStopping: " + match):
+            blconv.train.EarlyStopping(**kwargs)
