@@ -21,13 +21,6 @@ __all__ = ["describe_data", "NoRecordWarning", "RECORD_VERSION"]
 RECORD_VERSION = 1
 
 
-def _named_modules(model: Module, prefix: str = ""):
-    """``(dotted name, layer)`` for the model ("") and every sub-layer ("3.body.0")."""
-    yield prefix, model
-    for name, child in model.children():
-        yield from _named_modules(child, f"{prefix}.{name}" if prefix else name)
-
-
 class NoRecordWarning(UserWarning):
     """A checkpoint has no training record: it was written by an older blconv.
 
@@ -117,7 +110,7 @@ def _model_io(model: Module) -> dict:
 def _band_policy(model: Module) -> list[dict]:
     """One entry per band-limited conv layer (depth first): its name and band settings."""
     out = []
-    for name, m in _named_modules(model):
+    for name, m in model.named_modules():
         if isinstance(m, (Conv1d, Conv2d)):
             fft_size = list(m.fft_size) if isinstance(m.fft_size, tuple) else m.fft_size
             out.append({"layer": name, "type": type(m).__name__,
@@ -128,7 +121,7 @@ def _band_policy(model: Module) -> list[dict]:
     return out
 
 
-def _check_data_info(fn: str, model: Module, data_info) -> dict | None:
+def check_data_info(fn: str, model: Module, data_info) -> dict | None:
     """``data_info`` (a Dataset or :func:`describe_data` mapping) checked against the model."""
     from .data import Dataset
     if data_info is None:
@@ -150,17 +143,18 @@ def _check_data_info(fn: str, model: Module, data_info) -> dict | None:
     return dict(data_info)
 
 
-def _record(fn: str, model: Module, data_info) -> dict:
+def training_record(fn: str, model: Module, data_info) -> dict:
+    """The record :func:`blconv.checkpoint.save` writes: version, blconv, data, layers."""
     from . import __version__
     return {"version": RECORD_VERSION, "blconv": __version__,
-            "data": _check_data_info(fn, model, data_info), "layers": _band_policy(model)}
+            "data": check_data_info(fn, model, data_info), "layers": _band_policy(model)}
 
 
 def _is_int(v) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
-def _check_record(fn: str, path: str, record):
+def check_record(fn: str, path: str, record):
     """The ``record`` of ``__meta__`` as read (``None`` when absent); a malformed one raises."""
     if record is None:
         return None
@@ -185,7 +179,7 @@ def _check_record(fn: str, path: str, record):
     return record
 
 
-def _warn_no_record(fn: str, path: str, stacklevel: int) -> None:
+def warn_no_record(fn: str, path: str, stacklevel: int) -> None:
     warnings.warn(f"{fn}: {path} has no training record (written by an older blconv): its "
                   f"dataset, classes, input shape and normalisation are unknown",
                   NoRecordWarning, stacklevel=stacklevel + 1)

@@ -6,7 +6,9 @@ training record (what the model was trained on: see :func:`describe_data`) to
 one ``.npz`` file atomically: a temporary file in the same directory, flushed and
 fsync'ed, then renamed over the target, so an interrupted save leaves the previous
 checkpoint intact.  :func:`load` and :func:`load_checkpoint` read it with
-``allow_pickle=False`` and refuse truncated, corrupted or object-holding files.
+``allow_pickle=False`` and refuse truncated, corrupted or object-holding files;
+:func:`restore` loads a whole training state (model, optimizer, scheduler) into
+existing objects, as :func:`blconv.train.fit` does to resume.
 
 Examples
 --------
@@ -32,23 +34,18 @@ import numpy as np
 
 from . import _backend as B
 from .models import build, set_compression
-from ._record import (RECORD_VERSION, NoRecordWarning, _check_record, _named_modules,
-                      _record, _warn_no_record, describe_data)
-from .nn import Dropout, Module
+from ._record import (RECORD_VERSION, NoRecordWarning, check_record, describe_data,
+                      training_record, warn_no_record)
+from .nn import Module
+from .nn._base import check_module
 
-__all__ = ["save", "load", "load_checkpoint", "Checkpoint", "describe_data", "NoRecordWarning",
-           "FORMAT_VERSION", "RECORD_VERSION"]
+__all__ = ["save", "load", "load_checkpoint", "restore", "Checkpoint", "describe_data",
+           "NoRecordWarning", "FORMAT_VERSION", "RECORD_VERSION"]
 
 #: Version of the checkpoint layout written by :func:`save`.
 FORMAT_VERSION = 1
 _FORMAT = "blconv-checkpoint"
 _META = "__meta__"
-
-
-def _check_model(fn: str, model) -> Module:
-    if not isinstance(model, Module):
-        raise TypeError(f"{fn}: model must be a blconv.nn.Module, got {type(model).__name__}")
-    return model
 
 
 # --- checkpoints ------------------------------------------------------------------------------
@@ -182,15 +179,14 @@ def save(model: Module, path, *, optimizer=None, scheduler=None, state: dict | N
     True
     """
     fn = "save"
-    _check_model(fn, model)
+    check_module(fn, "model", model)
     path = os.fspath(path)
-    record = _record(fn, model, data_info)
+    record = training_record(fn, model, data_info)
     arrays = {f"params/{k}": np.asarray(B.to_numpy(v)) for k, v in model.params.items()}
     arrays.update({f"buffers/{k}": np.asarray(B.to_numpy(v)) for k, v in model.buffers.items()})
     meta = {"format": _FORMAT, "version": FORMAT_VERSION, "spec": getattr(model, "spec", None),
             "training": model.training, "compression": set_compression(model),
-            "rng": {n: m.rng.bit_generator.state
-                    for n, m in _named_modules(model) if isinstance(m, Dropout)},
+            "rng": model.state_dict().get("rng", {}),
             "state": {} if state is None else state, "record": record}
     for what, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
         meta[what] = None
@@ -278,7 +274,7 @@ def _parse(fn: str, path: str):
     if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
         raise ValueError(f"{fn}: {path} has format version {version!r}; this blconv reads "
                          f"versions 1..{FORMAT_VERSION}")
-    meta["record"] = _check_record(fn, path, meta.get("record"))
+    meta["record"] = check_record(fn, path, meta.get("record"))
     for k, a in arrays.items():
         if a.dtype.kind != "f":
             raise ValueError(f"{fn}: {path} entry {k!r} must be a float array, got dtype "
@@ -347,11 +343,8 @@ def _load_checkpoint(fn: str, path, *, model: Module | None = None, stacklevel: 
     path = os.fspath(path)
     ck = _assemble(fn, path, *_parse(fn, path), model=model)
     if ck.record is None and warn:
-        _warn_no_record(fn, path, stacklevel + 1)
+        warn_no_record(fn, path, stacklevel + 1)
     return ck
-
-
-_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 
 
 def _assemble(fn: str, path: str, arrays: dict, meta: dict, version: int, *,
@@ -367,28 +360,15 @@ def _assemble(fn: str, path: str, arrays: dict, meta: dict, version: int, *,
         except (TypeError, ValueError) as e:
             raise ValueError(f"{fn}: cannot rebuild the model of {path}: {e}") from e
     else:
-        _check_model(fn, model)
-    parts = {"params": {}, "buffers": {}}
+        check_module(fn, "model", model)
+    state = {"params": {}, "buffers": {}, "rng": meta["rng"]}
     for k, a in arrays.items():
         part, _, key = k.partition("/")
-        if part in parts:
-            parts[part][key] = a
+        if part in ("params", "buffers"):
+            state[part][key] = a
     try:
-        model.load_state_dict(parts)
+        model.load_state_dict(state)
         set_compression(model, **meta["compression"])
-        modules = dict(_named_modules(model))
-        for name, st in meta["rng"].items():
-            m, kind = modules.get(name), st["bit_generator"]
-            if not isinstance(m, Dropout):
-                raise ValueError(f"the saved dropout generator {name!r} matches no Dropout layer")
-            if kind not in _BIT_GENERATORS:
-                raise ValueError(f"unknown bit generator {kind!r} for {name!r}")
-            if type(m.rng.bit_generator).__name__ == kind:
-                m.rng.bit_generator.state = st
-            else:
-                bits = getattr(np.random, kind)()
-                bits.state = st
-                m.rng = np.random.Generator(bits)
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{fn}: {path} does not fit the model: {e}") from e
     model.train(bool(meta["training"]))
@@ -398,6 +378,92 @@ def _assemble(fn: str, path: str, arrays: dict, meta: dict, version: int, *,
                       classes={w: (meta[w] or {}).get("class") for w in ("optimizer", "scheduler")},
                       state=meta["state"], spec=spec, path=path, version=version,
                       record=meta["record"])
+
+
+def restore(path, model: Module, *, optimizer=None, scheduler=None, validate=None,
+            caller: str = "restore") -> Checkpoint:
+    """Load a saved training state into an existing model, optimizer and scheduler.
+
+    Everything is checked before anything is loaded: a refused file leaves the
+    three objects exactly as they were.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save` (or by :func:`blconv.train.fit`).
+    model : Module
+        Receives the params, buffers, compression settings, mode and dropout
+        generator states; when it has a ``spec`` (a :mod:`blconv.models`
+        model) it must equal the saved one.
+    optimizer, scheduler : optional
+        Receive their saved state through ``load_state_dict``.  Each must be
+        of the class whose state the file holds, and ``None`` where it holds
+        none: a training state is restored whole or not at all.
+    validate : callable, optional
+        Called as ``validate(state)`` with the file's ``state`` (see
+        :func:`save`) after the checks above and before loading; raise from it
+        to refuse the file on other grounds (:func:`~blconv.train.fit` checks
+        the seed).
+    caller : str, default "restore"
+        The function named at the start of error messages; a function that
+        restores on its user's behalf passes its own name.
+
+    Returns
+    -------
+    Checkpoint
+        With ``model`` the model given.  No :class:`NoRecordWarning` is
+        issued: the model is the caller's, and ``record`` is ``None`` for a
+        file without one.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    ValueError
+        As :func:`load_checkpoint`, and when the file was written for a model
+        of another ``spec``, or for another optimizer or scheduler class.
+    TypeError
+        When ``model`` is not a :class:`~blconv.nn.Module`.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from blconv.models import fcn1d
+    >>> from blconv.optim import SGD, StepLR
+    >>> from blconv.checkpoint import restore, save
+    >>> model = fcn1d(1, 2, channels=(2, 2, 2))
+    >>> opt = SGD(model, lr=0.1)
+    >>> sched = StepLR(opt, step_size=1, gamma=0.5)
+    >>> sched.step()
+    >>> path = os.path.join(tempfile.mkdtemp(), "ck.npz")
+    >>> save(model, path, optimizer=opt, scheduler=sched, state={"epoch": 1})
+    >>> again = fcn1d(1, 2, channels=(2, 2, 2))
+    >>> opt2 = SGD(again, lr=0.1)
+    >>> sched2 = StepLR(opt2, step_size=1, gamma=0.5)
+    >>> restore(path, again, optimizer=opt2, scheduler=sched2).state, opt2.lr
+    ({'epoch': 1}, 0.05)
+    """
+    fn = caller
+    check_module(fn, "model", model)
+    path = os.fspath(path)
+    arrays, meta, version = _parse(fn, path)
+    spec = getattr(model, "spec", None)
+    if spec is not None and meta.get("spec") is not None and spec != meta["spec"]:
+        raise ValueError(f"{fn}: checkpoint {path} was written for another model; its spec "
+                         f"{meta['spec']} differs from model.spec {spec}")
+    if validate is not None:
+        validate(meta["state"])
+    for name, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
+        have = None if obj is None else type(obj).__name__
+        was = (meta[name] or {}).get("class")
+        if have != was:
+            raise ValueError(f"{fn}: {name} is {have} but checkpoint {path} holds the state "
+                             f"of {was}")
+    ck = _assemble(fn, path, arrays, meta, version, model=model)
+    for obj, saved in ((optimizer, ck.optimizer), (scheduler, ck.scheduler)):
+        if obj is not None:
+            obj.load_state_dict(saved)
+    return ck
 
 
 def load(path) -> Module:

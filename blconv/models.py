@@ -30,6 +30,7 @@ import numbers
 import numpy as np
 
 from ._validation import check_energy, check_int, check_rate
+from .nn._base import check_dtype
 from .nn import (BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Dropout, GlobalAvgPool, Linear,
                  MaxPool2d, Module, ReLU, Residual, Sequential)
 
@@ -58,13 +59,7 @@ def _seed(fn: str, seed) -> int:
 
 
 def _dtype(fn: str, dtype) -> str:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"{fn}: dtype must be 'float32' or 'float64', got {dtype!r}")
-    return dt.name
+    return check_dtype(fn, dtype).name           # the JSON spec stores the name
 
 
 def _fft_size(fn: str, fft_size):

@@ -4,6 +4,12 @@ The optimizer reads ``model.params`` and ``model.grads`` (same keys) at every
 ``step()`` and updates the parameter arrays in place; schedulers read and
 write the optimizer's ``lr`` attribute.
 
+Every scheduler steps once per epoch with ``step(metric)``: the value of the
+epoch's monitored metric (:func:`blconv.train.fit` passes its ``monitor``
+entry of the epoch's history row).  :class:`ReduceLROnPlateau` needs it; the
+epoch-counting schedules (:class:`StepLR`, :class:`CosineLR`) take it and
+ignore it, so one call fits them all.
+
 Examples
 --------
 >>> import numpy as np
@@ -29,7 +35,7 @@ import numpy as np
 
 from . import _backend as B
 from ._validation import check_int
-from .nn._base import _np_dtype
+from .nn._base import converter, np_dtype
 
 __all__ = ["SGD", "Adam", "CosineLR", "ReduceLROnPlateau", "StepLR"]
 
@@ -87,6 +93,48 @@ class _Optimizer:
         """Zero the model's gradients (optional: every backward overwrites them)."""
         self.model.zero_grad()
 
+    def to(self, target, device=None):
+        """Move the per-parameter buffers (momentum, moments) to another device, in place.
+
+        Call it with the arguments given to :func:`blconv.nn.to_device` when the
+        model moves after the optimizer was built, so that the buffers stay on
+        the device of their parameters.
+
+        Parameters
+        ----------
+        target : {"cpu", "gpu"} or module
+            As :func:`blconv.nn.to_device`.
+        device : optional
+            As :func:`blconv.nn.to_device`.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            For an unknown ``target``, or a ``device`` with ``"cpu"``.
+        RuntimeError
+            For ``"gpu"`` without CuPy.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from blconv.nn import Linear, to_device
+        >>> from blconv.optim import SGD
+        >>> layer = Linear(2, 1, rng=0)
+        >>> opt = SGD(layer, lr=0.1, momentum=0.9)
+        >>> opt.step()                                # zero gradients: buffers of zeros
+        >>> model = to_device(layer, "cpu")           # "gpu" with CuPy
+        >>> type(opt.to("cpu").momentum_buffers["w"]).__name__
+        'ndarray'
+        """
+        convert = converter(f"{type(self).__name__}.to", target, device)
+        for b in self._BUFFERS:
+            setattr(self, b, {k: convert(a) for k, a in getattr(self, b).items()})
+        return self
+
     def state_dict(self) -> dict:
         """Hyperparameters, counters and per-parameter buffers.
 
@@ -122,7 +170,7 @@ class _Optimizer:
                 if key not in params:
                     raise ValueError(f"{fn}: {what} {key!r} matches no parameter of the model")
                 p = params[key]
-                host = np.array(B.to_numpy(a), dtype=_np_dtype(p), copy=True)
+                host = np.array(B.to_numpy(a), dtype=np_dtype(p), copy=True)
                 if host.shape != tuple(p.shape):
                     raise ValueError(f"{fn}: {what} {key!r} must have shape "
                                      f"{tuple(p.shape)}, got {host.shape}")
@@ -296,7 +344,11 @@ class Adam(_Optimizer):
 
 
 class _Scheduler:
-    """Shared state handling: every attribute but the optimizer is the state."""
+    """Shared state handling: every attribute but the optimizer is the state.
+
+    Subclasses implement ``step(metric)``, called once per epoch with the value
+    of the epoch's monitored metric (which a schedule that counts epochs ignores).
+    """
 
     def __init__(self, optimizer):
         if not hasattr(optimizer, "lr"):
@@ -349,8 +401,8 @@ class StepLR(_Scheduler):
         self.gamma = _real("StepLR", "gamma", gamma, low=0.0, strict=True)
         self.base_lr = float(optimizer.lr)
 
-    def step(self) -> None:
-        """Advance one epoch and set the optimizer's lr."""
+    def step(self, metric=None) -> None:
+        """Advance one epoch and set the optimizer's lr (``metric`` is ignored)."""
         self.last_epoch += 1
         self.optimizer.lr = self.base_lr * self.gamma ** (self.last_epoch // self.step_size)
 
@@ -385,8 +437,8 @@ class CosineLR(_Scheduler):
         self.eta_min = _real("CosineLR", "eta_min", eta_min, low=0.0)
         self.base_lr = float(optimizer.lr)
 
-    def step(self) -> None:
-        """Advance one epoch and set the optimizer's lr."""
+    def step(self, metric=None) -> None:
+        """Advance one epoch and set the optimizer's lr (``metric`` is ignored)."""
         self.last_epoch += 1
         cos = math.cos(math.pi * self.last_epoch / self.t_max)
         self.optimizer.lr = self.eta_min + (self.base_lr - self.eta_min) * (1 + cos) / 2

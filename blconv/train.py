@@ -4,8 +4,10 @@
 :class:`~blconv.data.Dataset` batches moved to the model's device; it shuffles
 each epoch from ``(seed, epoch)`` alone and, with ``checkpoint_dir``, saves
 everything the next epoch depends on, so a resumed run ends with exactly the
-weights of an uninterrupted one.  :func:`evaluate` measures a model at another
-compress rate without changing it.  :func:`save` / :func:`load` /
+weights of an uninterrupted one.  Callbacks (:class:`CSVLogger`,
+:class:`EarlyStopping`, or any object with the methods described in
+:func:`fit`) see each epoch's history row.  :func:`evaluate` measures a model
+at another compress rate without changing it.  :func:`save` / :func:`load` /
 :func:`load_checkpoint` read and write one ``.npz`` file, never pickled.
 
 Examples
@@ -23,87 +25,31 @@ Examples
 """
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
 import os
 import time
-from dataclasses import dataclass, field, fields
 
 import numpy as np
 from tqdm import tqdm
 
 from . import _backend as B
-from ._record import _check_data_info
+from ._callbacks import CSVLogger, EarlyStopping, EpochBar, check_callbacks, notify
+from ._history import History
+from ._record import check_data_info
 from ._validation import check_int
+from .checkpoint import FORMAT_VERSION, Checkpoint, load, load_checkpoint, restore, save
 from .data import Dataset, batches
 from .models import conv_layers, set_compression
 from .nn import Module, cross_entropy, to_device
-from .optim import ReduceLROnPlateau
-from .checkpoint import (FORMAT_VERSION, Checkpoint, _assemble, _check_model, _parse, load,
-                         load_checkpoint, save)
+from .nn._base import check_module, np_dtype
 
-__all__ = ["fit", "evaluate", "History", "NonFiniteLossError", "save", "load",
-           "load_checkpoint", "Checkpoint", "FORMAT_VERSION"]
-
-# --- history and errors -----------------------------------------------------------------------
-@dataclass
-class History:
-    """Per-epoch records of a :func:`fit` run (entry ``i`` is epoch ``i + 1``).
-
-    Attributes
-    ----------
-    loss, accuracy : list of float
-        Mean training loss and training accuracy (in [0, 1]) over the epoch's
-        batches, measured in training mode as the weights changed.
-    val_loss, val_accuracy : list of (float or None)
-        :func:`evaluate` on the validation set after the epoch (``None`` without one).
-    lr : list of float
-        The learning rate used during the epoch.
-    epoch_seconds : list of float
-        Wall time of the epoch (training and validation).
-    effective_rate : list of list of float
-        Per conv layer (:func:`blconv.models.conv_layers` order), the
-        ``effective_rate`` of the band of the epoch's last training batch.
-
-    Examples
-    --------
-    >>> from blconv.train import History
-    >>> h = History(loss=[0.7], accuracy=[0.5], val_loss=[None], val_accuracy=[None],
-    ...             lr=[0.1], epoch_seconds=[0.2], effective_rate=[[0.0]])
-    >>> History.from_dict(h.to_dict()) == h, len(h)
-    (True, 1)
-    """
-    loss: list = field(default_factory=list)
-    accuracy: list = field(default_factory=list)
-    val_loss: list = field(default_factory=list)
-    val_accuracy: list = field(default_factory=list)
-    lr: list = field(default_factory=list)
-    epoch_seconds: list = field(default_factory=list)
-    effective_rate: list = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.loss)
-
-    def to_dict(self) -> dict:
-        """A JSON-serialisable dict of lists (copies)."""
-        return {f.name: [list(v) if isinstance(v, list) else v for v in getattr(self, f.name)]
-                for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "History":
-        """Inverse of :meth:`to_dict`.
-
-        Raises
-        ------
-        ValueError
-            When the keys differ from the fields.
-        """
-        names = {f.name for f in fields(cls)}
-        if not isinstance(d, dict) or set(d) != names:
-            got = sorted(d) if isinstance(d, dict) else type(d).__name__
-            raise ValueError(f"History.from_dict: keys must be {sorted(names)}, got {got}")
-        return cls(**{k: list(v) for k, v in d.items()})
+__all__ = ["fit", "evaluate", "History", "NonFiniteLossError", "CSVLogger", "EarlyStopping",
+           "save", "load", "load_checkpoint", "Checkpoint", "FORMAT_VERSION"]
 
 
+# --- errors -----------------------------------------------------------------------------------
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss, gradient or parameter.
 
@@ -124,7 +70,7 @@ class NonFiniteLossError(FloatingPointError):
         self.epoch, self.batch = epoch, batch
 
 
-# --- small helpers ---------------------------------------------------------------------------
+# --- batches and epochs --------------------------------------------------------------------
 def _check_dataset(fn: str, name: str, data) -> Dataset:
     if not isinstance(data, Dataset):
         raise TypeError(f"{fn}: {name} must be a blconv.data.Dataset, got {type(data).__name__}")
@@ -139,8 +85,7 @@ def _placement(model: Module):
     if not params:
         return np, None, np.dtype(np.float64)
     p = params[0]
-    xp = B.namespace(p, fn="blconv.train")
-    return xp, p, np.dtype(np.float32) if "float32" in str(p.dtype) else np.dtype(np.float64)
+    return B.namespace(p, fn="blconv.train"), p, np_dtype(p)
 
 
 def _batch(data: Dataset, idx, *, xp, like, dtype):
@@ -152,7 +97,6 @@ def _batch(data: Dataset, idx, *, xp, like, dtype):
     return B.asarray(x, xp=xp, like=like), B.asarray(y, xp=xp, like=like)
 
 
-# --- evaluation -------------------------------------------------------------------------------
 def _check_labels(fn: str, data: Dataset, n_outputs: int) -> None:
     """Every label of ``data`` names one of the model's ``n_outputs`` classes."""
     lo, hi = int(data.y.min()), int(data.y.max())
@@ -163,6 +107,51 @@ def _check_labels(fn: str, data: Dataset, n_outputs: int) -> None:
                          f"({data.n_classes} classes)")
 
 
+def _run_epoch(model: Module, data: Dataset, order, *, fn: str, step=None,
+               check_labels: bool = False) -> dict:
+    """One pass of ``model`` over the batches ``order`` of ``data``, in the model's mode.
+
+    ``step(batch, loss, dlogits)``, when given, runs after each batch's loss (the
+    backward and the optimizer step of training).  Returns the mean ``loss``,
+    the ``accuracy`` and, per conv layer, the batch-size-weighted mean
+    ``effective_rate`` of the applied bands.
+    """
+    xp, like, dtype = _placement(model)
+    convs = conv_layers(model)
+    total_loss, hits, rates = 0.0, 0, [0.0] * len(convs)
+    for b, idx in enumerate(order):
+        x, y = _batch(data, idx, xp=xp, like=like, dtype=dtype)
+        logits = model.forward(x)
+        if check_labels and b == 0:
+            _check_labels(fn, data, logits.shape[-1])
+        loss, dlogits = cross_entropy(logits, y)
+        if step is not None:
+            step(b, loss, dlogits)
+        n = idx.size
+        # accumulated on the device, in float64 / int64: one transfer at the end
+        total_loss = total_loss + xp.astype(loss, xp.float64) * n
+        hits = hits + xp.sum(xp.astype(xp.argmax(logits, axis=1) == y, xp.int64))
+        rates = [r + c.last_band.effective_rate * n for r, c in zip(rates, convs)]
+    n = len(data)
+    return {"loss": float(total_loss) / n, "accuracy": int(hits) / n,
+            "effective_rate_per_layer": [r / n for r in rates]}
+
+
+@contextlib.contextmanager
+def _compression(model: Module, compress_rate, preserve_energy):
+    """A ``with`` block at another band (when one is given); the model's own band after."""
+    if compress_rate is None and preserve_energy is None:
+        yield
+        return
+    previous = set_compression(model, compress_rate=compress_rate,
+                               preserve_energy=preserve_energy)
+    try:
+        yield
+    finally:
+        set_compression(model, **previous)
+
+
+# --- evaluation -------------------------------------------------------------------------------
 def evaluate(model: Module, data: Dataset, *, compress_rate=None, preserve_energy=None,
              batch_size: int = 256) -> dict:
     """Loss and accuracy of ``model`` on ``data`` in eval mode, optionally at another rate.
@@ -198,8 +187,9 @@ def evaluate(model: Module, data: Dataset, *, compress_rate=None, preserve_energ
     Notes
     -----
     The model is left exactly as found: compression settings, each layer's
-    train/eval mode, ``last_band`` and any cached forward are restored, and the
-    parameters and buffers are not touched.
+    train/eval mode, ``last_band`` and any cached forward are restored
+    (:meth:`blconv.nn.Module.mode`), and the parameters and buffers are not
+    touched.
 
     Examples
     --------
@@ -215,41 +205,13 @@ def evaluate(model: Module, data: Dataset, *, compress_rate=None, preserve_energ
     True
     """
     fn = "evaluate"
-    _check_model(fn, model)
+    check_module(fn, "model", model)
     _check_dataset(fn, "data", data)
     batch_size = check_int(fn, "batch_size", batch_size, minimum=1)
-    convs = conv_layers(model)
-    saved = [(m, m.training, getattr(m, "_cache", None), getattr(m, "last_band", None))
-             for m in model.modules()]
-    previous = None
-    if compress_rate is not None or preserve_energy is not None:
-        previous = set_compression(model, compress_rate=compress_rate,
-                                   preserve_energy=preserve_energy)
-    xp, like, dtype = _placement(model)
-    total_loss, hits, rates = 0.0, 0, [0.0] * len(convs)
-    try:
-        model.eval()
-        for b, idx in enumerate(batches(len(data), batch_size)):
-            x, y = _batch(data, idx, xp=xp, like=like, dtype=dtype)
-            logits = model.forward(x)
-            if b == 0:
-                _check_labels(fn, data, logits.shape[-1])
-            loss, _ = cross_entropy(logits, y)
-            n = idx.size
-            # accumulated on the device, in float64 / int64: one transfer at the end
-            total_loss = total_loss + xp.astype(loss, xp.float64) * n
-            hits = hits + xp.sum(xp.astype(xp.argmax(logits, axis=1) == y, xp.int64))
-            rates = [r + c.last_band.effective_rate * n for r, c in zip(rates, convs)]
-    finally:
-        if previous is not None:
-            set_compression(model, **previous)
-        for m, training, cache, band in saved:
-            m.training, m._cache = training, cache
-            if hasattr(m, "last_band"):
-                m.last_band = band
-    n = len(data)
-    per_layer = [r / n for r in rates]
-    return {"loss": float(total_loss) / n, "accuracy": int(hits) / n,
+    with _compression(model, compress_rate, preserve_energy), model.mode(training=False):
+        r = _run_epoch(model, data, batches(len(data), batch_size), fn=fn, check_labels=True)
+    per_layer = r["effective_rate_per_layer"]
+    return {"loss": r["loss"], "accuracy": r["accuracy"],
             "effective_rate": sum(per_layer) / len(per_layer) if per_layer else 0.0,
             "effective_rate_per_layer": per_layer}
 
@@ -258,7 +220,7 @@ def evaluate(model: Module, data: Dataset, *, compress_rate=None, preserve_energ
 def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: int,
         batch_size: int, optimizer, scheduler=None, seed: int, progress: bool = True,
         checkpoint_dir=None, resume: bool = False, device=None,
-        monitor: str | None = None, data_info=None) -> History:
+        monitor: str | None = None, data_info=None, callbacks=()) -> History:
     """Train ``model`` with mini-batch cross-entropy; optionally checkpoint and resume.
 
     Parameters
@@ -275,14 +237,18 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
     batch_size : int
         Examples per batch; the last batch of an epoch holds the remainder.
     optimizer : blconv.optim.SGD or blconv.optim.Adam
-        Stepped after every batch; built over ``model``.
+        Stepped after every batch; built over ``model``.  Any object with
+        ``step()``, ``state_dict()`` and an ``lr`` attribute will do (and
+        ``to(device)`` with ``device``, ``load_state_dict`` to resume).
     scheduler : optional
-        :class:`blconv.optim.ReduceLROnPlateau` steps on the epoch's ``monitor``
-        metric; any other scheduler steps once per epoch.
+        Stepped once per epoch as ``scheduler.step(row[monitor])`` with the
+        epoch's ``monitor`` value, which :class:`blconv.optim.ReduceLROnPlateau`
+        watches and the epoch-counting schedules ignore.
     seed : int
         Fixes the shuffling (see Notes).
     progress : bool, default True
-        Show ``tqdm`` progress bars (epochs, and the batches of the running epoch).
+        Show ``tqdm`` progress bars (epochs, and the batches of the running
+        epoch); the epoch bar is a callback run before ``callbacks``.
     checkpoint_dir : str or os.PathLike, optional
         Save ``checkpoint_dir/last.npz`` (:func:`save`) after every epoch: model,
         optimizer, scheduler, dropout RNG states, epoch, seed and history.
@@ -292,10 +258,10 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
         not): loads its state into ``model``, ``optimizer`` and ``scheduler``
         and trains from the next epoch.  Needs ``checkpoint_dir``.
     device : {None, "cpu", "gpu"}, optional
-        Move the model first (:func:`blconv.nn.to_device`); ``None`` keeps it
-        where it is.
+        Move the model (:func:`blconv.nn.to_device`) and the optimizer's
+        buffers (``optimizer.to``) first; ``None`` keeps them where they are.
     monitor : {"val_loss", "loss"}, optional
-        What ReduceLROnPlateau watches: the validation loss (the default when
+        What the scheduler steps on: the validation loss (the default when
         ``val`` is given) or the training loss (the default without ``val``;
         choose it to keep ``val`` -- say, a test set -- out of every training
         decision).
@@ -304,12 +270,17 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
         :func:`save`): default ``train`` itself (its name, classes and example
         shape); pass :func:`blconv.checkpoint.describe_data`'s mapping to add
         the name it is loaded by and its normalisation.
+    callbacks : list or tuple, default ()
+        Objects told of the run's progress, in order, through any of the
+        methods below (see Notes); e.g. :class:`CSVLogger` and
+        :class:`EarlyStopping`.
 
     Returns
     -------
     History
         One entry per epoch since epoch 1 (a resumed run includes the
-        checkpoint's earlier epochs).
+        checkpoint's earlier epochs); fewer than ``epochs`` when a callback
+        stopped the run.
 
     Raises
     ------
@@ -322,6 +293,9 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
     ValueError
         For bad arguments, ``resume`` without ``checkpoint_dir``, or a
         checkpoint written for another model, optimizer, scheduler or seed.
+    TypeError
+        For arguments of the wrong type: an optimizer or scheduler without
+        the methods above, or a callback with none of the methods below.
     RuntimeError
         For ``device="gpu"`` without CuPy.
 
@@ -337,6 +311,27 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
     loss and the gradients are checked to be finite before the step (the
     gradients too, because ReLU maps NaN to 0 and can hide it from the loss).
 
+    **Callbacks.**  Each callback may have any of these methods (one at least):
+
+    - ``on_train_begin(info)``: once, before the first epoch; ``info`` holds
+      ``epochs``, ``batches_per_epoch``, ``validation`` (whether ``val`` is
+      given) and ``history`` (a copy of the :class:`History` so far: the
+      checkpoint's epochs when resuming, else empty).
+    - ``on_epoch_end(epoch, row)``: after each epoch (counted from 1) and its
+      checkpoint; ``row`` is the epoch's history row, ``History.row(epoch -
+      1)``: a dict with keys ``loss``, ``accuracy``, ``val_loss``,
+      ``val_accuracy``, ``lr``, ``epoch_seconds`` and ``effective_rate``
+      (a copy: changing it changes no history).
+    - ``on_train_end(history)``: once at the end, also when ``fit`` raises
+      (``history`` then holds the epochs completed).
+
+    ``on_train_begin`` or ``on_epoch_end`` returning a truthy value stops the
+    run once every callback has been told (after ``on_train_begin``: before
+    any epoch).  Callbacks are not saved in checkpoints: a resumed run calls
+    ``on_train_begin`` again with the history so far, from which a callback
+    rebuilds its state (:class:`EarlyStopping` replays it, so it stops where
+    the uninterrupted run would; :class:`CSVLogger` rewrites its file).
+
     Examples
     --------
     >>> from blconv.data import make_frequency_task
@@ -350,22 +345,79 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
     ...         scheduler=StepLR(opt, step_size=1, gamma=0.5), progress=False)
     >>> h.lr, h.val_loss
     ([0.1, 0.05], [None, None])
+
+    A callback that records the rows and stops after the second epoch:
+
+    >>> class Recorder:
+    ...     def __init__(self):
+    ...         self.rows = []
+    ...     def on_epoch_end(self, epoch, row):
+    ...         self.rows.append((epoch, round(row["lr"], 3)))
+    ...         return epoch == 2
+    >>> rec = Recorder()
+    >>> h = fit(model, train, epochs=5, batch_size=8, optimizer=opt, seed=0,
+    ...         progress=False, callbacks=[rec])
+    >>> len(h), rec.rows
+    (2, [(1, 0.025), (2, 0.025)])
     """
+    epochs, batch_size, seed, monitor, callbacks = _check_fit_args(
+        model, train, val, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+        scheduler=scheduler, seed=seed, progress=progress, checkpoint_dir=checkpoint_dir,
+        resume=resume, device=device, monitor=monitor, callbacks=callbacks)
+    if device is not None:
+        _move(model, optimizer, device)
+    path = None
+    if checkpoint_dir is not None:
+        data_info = check_data_info("fit", model, train if data_info is None else data_info)
+        os.makedirs(checkpoint_dir, exist_ok=True)
+        path = os.path.join(os.fspath(checkpoint_dir), "last.npz")
+    history, start = History(), 0
+    if resume and os.path.exists(path):
+        history, start = _resume(path, model, optimizer, scheduler, seed)
+    run = _Run(model=model, train=train, val=val, optimizer=optimizer, scheduler=scheduler,
+               epochs=epochs, batch_size=batch_size, seed=seed, monitor=monitor, path=path,
+               progress=progress)
+    callbacks = ((EpochBar(),) if progress else ()) + callbacks
+    info = {"epochs": epochs, "batches_per_epoch": run.n_batches, "validation": val is not None,
+            "history": History.from_dict(history.to_dict())}
+    try:
+        stop = notify(callbacks, "on_train_begin", info)
+        for epoch in range(start, epochs):
+            if stop:
+                break
+            history.append(run.epoch(epoch))
+            if path is not None:
+                save(model, path, optimizer=optimizer, scheduler=scheduler, data_info=data_info,
+                     state={"epoch": epoch + 1, "epochs": epochs, "seed": seed,
+                            "history": history.to_dict()})
+            stop = notify(callbacks, "on_epoch_end", epoch + 1, history.row(len(history) - 1))
+    finally:
+        notify(callbacks, "on_train_end", history)
+    return history
+
+
+def _check_fit_args(model, train, val, *, epochs, batch_size, optimizer, scheduler, seed,
+                    progress, checkpoint_dir, resume, device, monitor, callbacks):
+    """Every argument of :func:`fit` checked; returns the normalised epochs, batch_size,
+    seed, monitor and callbacks."""
     fn = "fit"
-    _check_model(fn, model)
+    check_module(fn, "model", model)
     _check_dataset(fn, "train", train)
     if val is not None:
         _check_dataset(fn, "val", val)
     epochs = check_int(fn, "epochs", epochs, minimum=1)
     batch_size = check_int(fn, "batch_size", batch_size, minimum=1)
     seed = check_int(fn, "seed", seed, minimum=0)
-    for name, obj, needed in (("optimizer", optimizer, ("step", "state_dict", "lr")),
+    moves = ("to",) if device is not None else ()
+    for name, obj, needed in (("optimizer", optimizer, ("step", "state_dict", "lr") + moves),
                               ("scheduler", scheduler, ("step", "state_dict"))):
         if obj is not None and not all(hasattr(obj, a) for a in needed):
             raise TypeError(f"{fn}: {name} must have {', '.join(needed)} (blconv.optim), "
                             f"got {type(obj).__name__}")
     if optimizer is None:
         raise TypeError(f"{fn}: optimizer must be given (e.g. blconv.optim.SGD(model, lr=0.1))")
+    if scheduler is not None:
+        _check_scheduler_step(fn, scheduler)
     if not isinstance(progress, bool) or not isinstance(resume, bool):
         raise TypeError(f"{fn}: progress and resume must be True or False, got "
                         f"progress={progress!r}, resume={resume!r}")
@@ -378,41 +430,70 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
     if monitor not in ("val_loss", "loss") or (monitor == "val_loss" and val is None):
         allowed = "'loss' (val is None)" if val is None else "'loss' or 'val_loss'"
         raise ValueError(f"{fn}: monitor must be {allowed}, got {monitor!r}")
+    return epochs, batch_size, seed, monitor, check_callbacks(fn, callbacks)
 
-    if device is not None:
-        try:
-            to_device(model, device)
-        except RuntimeError as e:
-            raise RuntimeError(f"{fn}: device='gpu' needs CuPy and a GPU ({e})") from e
-        if hasattr(optimizer, "load_state_dict"):      # momentum buffers follow the params
-            optimizer.load_state_dict(optimizer.state_dict())
-    path = None
-    if checkpoint_dir is not None:
-        data_info = _check_data_info(fn, model, train if data_info is None else data_info)
-        os.makedirs(checkpoint_dir, exist_ok=True)
-        path = os.path.join(os.fspath(checkpoint_dir), "last.npz")
 
-    history, start = History(), 0
-    if resume and os.path.exists(path):
-        history, start = _resume(path, model, optimizer, scheduler, seed)
-    xp, like, dtype = _placement(model)
-    convs = conv_layers(model)
-    n_batches = math.ceil(len(train) / batch_size)
+def _check_scheduler_step(fn: str, scheduler) -> None:
+    """``scheduler.step`` takes the epoch's metric: ``step(metric)``."""
+    try:
+        signature = inspect.signature(scheduler.step)
+    except (TypeError, ValueError):         # no signature to read (a builtin): trust it
+        return
+    try:
+        signature.bind(0.0)
+    except TypeError:
+        raise TypeError(f"{fn}: scheduler.step must take the epoch's metric, step(metric), "
+                        f"as blconv.optim's schedulers do; {type(scheduler).__name__}.step "
+                        f"has the signature {signature}") from None
 
-    bar = tqdm(range(start, epochs), total=epochs, initial=start, desc="fit", unit="epoch",
-               disable=not progress)
-    for epoch in bar:
+
+def _move(model: Module, optimizer, device: str) -> None:
+    """The model and the optimizer's buffers to ``device``."""
+    try:
+        to_device(model, device)
+    except RuntimeError as e:
+        raise RuntimeError(f"fit: device='gpu' needs CuPy and a GPU ({e})") from e
+    optimizer.to(device)
+
+
+class _Run:
+    """What every epoch of one :func:`fit` call shares, and the epoch itself."""
+
+    def __init__(self, *, model, train, val, optimizer, scheduler, epochs, batch_size, seed,
+                 monitor, path, progress):
+        self.model, self.train, self.val = model, train, val
+        self.optimizer, self.scheduler, self.monitor = optimizer, scheduler, monitor
+        self.epochs, self.batch_size, self.seed = epochs, batch_size, seed
+        self.path, self.progress = path, progress
+        self.n_batches = math.ceil(len(train) / batch_size)
+
+    def epoch(self, epoch: int) -> dict:
+        """Train epoch ``epoch`` (from 0), validate, step the scheduler; the history row."""
         t0 = time.perf_counter()
-        lr = float(optimizer.lr)
+        lr = float(self.optimizer.lr)
+        r = self._train(epoch)
+        row = {"loss": r["loss"], "accuracy": r["accuracy"], "val_loss": None,
+               "val_accuracy": None, "lr": lr, "epoch_seconds": None,
+               "effective_rate": [c.last_band.effective_rate for c in conv_layers(self.model)]}
+        if self.val is not None:
+            v = evaluate(self.model, self.val, batch_size=max(self.batch_size, 256))
+            row["val_loss"], row["val_accuracy"] = v["loss"], v["accuracy"]
+        if self.scheduler is not None:
+            self.scheduler.step(row[self.monitor])
+        row["epoch_seconds"] = time.perf_counter() - t0
+        return row
+
+    def _train(self, epoch: int) -> dict:
+        """One training pass in the documented order; stops at the first non-finite value."""
+        model, optimizer = self.model, self.optimizer
+        xp = _placement(model)[0]
         model.train()
-        order = batches(len(train), batch_size, shuffle=True,
-                        rng=np.random.default_rng([seed, epoch]))
-        total_loss, hits = 0.0, 0
-        for b, idx in enumerate(tqdm(order, total=n_batches, desc=f"epoch {epoch + 1}",
-                                     unit="batch", leave=False, disable=not progress)):
-            x, y = _batch(train, idx, xp=xp, like=like, dtype=dtype)
-            logits = model.forward(x)
-            loss, dlogits = cross_entropy(logits, y)
+        order = batches(len(self.train), self.batch_size, shuffle=True,
+                        rng=np.random.default_rng([self.seed, epoch]))
+        order = tqdm(order, total=self.n_batches, desc=f"epoch {epoch + 1}", unit="batch",
+                     leave=False, disable=not self.progress)
+
+        def step(b, loss, dlogits):
             model.backward(dlogits)
             grads = model.grads
             # ReLU maps NaN to 0, so a NaN input or weight may leave the loss finite and
@@ -421,52 +502,29 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
             for g in grads.values():
                 finite = finite & xp.all(xp.isfinite(g))
             if not bool(finite):
-                raise _non_finite(loss, grads, epoch, epochs, b, n_batches, path, xp=xp)
+                raise self._non_finite(loss, grads, epoch, b, xp=xp)
             optimizer.step()
-            total_loss = total_loss + xp.astype(loss, xp.float64) * idx.size
-            hits = hits + xp.sum(xp.astype(xp.argmax(logits, axis=1) == y, xp.int64))
+
+        r = _run_epoch(model, self.train, order, fn="fit", step=step)
         for key, p in model.params.items():     # a huge step can overflow the weights
             if not bool(xp.all(xp.isfinite(p))):
+                n = self.n_batches
                 raise NonFiniteLossError(
-                    f"{fn}: parameter {key!r} became non-finite in the step of epoch "
-                    f"{epoch + 1} of {epochs}, batch {n_batches} of {n_batches} (the last)"
-                    f"{_last_saved(path, epoch)}",
-                    epoch=epoch + 1, batch=n_batches)
-        history.loss.append(float(total_loss) / len(train))
-        history.accuracy.append(int(hits) / len(train))
-        history.lr.append(lr)
-        history.effective_rate.append([c.last_band.effective_rate for c in convs])
-        if val is not None:
-            v = evaluate(model, val, batch_size=max(batch_size, 256))
-            history.val_loss.append(v["loss"])
-            history.val_accuracy.append(v["accuracy"])
+                    f"fit: parameter {key!r} became non-finite in the step of epoch "
+                    f"{epoch + 1} of {self.epochs}, batch {n} of {n} (the last)"
+                    f"{_last_saved(self.path, epoch)}", epoch=epoch + 1, batch=n)
+        return r
+
+    def _non_finite(self, loss, grads, epoch, b, *, xp) -> NonFiniteLossError:
+        value = float(loss)
+        if math.isfinite(value):
+            key = next(k for k, g in grads.items() if not bool(xp.all(xp.isfinite(g))))
+            what = f"non-finite gradient of {key!r} (loss {value:.6g})"
         else:
-            history.val_loss.append(None)
-            history.val_accuracy.append(None)
-        if isinstance(scheduler, ReduceLROnPlateau):
-            scheduler.step(getattr(history, monitor)[-1])
-        elif scheduler is not None:
-            scheduler.step()
-        history.epoch_seconds.append(time.perf_counter() - t0)
-        if path is not None:
-            save(model, path, optimizer=optimizer, scheduler=scheduler, data_info=data_info,
-                 state={"epoch": epoch + 1, "epochs": epochs, "seed": seed,
-                        "history": history.to_dict()})
-        bar.set_postfix(loss=f"{history.loss[-1]:.4g}", acc=f"{history.accuracy[-1]:.3f}",
-                        **({} if val is None else {"val_acc": f"{history.val_accuracy[-1]:.3f}"}))
-    return history
-
-
-def _non_finite(loss, grads, epoch, epochs, b, n_batches, path, *, xp) -> NonFiniteLossError:
-    value = float(loss)
-    if math.isfinite(value):
-        key = next(k for k, g in grads.items() if not bool(xp.all(xp.isfinite(g))))
-        what = f"non-finite gradient of {key!r} (loss {value:.6g})"
-    else:
-        what = f"non-finite loss ({value})"
-    return NonFiniteLossError(f"fit: {what} at epoch {epoch + 1} of {epochs}, batch {b + 1} "
-                              f"of {n_batches}{_last_saved(path, epoch)}",
-                              epoch=epoch + 1, batch=b + 1)
+            what = f"non-finite loss ({value})"
+        return NonFiniteLossError(f"fit: {what} at epoch {epoch + 1} of {self.epochs}, batch "
+                                  f"{b + 1} of {self.n_batches}{_last_saved(self.path, epoch)}",
+                                  epoch=epoch + 1, batch=b + 1)
 
 
 def _last_saved(path, epoch: int) -> str:
@@ -479,26 +537,14 @@ def _last_saved(path, epoch: int) -> str:
 
 def _resume(path: str, model, optimizer, scheduler, seed: int):
     """Load ``path`` into the model, optimizer and scheduler; return (history, next epoch)."""
-    fn = "fit"
-    arrays, meta, version = _parse(fn, path)        # check everything before loading anything
-    spec, st = getattr(model, "spec", None), meta["state"]
-    if spec is not None and meta.get("spec") is not None and spec != meta["spec"]:
-        raise ValueError(f"{fn}: checkpoint {path} was written for another model; its spec "
-                         f"{meta['spec']} differs from model.spec {spec}")
-    if not isinstance(st, dict) or not all(k in st for k in ("epoch", "seed", "history")):
-        raise ValueError(f"{fn}: checkpoint {path} lacks the training state (epoch, seed, "
-                         f"history); it was not written by fit")
-    if st["seed"] != seed:
-        raise ValueError(f"{fn}: seed={seed} differs from the seed of checkpoint {path} "
-                         f"({st['seed']}); pass the same seed to resume")
-    for name, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
-        have = None if obj is None else type(obj).__name__
-        was = (meta[name] or {}).get("class")
-        if have != was:
-            raise ValueError(f"{fn}: {name} is {have} but checkpoint {path} holds the state "
-                             f"of {was}")
-    ck = _assemble(fn, path, arrays, meta, version, model=model)
-    for obj, saved in ((optimizer, ck.optimizer), (scheduler, ck.scheduler)):
-        if obj is not None:
-            obj.load_state_dict(saved)
-    return History.from_dict(st["history"]), int(st["epoch"])
+    def validate(st):
+        if not isinstance(st, dict) or not all(k in st for k in ("epoch", "seed", "history")):
+            raise ValueError(f"fit: checkpoint {path} lacks the training state (epoch, seed, "
+                             f"history); it was not written by fit")
+        if st["seed"] != seed:
+            raise ValueError(f"fit: seed={seed} differs from the seed of checkpoint {path} "
+                             f"({st['seed']}); pass the same seed to resume")
+
+    ck = restore(path, model, optimizer=optimizer, scheduler=scheduler, validate=validate,
+                 caller="fit")
+    return History.from_dict(ck.state["history"]), int(ck.state["epoch"])

@@ -1,4 +1,5 @@
-"""Independent float64 computations used as test oracles (not the code under test)."""
+"""Independent float64 computations used as test oracles (not the code under test), and the
+small models and array comparisons of the training and checkpoint tests."""
 import numpy as np
 
 import blconv
@@ -108,3 +109,20 @@ def assert_runs_close(a, b, *, n_train, n_test):
                 assert abs(ra[k] - rb[k]) <= 1 / n + 1e-12, (k, ra[k], rb[k])
             else:
                 assert ra[k] == rb[k], (k, ra[k], rb[k])
+
+
+# --- training and checkpoints ---------------------------------------------------------------
+def tiny(**kw):
+    from blconv.models import fcn1d
+    kw.setdefault("channels", (4, 4, 4))
+    return fcn1d(1, 2, **kw)
+
+
+def snapshot(model):
+    return {k: np.array(v) for k, v in {**model.params, **model.buffers}.items()}
+
+
+def assert_same_arrays(a, b):
+    assert sorted(a) == sorted(b)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)

@@ -408,6 +408,98 @@ def test_state_dict_roundtrip_and_zero_grad():
         b.load_state_dict(bad)
 
 
+def test_load_state_dict_checks_everything_before_replacing_anything():
+    a, b = randomize(small_model(0.3), seed=9), small_model(0.3)
+    before = {k: np.array(v) for k, v in b.params.items()}
+    bad = a.state_dict()
+    bad["buffers"]["1.running_var"] = np.ones(5)       # params fine, a buffer wrong
+    with pytest.raises(ValueError, match=r"buffers\['1.running_var'\] must have shape"):
+        b.load_state_dict(bad)
+    for k, v in b.params.items():
+        np.testing.assert_array_equal(v, before[k], err_msg=k)
+
+
+def test_named_modules_names_match_the_keys_of_params():
+    model = small_model(0.3)
+    names = [name for name, _ in model.named_modules()]
+    assert names[:2] == ["", "0"] and "4.body.0" in names
+    owners = {key.rpartition(".")[0] for key in model.params}
+    assert owners <= set(names)
+    assert dict(model.named_modules())["4.body.0"] is model[4].body[0]
+
+
+def _dropout_model(seed):
+    return Sequential(Linear(4, 4, dtype=F64, rng=0), Dropout(0.5, rng=seed),
+                      Residual(Sequential(Dropout(0.25, rng=seed + 1))))
+
+
+def test_dropout_generators_travel_in_the_state_dict():
+    x = np.ones((3, 4))
+    a = _dropout_model(1)
+    a(x)                                                   # advance a's generators
+    state = a.state_dict()
+    assert sorted(state["rng"]) == ["1", "2.body.0"]
+    assert state["rng"]["1"] == a[1].rng.bit_generator.state
+    b = _dropout_model(7)
+    b.load_state_dict(state)
+    np.testing.assert_array_equal(b(x), a(x))              # the same masks from here on
+    np.testing.assert_array_equal(b(x), a(x))
+    assert "rng" not in Sequential(Linear(2, 2, rng=0)).state_dict()
+
+
+def test_a_generator_of_another_kind_is_restored_as_saved():
+    x = np.ones((2, 6))
+    src = Dropout(0.5, rng=np.random.Generator(np.random.MT19937(3)))
+    dst = Dropout(0.5, rng=0)                              # PCG64
+    dst.load_state_dict(src.state_dict())
+    assert type(dst.rng.bit_generator).__name__ == "MT19937"
+    np.testing.assert_array_equal(dst(x), src(x))
+
+
+@pytest.mark.parametrize("rng, match", [
+    ({"0": {"bit_generator": "PCG64"}}, r"rng\['0'\] matches no layer with a generator"),
+    ({"9": {"bit_generator": "PCG64"}}, r"rng\['9'\] matches no layer with a generator"),
+    ({"1": {"bit_generator": "Evil"}}, r"rng\['1'\] has unknown bit generator 'Evil'"),
+    ({"1": "PCG64"}, r"rng\['1'\] has unknown bit generator None"),
+], ids=["not-dropout", "no-such-layer", "unknown-kind", "not-a-state"])
+def test_bad_generator_states_are_refused_before_anything_changes(rng, match):
+    model = _dropout_model(1)
+    before = model[1].rng.bit_generator.state
+    state = {**_dropout_model(2).state_dict(), "rng": rng}
+    with pytest.raises(ValueError, match=r"^Sequential.load_state_dict: " + match):
+        model.load_state_dict(state)
+    assert model[1].rng.bit_generator.state == before
+
+
+def test_mode_restores_modes_caches_and_bands_even_after_an_error():
+    model = small_model(0.3)
+    model.train()
+    model[1].eval()                                        # a mixed-mode model
+    x = randn(2, 2, 6, 6)
+    y = model(x)                                           # caches and bands of this forward
+    modes = [m.training for m in model.modules()]
+    bands = [model[0].last_band, model[4].body[0].last_band]
+    with model.mode(training=False) as same:
+        assert same is model and not any(m.training for m in model.modules())
+        model[0].compress_rate = 0.75
+        model(randn(3, 2, 6, 6))                           # another batch size: other caches
+        assert model[0].last_band != bands[0]
+        model[0].compress_rate = 0.3
+    assert [m.training for m in model.modules()] == modes
+    assert [model[0].last_band, model[4].body[0].last_band] == bands
+    dx = model.backward(np.ones_like(y))                   # the saved caches are the originals
+    assert dx.shape == x.shape
+    model(x)
+    with pytest.raises(RuntimeError, match="boom"), model.mode(training=True):
+        model(randn(3, 2, 6, 6))
+        raise RuntimeError("boom")
+    assert [m.training for m in model.modules()] == modes
+    assert model.backward(np.ones_like(y)).shape == x.shape
+    with pytest.raises(TypeError, match=r"^Sequential.mode: training must be True or False, "
+                                        r"got 'eval'$"), model.mode("eval"):
+        pass
+
+
 def test_conv_rate_is_settable_and_band_reported():
     conv = Conv2d(2, 3, 3, padding=1, rng=0)
     x = randn(1, 2, 16, 16).astype(np.float32)

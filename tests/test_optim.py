@@ -263,6 +263,31 @@ def test_adam_in_another_namespace():
     np.testing.assert_allclose(blconv.to_numpy(model.params["w"]), [1.5, 1.5], rtol=1e-6)
 
 
+@pytest.mark.parametrize("make", [lambda m: SGD(m, lr=0.1, momentum=0.9),
+                                  lambda m: Adam(m, lr=0.1)], ids=["sgd", "adam"])
+def test_to_moves_every_buffer_and_keeps_its_values(make):
+    xs = pytest.importorskip("array_api_strict")
+    model = Holder(w=np.array([1.0, 2.0], np.float32), b=np.array([0.5], np.float32))
+    opt = make(model)
+    model.grads = {"w": np.array([0.5, -1.0], np.float32), "b": np.array([2.0], np.float32)}
+    opt.step()
+    saved = {b: {k: np.array(a) for k, a in getattr(opt, b).items()} for b in opt._BUFFERS}
+    assert opt.to(xs) is opt
+    for b in opt._BUFFERS:
+        assert sorted(getattr(opt, b)) == ["b", "w"]
+        for k, a in getattr(opt, b).items():
+            assert type(a).__module__.startswith("array_api_strict")
+            np.testing.assert_array_equal(blconv.to_numpy(a), saved[b][k])
+    opt.to("cpu")
+    assert all(type(a) is np.ndarray for b in opt._BUFFERS for a in getattr(opt, b).values())
+    name = type(opt).__name__
+    with pytest.raises(ValueError, match=rf"^{name}.to: target must be 'cpu', 'gpu' or an "
+                                         rf"array namespace, got 'tpu'$"):
+        opt.to("tpu")
+    with pytest.raises(ValueError, match=rf"^{name}.to: target 'cpu' takes no device"):
+        opt.to("cpu", device=0)
+
+
 @pytest.mark.parametrize("kwargs, exc, match", [
     (dict(lr=0), ValueError, r"^Adam: lr must be > 0, got 0$"),
     (dict(betas=0.9), TypeError, r"^Adam: betas must be a pair of real numbers, got 0.9$"),
@@ -344,6 +369,24 @@ def test_reduce_on_plateau_equal_metric_is_no_improvement():
     sched.step(1.0)
     sched.step(1.0)                                 # not < best: bad epoch > patience 0
     assert opt.lr == 0.5 and sched.best == 1.0
+
+
+def test_every_scheduler_takes_the_epochs_metric():
+    # one call, step(metric), fits every schedule: the epoch counters ignore the metric
+    for make in (lambda o: StepLR(o, step_size=2, gamma=0.5), lambda o: CosineLR(o, t_max=5)):
+        plain, given = opt_with(1.0), opt_with(1.0)
+        a, b = make(plain), make(given)
+        for metric in (3.0, 1.0, float("nan"), 2.0, 0.5):
+            a.step()
+            b.step(metric)
+            assert given.lr == plain.lr
+    opt = opt_with(1.0)
+    sched = ReduceLROnPlateau(opt, patience=0, factor=0.5)
+    for metric in (1.0, 2.0):
+        sched.step(metric)
+    assert opt.lr == 0.5
+    with pytest.raises(TypeError):
+        sched.step()
 
 
 def test_scheduler_state_dicts_resume():

@@ -1,4 +1,7 @@
-"""blconv.train: fit, evaluate, checkpoints (atomic, pickle-free), exact resume, NaN guard."""
+"""blconv.train: fit, evaluate, the checkpoints fit writes, exact resume, NaN guard, callbacks.
+
+The checkpoint files themselves (layout, refusals, record, restore) are tested in
+tests/test_checkpoint.py."""
 import importlib.util
 import json
 import os
@@ -9,32 +12,18 @@ import pytest
 import blconv
 import blconv.train
 from blconv.data import Dataset, make_frequency_task
-from blconv.models import conv_layers, fcn1d, set_compression
+from blconv.models import conv_layers, set_compression
 from blconv.nn import Conv1d, GlobalAvgPool, Linear, Sequential, cross_entropy
 from blconv.optim import SGD, Adam, CosineLR, ReduceLROnPlateau, StepLR
-from blconv.checkpoint import RECORD_VERSION, NoRecordWarning, describe_data
+from blconv.checkpoint import describe_data
 from blconv.train import (FORMAT_VERSION, History, NonFiniteLossError, evaluate, fit, load,
                           load_checkpoint, save)
+from helpers import assert_same_arrays, snapshot, tiny
 
 
 @pytest.fixture(scope="module")
 def task():
     return make_frequency_task("low", n_samples=64, n_test=48, length=64, seed=0)
-
-
-def tiny(**kw):
-    kw.setdefault("channels", (4, 4, 4))
-    return fcn1d(1, 2, **kw)
-
-
-def snapshot(model):
-    return {k: np.array(v) for k, v in {**model.params, **model.buffers}.items()}
-
-
-def assert_same_arrays(a, b):
-    assert sorted(a) == sorted(b)
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
 # --- fit ------------------------------------------------------------------------------------
@@ -102,6 +91,76 @@ def test_monitor_errors(task):
     with pytest.raises(ValueError, match=r"^fit: monitor must be 'loss' or 'val_loss', "
                                          r"got 'accuracy'$"):
         fit(model, train, test, monitor="accuracy", **kw)
+
+
+class Recording:
+    """A scheduler of no blconv class: fit steps it with the monitored value all the same."""
+
+    def __init__(self):
+        self.seen = []
+
+    def step(self, metric):
+        self.seen.append(metric)
+
+    def state_dict(self):
+        return {}
+
+
+def test_any_scheduler_steps_with_the_epochs_monitored_value(task):
+    train, test = task
+    model = tiny()
+    sched = Recording()
+    h = fit(model, train, test, epochs=2, batch_size=32, seed=0, progress=False,
+            optimizer=SGD(model, lr=0.1), scheduler=sched, monitor="loss")
+    assert sched.seen == h.loss
+
+
+def test_scheduler_and_optimizer_protocol_errors(task):
+    train, _ = task
+    model = tiny()
+    opt = SGD(model, lr=0.1)
+
+    class NoMetric(Recording):
+        def step(self):
+            pass
+
+    kw = dict(epochs=1, batch_size=32, seed=0, progress=False)
+    with pytest.raises(TypeError, match=r"^fit: scheduler.step must take the epoch's metric, "
+                                        r"step\(metric\), as blconv.optim's schedulers do; "
+                                        r"NoMetric.step has the signature \(\)$"):
+        fit(model, train, optimizer=opt, scheduler=NoMetric(), **kw)
+
+    class Bare:                               # no to(): cannot follow the model to a device
+        lr = 0.1
+
+        def step(self):
+            pass
+
+        def state_dict(self):
+            return {}
+
+    with pytest.raises(TypeError, match=r"^fit: optimizer must have step, state_dict, lr, to "):
+        fit(model, train, optimizer=Bare(), device="cpu", **kw)
+    assert len(fit(model, train, optimizer=Bare(), **kw)) == 1
+
+
+def test_fit_moves_the_optimizer_buffers_with_the_model(task):
+    train, _ = task
+    model = tiny()
+
+    class Spy(SGD):
+        moved = []
+
+        def to(self, *args, **kwargs):
+            self.moved.append(args)
+            return super().to(*args, **kwargs)
+
+    opt = Spy(model, lr=0.1, momentum=0.9)
+    fit(model, train, epochs=1, batch_size=32, seed=0, progress=False, optimizer=opt)
+    assert opt.moved == []
+    fit(model, train, epochs=1, batch_size=32, seed=0, progress=False, optimizer=opt,
+        device="cpu")
+    assert opt.moved == [("cpu",)] and opt.momentum_buffers
 
 
 def test_shuffle_order_is_the_documented_one(monkeypatch):
@@ -257,114 +316,7 @@ def test_save_load_round_trip(tmp_path, task):
     assert ck.spec == model.spec
 
 
-def test_npz_needs_no_pickle_and_has_the_documented_layout(tmp_path):
-    model = tiny()
-    opt = SGD(model, lr=0.1, momentum=0.9)
-    sched = CosineLR(opt, t_max=3)
-    _, dl = cross_entropy(model(np.ones((2, 1, 16), np.float32)), np.array([0, 1]))
-    model.backward(dl)
-    opt.step()
-    path = tmp_path / "c.npz"
-    save(model, path, optimizer=opt, scheduler=sched)
-    with np.load(path, allow_pickle=False) as z:
-        files = set(z.files)
-        meta = json.loads(z["__meta__"].tobytes().decode("utf-8"))
-        assert z["__meta__"].dtype == np.uint8
-        assert all(z[k].dtype == np.float32 for k in files - {"__meta__"})
-    assert {f"params/{k}" for k in model.params} <= files
-    assert {f"buffers/{k}" for k in model.buffers} <= files
-    assert {f"optimizer/momentum_buffers/{k}" for k in model.params} <= files
-    assert meta["format"] == "blconv-checkpoint" and meta["version"] == FORMAT_VERSION
-    assert meta["spec"] == model.spec and meta["scheduler"]["class"] == "CosineLR"
-    assert meta["optimizer"]["scalars"]["lr"] == 0.1
-
-
-def test_truncated_and_pickled_files_are_refused(tmp_path):
-    good = tmp_path / "good.npz"
-    save(tiny(), good)
-    data = good.read_bytes()
-    for cut in (len(data) // 2, len(data) - 10):
-        bad = tmp_path / f"cut{cut}.npz"
-        bad.write_bytes(data[:cut])
-        with pytest.raises(ValueError, match=f"load_checkpoint: {bad}"):
-            load(bad)
-    obj = tmp_path / "object.npz"
-    with np.load(good, allow_pickle=False) as z:
-        arrays = dict(z)
-    arrays["params/0.w"] = np.array([{"evil": 1}], dtype=object)
-    np.savez(obj, **arrays)
-    with pytest.raises(ValueError, match=f"{obj}.*object array"):
-        load(obj)
-    other = tmp_path / "other.npz"
-    np.savez(other, a=np.zeros(3))
-    with pytest.raises(ValueError, match=f"{other} has no '__meta__' entry"):
-        load(other)
-    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
-        load(tmp_path / "missing.npz")
-
-
-def test_checkpoint_for_another_model_is_refused(tmp_path):
-    path = tmp_path / "c.npz"
-    save(tiny(), path)
-    with pytest.raises(ValueError, match=f"load_checkpoint: {path} does not fit the model"):
-        load_checkpoint(path, model=tiny(channels=(4, 4, 5)))
-    hand = Sequential(Linear(2, 2, rng=0))
-    save(hand, path)
-    with pytest.raises(ValueError, match="holds no model spec"):
-        load(path)
-    assert load_checkpoint(path, model=Sequential(Linear(2, 2, rng=1))).spec is None
-
-
 # --- the training record ----------------------------------------------------------------------
-def _rewrite_meta(src, dst, change):
-    """Copy checkpoint ``src`` to ``dst`` with ``change(meta)`` applied to its JSON description."""
-    with np.load(src, allow_pickle=False) as z:
-        arrays = dict(z)
-    meta = json.loads(arrays["__meta__"].tobytes().decode("utf-8"))
-    change(meta)
-    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    np.savez(dst, **arrays)
-
-
-def test_the_training_record_round_trips(tmp_path):
-    x = np.zeros((5, 1, 30))
-    data = Dataset(x, np.array([0, 1, 2, 1, 0]), ("a", "b", "c"), "toy")
-    info = describe_data(data, name="toy-v2", normalisation={"method": "znorm", "ddof": 1})
-    model = fcn1d(1, 3, channels=(2, 2, 2), compress_rate=[0.0, 0.5, 0.0],
-                  preserve_energy=[None, None, 0.9], fft_size="pow2")
-    path = tmp_path / "m.npz"
-    save(model, path, data_info=info)
-    expected = {
-        "version": RECORD_VERSION, "blconv": blconv.__version__,
-        "data": {"name": "toy-v2", "n_classes": 3, "classes": ["a", "b", "c"],
-                 "in_channels": 1, "shape": [30],
-                 "normalisation": {"method": "znorm", "ddof": 1}},
-        "layers": [{"layer": "0", "type": "Conv1d", "compress_rate": 0.0,
-                    "preserve_energy": None, "fft_size": "pow2"},
-                   {"layer": "3", "type": "Conv1d", "compress_rate": 0.5,
-                    "preserve_energy": None, "fft_size": "pow2"},
-                   {"layer": "6", "type": "Conv1d", "compress_rate": 0.0,
-                    "preserve_energy": 0.9, "fft_size": "pow2"}]}
-    assert load_checkpoint(path).record == expected
-    with np.load(path, allow_pickle=False) as z:              # documented: __meta__["record"]
-        assert json.loads(z["__meta__"].tobytes().decode("utf-8"))["record"] == expected
-    save(model, path, data_info=data)                          # a Dataset: its own name
-    assert load_checkpoint(path).record["data"] == {**expected["data"], "name": "toy",
-                                                     "normalisation": None}
-    save(model, path)
-    assert load_checkpoint(path).record["data"] is None
-
-
-def test_the_record_of_an_image_model_has_the_image_size(tmp_path):
-    from blconv.models import cnn2d
-    data = Dataset(np.zeros((2, 3, 6, 5)), np.array([0, 1]), ("a", "b"), "img")
-    path = tmp_path / "m.npz"
-    save(cnn2d(3, 2, width=2), path, data_info=data)
-    record = load_checkpoint(path).record
-    assert (record["data"]["in_channels"], record["data"]["shape"]) == (3, [6, 5])
-    assert [layer["type"] for layer in record["layers"]] == ["Conv2d", "Conv2d"]
-
-
 def test_fit_checkpoints_record_the_training_data(task, tmp_path):
     train, _ = task
     model = tiny()
@@ -377,67 +329,6 @@ def test_fit_checkpoints_record_the_training_data(task, tmp_path):
     fit(model, train, epochs=1, batch_size=32, seed=0, progress=False,
         optimizer=SGD(model, lr=0.1), checkpoint_dir=tmp_path / "b", data_info=info)
     assert load_checkpoint(tmp_path / "b" / "last.npz").record["data"] == info
-
-
-@pytest.mark.parametrize("data_info, error, match", [
-    (Dataset(np.zeros((3, 1, 9)), np.array([0, 1, 2]), ("a", "b", "c"), "three"), ValueError,
-     r"save: data_info describes 'three' with 3 classes, but the model has 2"),
-    (Dataset(np.zeros((2, 2, 9)), np.array([0, 1]), ("a", "b"), "two"), ValueError,
-     r"save: data_info describes 'two' with 2 input channels, but the model has 1"),
-    (Dataset(np.zeros((2, 1, 4, 4)), np.array([0, 1]), ("a", "b"), "img"), ValueError,
-     r"save: data_info describes 'img' with 2 spatial dimensions, but the model has 1"),
-    ({"name": "toy"}, TypeError, r"save: data_info must be a Dataset or a describe_data\(\) "
-                                 r"mapping with keys \['name', 'n_classes'"),
-], ids=["classes", "channels", "dimensions", "mapping"])
-def test_save_refuses_data_info_that_does_not_fit_the_model(tmp_path, data_info, error, match):
-    with pytest.raises(error, match=match):
-        save(tiny(), tmp_path / "m.npz", data_info=data_info)
-    assert not (tmp_path / "m.npz").exists()
-
-
-def test_describe_data_refuses_bad_arguments():
-    data = Dataset(np.zeros((2, 1, 9)), np.array([0, 1]), ("a", "b"), "two")
-    with pytest.raises(TypeError, match="describe_data: data must be a blconv.data.Dataset, "
-                                        "got ndarray"):
-        describe_data(data.x)
-    with pytest.raises(TypeError, match="describe_data: normalisation must be a dict or None, "
-                                        "got str"):
-        describe_data(data, normalisation="znorm")
-    with pytest.raises(TypeError, match="describe_data: normalisation must hold JSON types"):
-        describe_data(data, normalisation={"mean": np.zeros(2)})
-
-
-def test_a_checkpoint_without_the_record_loads_and_says_what_it_lacks(tmp_path):
-    model = tiny(seed=4)
-    new, old = tmp_path / "new.npz", tmp_path / "old.npz"
-    save(model, new, data_info=Dataset(np.zeros((2, 1, 9)), np.array([0, 1]), ("a", "b")))
-    _rewrite_meta(new, old, lambda meta: meta.pop("record"))     # as older blconv wrote it
-    with pytest.warns(NoRecordWarning, match=rf"load_checkpoint: {old} has no training record "
-                                             rf"\(written by an older blconv\): its dataset"):
-        back = load(old)
-    assert_same_arrays(snapshot(back), snapshot(model))
-    with pytest.warns(NoRecordWarning, match=rf"load_checkpoint: {old} has no training record"):
-        ck = load_checkpoint(old)
-    assert ck.record is None and ck.version == FORMAT_VERSION == 1
-
-
-@pytest.mark.parametrize("record, problem", [
-    ([], "it must be an object with version, blconv, data and layers"),
-    ({"version": 0, "blconv": "0.1.0", "data": None, "layers": []}, "version must be an int"),
-    ({"version": 1, "blconv": "0.1.0", "data": None, "layers": {}}, "layers must be a list"),
-    ({"version": 1, "blconv": "0.1.0", "data": {"name": "x"}, "layers": []},
-     "data must be null or an object with keys"),
-    ({"version": 1, "blconv": "0.1.0", "layers": [],
-      "data": {"name": "x", "n_classes": "2", "classes": [], "in_channels": 1, "shape": [9],
-               "normalisation": None}}, "data must hold a str name, int n_classes"),
-], ids=["not-an-object", "version", "layers", "data-keys", "data-types"])
-def test_a_malformed_record_is_refused_naming_the_file(tmp_path, record, problem):
-    good, bad = tmp_path / "good.npz", tmp_path / "bad.npz"
-    save(tiny(), good)
-    _rewrite_meta(good, bad, lambda meta: meta.update(record=record))
-    with pytest.raises(ValueError, match=rf"load_checkpoint: {bad} has a malformed training "
-                                         rf"record: {problem}"):
-        load_checkpoint(bad)
 
 
 # --- evaluate refuses labels the model has no class for --------------------------------------
@@ -455,27 +346,6 @@ def test_evaluate_refuses_labels_outside_the_models_classes():
         evaluate(tiny(), negative)
     fits = Dataset(x, np.array([0, 1, 1, 0]), ("a", "b", "c"))      # labels within the model's
     assert 0.0 <= evaluate(tiny(), fits)["accuracy"] <= 1.0
-
-
-@pytest.mark.parametrize("where", ["replace", "write"])
-def test_a_crash_during_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch, where):
-    path = tmp_path / "last.npz"
-    old = tiny(seed=1)
-    save(old, path)
-    new = tiny(seed=2)
-
-    def crash(*args, **kwargs):
-        if where == "write":          # half the archive reaches the disk, then the writer dies
-            args[0].write(b"PK\x03\x04 partial")
-        raise OSError("simulated crash")
-
-    monkeypatch.setattr(os, "replace", crash) if where == "replace" else \
-        monkeypatch.setattr(np, "savez", crash)
-    with pytest.raises(OSError, match="simulated crash"):
-        save(new, path)
-    monkeypatch.undo()
-    assert_same_arrays(snapshot(load(path)), snapshot(old))
-    assert os.listdir(tmp_path) == ["last.npz"]            # the temporary file is gone
 
 
 # --- resume ----------------------------------------------------------------------------------
@@ -598,3 +468,195 @@ def test_diverging_training_raises(task, tmp_path):
         fit(model, train, epochs=5, batch_size=16, seed=0, progress=False,
             optimizer=SGD(model, lr=1e30, momentum=0.9), checkpoint_dir=tmp_path)
     assert not os.path.exists(tmp_path / "last.npz")
+
+
+# --- callbacks -------------------------------------------------------------------------------
+ROW_KEYS = ["loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds",
+            "effective_rate"]
+
+
+class Recorder:
+    """Records every call of the callback protocol; stops at ``stop_at`` (epoch or "begin")."""
+
+    def __init__(self, stop_at=None):
+        self.calls, self.rows, self.stop_at = [], [], stop_at
+
+    def on_train_begin(self, info):
+        self.calls.append("begin")
+        self.info = info
+        return self.stop_at == "begin"
+
+    def on_epoch_end(self, epoch, row):
+        self.calls.append(epoch)
+        self.rows.append(dict(row))
+        row["loss"] = -1.0                        # a callback cannot change the history
+        return epoch == self.stop_at
+
+    def on_train_end(self, history):
+        self.calls.append("end")
+        self.history = history
+
+
+def test_callbacks_see_every_epochs_row(task):
+    train, test = task
+    model = tiny()
+    opt = SGD(model, lr=0.2)
+    rec, only_end = Recorder(), type("OnlyEnd", (), {"on_epoch_end": lambda s, e, r: None})()
+    h = fit(model, train, test, epochs=3, batch_size=32, seed=1, progress=False,
+            optimizer=opt, scheduler=StepLR(opt, step_size=1, gamma=0.5),
+            callbacks=(rec, only_end))
+    assert rec.calls == ["begin", 1, 2, 3, "end"] and rec.history is h
+    assert rec.info["epochs"] == 3 and rec.info["batches_per_epoch"] == 2
+    assert rec.info["validation"] is True and len(rec.info["history"]) == 0
+    assert [list(r) for r in rec.rows] == [ROW_KEYS] * 3
+    assert [r["lr"] for r in rec.rows] == [0.2, 0.1, 0.05]
+    assert rec.rows[-1]["val_loss"] == evaluate(model, test)["loss"]
+    assert [r["loss"] for r in rec.rows] == h.loss and -1.0 not in h.loss
+    assert rec.rows == [h.row(i) for i in range(3)]
+
+
+def test_a_callback_stops_training_after_every_callback_was_told(task):
+    train, _ = task
+    model = tiny()
+    first, second = Recorder(stop_at=2), Recorder()
+    h = fit(model, train, epochs=5, batch_size=32, seed=0, progress=True,
+            optimizer=SGD(model, lr=0.1), callbacks=[first, second])
+    assert len(h) == 2 and second.calls == ["begin", 1, 2, "end"]
+    never = Recorder(stop_at="begin")
+    before = snapshot(model)
+    h = fit(model, train, epochs=5, batch_size=32, seed=0, progress=False,
+            optimizer=SGD(model, lr=0.1), callbacks=[never])
+    assert len(h) == 0 and never.calls == ["begin", "end"]
+    assert_same_arrays(snapshot(model), before)
+
+
+def test_on_train_end_is_called_when_fit_raises(task):
+    train, _ = task
+    model = tiny()
+
+    class Poison(Recorder):                       # a NaN weight fails the first batch of epoch 2
+        def on_epoch_end(self, epoch, row):
+            model.params["0.w"][...] = np.nan
+            return super().on_epoch_end(epoch, row)
+
+    rec = Poison()
+    with pytest.raises(NonFiniteLossError, match="at epoch 2 of 3, batch 1 of 4"):
+        fit(model, train, epochs=3, batch_size=16, seed=3, progress=False,
+            optimizer=SGD(model, lr=0.1), callbacks=[rec])
+    assert rec.calls == ["begin", 1, "end"] and len(rec.history) == 1
+
+
+def _read_csv(path):
+    import csv
+    with open(path, newline="") as f:
+        lines = list(csv.reader(f))
+    return lines[0], lines[1:]
+
+
+def _assert_csv_equals(path, h):
+    header, lines = _read_csv(path)
+    assert header == ["epoch"] + ROW_KEYS
+    assert [int(line[0]) for line in lines] == list(range(1, len(h) + 1))
+    for name, column in zip(ROW_KEYS, zip(*(line[1:] for line in lines))):
+        if name == "effective_rate":
+            back = [json.loads(c) for c in column]
+        else:
+            back = [None if c == "" else float(c) for c in column]
+        assert back == getattr(h, name), name
+
+
+def test_csv_logger_writes_the_history_line_by_line(task, tmp_path):
+    train, test = task
+    path = tmp_path / "log.csv"
+    seen = []
+
+    class Reader:                                # runs after the logger: its line is there
+        def on_epoch_end(self, epoch, row):
+            seen.append(len(_read_csv(path)[1]))
+
+    for val in (test, None):
+        model = tiny(compress_rate=[0.0, 0.25, 0.5])
+        seen.clear()
+        h = fit(model, train, val, epochs=3, batch_size=32, seed=0, progress=False,
+                optimizer=SGD(model, lr=0.1), callbacks=[blconv.train.CSVLogger(path), Reader()])
+        assert seen == [1, 2, 3]
+        _assert_csv_equals(path, h)
+    with pytest.raises(TypeError, match=r"^CSVLogger: path must be a str or os.PathLike, "
+                                        r"got int$"):
+        blconv.train.CSVLogger(3)
+
+
+def test_csv_logger_and_early_stopping_resume_as_if_never_interrupted(task, tmp_path):
+    train, _ = task
+
+    def run(epochs, ckdir=None, resume=False, log=None):
+        model = tiny(seed=4)
+        stop = blconv.train.EarlyStopping("loss", patience=1, min_delta=1e-3)
+        callbacks = [stop] + ([blconv.train.CSVLogger(log)] if log else [])
+        h = fit(model, train, epochs=epochs, batch_size=16, seed=2, progress=False,
+                optimizer=SGD(model, lr=1e-9), checkpoint_dir=ckdir, resume=resume,
+                callbacks=callbacks)
+        return h, stop
+
+    # lr 1e-9: the loss stays within 1e-3 of epoch 1's, so epochs 2 and 3 do not improve
+    ref, ref_stop = run(10)
+    assert len(ref) == 3 and (ref_stop.best_epoch, ref_stop.stopped_epoch) == (1, 3)
+    run(2, ckdir=tmp_path)
+    h, stop = run(10, ckdir=tmp_path, resume=True, log=tmp_path / "log.csv")
+    assert len(h) == 3 and stop.stopped_epoch == 3 and h.loss == ref.loss
+    _assert_csv_equals(tmp_path / "log.csv", h)
+    again, stop = run(10, ckdir=tmp_path, resume=True)       # stopped already: no epoch more
+    assert len(again) == 3 and stop.stopped_epoch == 3
+
+
+@pytest.mark.parametrize("mode, patience, min_delta, values, stopped, best", [
+    ("min", 2, 0.0, [5, 4, 4, 4.5, 3.9, 4, 4, 4], 8, 3.9),
+    ("min", 0, 0.0, [5, 4, 4], 3, 4),
+    ("min", 1, 0.5, [5, 4.6, 4.7], 3, 5),
+    ("max", 1, 0.0, [0.5, 0.7, 0.6, 0.8, 0.8, 0.75], 6, 0.8),
+    ("min", 1, 0.0, [1.0, float("nan"), float("nan")], 3, 1.0),
+    ("min", 3, 0.0, [3, 2, 1, 0.5, 0.4], None, 0.4),
+], ids=["patience", "patience-0", "min-delta", "max", "nan", "never"])
+def test_early_stopping_stops_at_the_documented_epoch(mode, patience, min_delta, values,
+                                                      stopped, best):
+    stop = blconv.train.EarlyStopping("val_accuracy" if mode == "max" else "val_loss",
+                                      patience=patience, min_delta=min_delta, mode=mode)
+    assert stop.on_train_begin({"validation": True, "history": History()}) is False
+    said = [stop.on_epoch_end(e, {stop.monitor: v}) for e, v in enumerate(values, 1)]
+    assert said == [False] * (len(values) - 1) + [stopped is not None]
+    assert stop.stopped_epoch == stopped and stop.best == best
+
+
+def test_early_stopping_in_fit_stops_at_the_right_epoch(task):
+    train, test = task
+    model = tiny()
+    stop = blconv.train.EarlyStopping("val_accuracy", patience=0, mode="max", min_delta=2.0)
+    h = fit(model, train, test, epochs=6, batch_size=32, seed=0, progress=False,
+            optimizer=SGD(model, lr=0.1), callbacks=[stop])
+    # an accuracy never gains 2.0: epoch 1 sets the best, epoch 2 is the first bad one
+    assert len(h) == 2 and stop.stopped_epoch == 2 and stop.best == h.val_accuracy[0]
+
+
+def test_callback_and_early_stopping_errors(task):
+    train, _ = task
+    model = tiny()
+    kw = dict(epochs=1, batch_size=32, seed=0, progress=False, optimizer=SGD(model, lr=0.1))
+    with pytest.raises(TypeError, match=r"^fit: callbacks\[1\] must have at least one of the "
+                                        r"methods on_train_begin, on_epoch_end, on_train_end, "
+                                        r"got object$"):
+        fit(model, train, callbacks=[Recorder(), object()], **kw)
+    with pytest.raises(TypeError, match=r"^fit: callbacks must be a list or tuple of callbacks "
+                                        r".*got Recorder$"):
+        fit(model, train, callbacks=Recorder(), **kw)
+    with pytest.raises(ValueError, match=r"^EarlyStopping: monitor='val_loss' needs a "
+                                         r"validation set"):
+        fit(model, train, callbacks=[blconv.train.EarlyStopping()], **kw)
+    for kwargs, error, match in [
+            (dict(monitor="lr"), ValueError, r"monitor must be one of \['loss', 'accuracy'"),
+            (dict(mode="up"), ValueError, r"mode must be 'min' or 'max', got 'up'"),
+            (dict(patience=-1), ValueError, r"patience must be >= 0, got -1"),
+            (dict(patience=1.5), TypeError, r"patience must be an int, got 1.5"),
+            (dict(min_delta=-0.1), ValueError, r"min_delta must be a finite number >= 0"),
+            (dict(min_delta=float("inf")), ValueError, r"min_delta must be a finite number")]:
+        with pytest.raises(error, match=r"^EarlyStopping: " + match):
+            blconv.train.EarlyStopping(**kwargs)

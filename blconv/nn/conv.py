@@ -8,10 +8,10 @@ import numpy as np
 from .._validation import check_energy, check_int, check_rate, ntuple
 from ._base import (
     Module,
-    _check_bool,
-    _check_dtype,
-    _check_rng,
-    _uniform,
+    check_bool,
+    check_dtype,
+    check_rng,
+    init_uniform,
 )
 
 __all__ = ["Conv1d", "Conv2d"]
@@ -25,6 +25,7 @@ def _core():
 
 class _ConvNd(Module):
     _nd = 0
+    _FORWARD_STATE = ("_cache", "last_band")
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, *, stride=1,
                  padding=0, dilation=1, groups: int = 1, bias: bool = True,
@@ -48,19 +49,19 @@ class _ConvNd(Module):
             self.padding = padding
         else:
             self.padding = ntuple(name, "padding", padding, d, minimum=0)
-        self.bias = _check_bool(name, "bias", bias)
+        self.bias = check_bool(name, "bias", bias)
         self.compress_rate = check_rate(name, compress_rate)
         check_energy(name, preserve_energy, self.compress_rate)
         self.preserve_energy = preserve_energy
         self.fft_size = fft_size
         self.last_band = None
-        dt, rng = _check_dtype(name, dtype), _check_rng(name, rng)
+        dt, rng = check_dtype(name, dtype), check_rng(name, rng)
         fan_in = in_channels // groups * math.prod(self.kernel_size)
         bound = 1.0 / math.sqrt(fan_in)
-        self._params["w"] = _uniform(rng, bound, (out_channels, in_channels // groups)
+        self._params["w"] = init_uniform(rng, bound, (out_channels, in_channels // groups)
                                      + self.kernel_size, dt)
         if bias:
-            self._params["b"] = _uniform(rng, bound, (out_channels,), dt)
+            self._params["b"] = init_uniform(rng, bound, (out_channels,), dt)
         self._grads = {k: np.zeros_like(v) for k, v in self._params.items()}
 
     def forward(self, x):

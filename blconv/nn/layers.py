@@ -10,12 +10,14 @@ from .. import _backend as B
 from .._validation import check_int
 from ._base import (
     Module,
-    _check_bool,
-    _check_dtype,
-    _check_input,
-    _check_rng,
-    _np_dtype,
-    _uniform,
+    check_bool,
+    check_dtype,
+    check_input,
+    check_module,
+    check_rng,
+    generator_from_state,
+    init_uniform,
+    np_dtype,
 )
 
 __all__ = ["Dropout", "Flatten", "GlobalAvgPool", "Linear", "ReLU", "Residual", "Sequential"]
@@ -60,18 +62,18 @@ class Linear(Module):
         super().__init__()
         self.in_features = check_int("Linear", "in_features", in_features)
         self.out_features = check_int("Linear", "out_features", out_features)
-        self.bias = _check_bool("Linear", "bias", bias)
-        dt, rng = _check_dtype("Linear", dtype), _check_rng("Linear", rng)
+        self.bias = check_bool("Linear", "bias", bias)
+        dt, rng = check_dtype("Linear", dtype), check_rng("Linear", rng)
         bound = 1.0 / math.sqrt(in_features)
-        self._params["w"] = _uniform(rng, bound, (out_features, in_features), dt)
+        self._params["w"] = init_uniform(rng, bound, (out_features, in_features), dt)
         if bias:
-            self._params["b"] = _uniform(rng, bound, (out_features,), dt)
+            self._params["b"] = init_uniform(rng, bound, (out_features,), dt)
         self._grads = {k: np.zeros_like(v) for k, v in self._params.items()}
 
     def forward(self, x):
         w, b = self._params["w"], self._params.get("b")
         B.namespace(x, w, fn="Linear", names=("x", "w"))
-        _check_input("Linear", x, (2,), f"(N, in_features={self.in_features})",
+        check_input("Linear", x, (2,), f"(N, in_features={self.in_features})",
                      dtype=w.dtype)
         if x.shape[1] != self.in_features:
             raise ValueError(f"Linear: x.shape[1] must be in_features ({self.in_features}), "
@@ -154,15 +156,23 @@ class Dropout(Module):
     -----
     Masks are drawn on the host from the NumPy ``Generator`` and moved to the
     input's namespace and device, so one seed gives the same masks on NumPy and
-    CuPy (at the cost of a host-to-device copy of the mask per call).
+    CuPy (at the cost of a host-to-device copy of the mask per call).  The
+    generator's state travels in :meth:`~blconv.nn.Module.state_dict` (entry
+    ``"rng"``), so a model restored from a checkpoint draws the masks the
+    original would have drawn next.
 
     Examples
     --------
     >>> import numpy as np
     >>> from blconv.nn import Dropout
-    >>> y = Dropout(0.5, rng=0)(np.ones(8))
+    >>> layer = Dropout(0.5, rng=0)
+    >>> y = layer(np.ones(8))
     >>> sorted(set(y.tolist()))
     [0.0, 2.0]
+    >>> twin = Dropout(0.5, rng=1)
+    >>> twin.load_state_dict(layer.state_dict())
+    >>> bool(np.array_equal(twin(np.ones(8)), layer(np.ones(8))))
+    True
     """
 
     def __init__(self, p: float = 0.5, *, rng=None):
@@ -170,7 +180,7 @@ class Dropout(Module):
         if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be a number in [0, 1], got {p!r}")
         self.p = float(p)
-        self.rng = _check_rng("Dropout", rng)
+        self.rng = check_rng("Dropout", rng)
 
     def forward(self, x):
         xp = B.namespace(x, fn="Dropout", names=("x",))
@@ -179,13 +189,19 @@ class Dropout(Module):
             return x
         keep = self.rng.random(tuple(x.shape)) >= self.p
         scale = 0.0 if self.p == 1.0 else 1.0 / (1.0 - self.p)
-        mask = B.asarray((keep * scale).astype(_np_dtype(x)), xp=xp, like=x)
+        mask = B.asarray((keep * scale).astype(np_dtype(x)), xp=xp, like=x)
         self._cache = mask
         return x * mask
 
     def backward(self, dy):
         mask = self._take_cache()
         return dy if isinstance(mask, str) else dy * mask
+
+    def _rng_state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def _set_rng_state(self, state: dict) -> None:
+        self.rng = generator_from_state(self.rng, state)
 
     def extra_repr(self):
         return f"p={self.p}"
@@ -204,7 +220,7 @@ class GlobalAvgPool(Module):
 
     def forward(self, x):
         xp = B.namespace(x, fn="GlobalAvgPool", names=("x",))
-        _check_input("GlobalAvgPool", x, tuple(range(3, 8)), "(N, C, *spatial)")
+        check_input("GlobalAvgPool", x, tuple(range(3, 8)), "(N, C, *spatial)")
         self._cache = tuple(x.shape)
         return xp.mean(x, axis=tuple(range(2, x.ndim)))
 
@@ -238,11 +254,8 @@ class Sequential(Module):
 
     def __init__(self, *layers: Module):
         super().__init__()
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Module):
-                raise TypeError(f"Sequential: layers[{i}] must be a blconv.nn.Module, "
-                                f"got {type(layer).__name__}")
-        self.layers = list(layers)
+        self.layers = [check_module("Sequential", f"layers[{i}]", layer)
+                       for i, layer in enumerate(layers)]
 
     def children(self):
         return [(str(i), layer) for i, layer in enumerate(self.layers)]
@@ -289,11 +302,9 @@ class Residual(Module):
 
     def __init__(self, body: Module, projection: Module | None = None):
         super().__init__()
-        for name, m in (("body", body), ("projection", projection)):
-            if not isinstance(m, Module) and not (name == "projection" and m is None):
-                raise TypeError(f"Residual: {name} must be a blconv.nn.Module, "
-                                f"got {type(m).__name__}")
-        self.body, self.projection = body, projection
+        self.body = check_module("Residual", "body", body)
+        self.projection = (None if projection is None
+                           else check_module("Residual", "projection", projection))
 
     def children(self):
         kids = [("body", self.body)]

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _backend as B
 from .._validation import check_int
-from ._base import Module, _check_dtype, _check_input
+from ._base import Module, check_dtype, check_input
 
 __all__ = ["BatchNorm1d", "BatchNorm2d"]
 
@@ -28,7 +28,7 @@ class _BatchNorm(Module):
                 rng = "> 0" if arg == "eps" else "in [0, 1]"
                 raise ValueError(f"{name}: {arg} must be a number {rng}, got {v!r}")
         self.eps, self.momentum = float(eps), float(momentum)
-        dt = _check_dtype(name, dtype)
+        dt = check_dtype(name, dtype)
         c = self.num_features
         self._params = {"w": np.ones(c, dt), "b": np.zeros(c, dt)}
         self._grads = {"w": np.zeros(c, dt), "b": np.zeros(c, dt)}
@@ -38,7 +38,7 @@ class _BatchNorm(Module):
         name = type(self).__name__
         p, buf = self._params, self._buffers
         xp = B.namespace(x, p["w"], fn=name, names=("x", "w"))
-        _check_input(name, x, self._ndims, self._layout, channels=self.num_features,
+        check_input(name, x, self._ndims, self._layout, channels=self.num_features,
                      dtype=p["w"].dtype)
         axes = (0,) + tuple(range(2, x.ndim))
         bshape = (1, self.num_features) + (1,) * (x.ndim - 2)    # broadcast per channel

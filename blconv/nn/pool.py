@@ -11,7 +11,7 @@ import itertools
 
 from .. import _backend as B
 from .._validation import ntuple
-from ._base import Module, _check_input
+from ._base import Module, check_input
 
 __all__ = ["AvgPool1d", "AvgPool2d", "MaxPool1d", "MaxPool2d"]
 
@@ -43,7 +43,7 @@ class _Pool(Module):
         name = type(self).__name__
         xp = B.namespace(x, fn=name, names=("x",))
         layout = "(N, C, L)" if self._nd == 1 else "(N, C, H, W)"
-        _check_input(name, x, (self._nd + 2,), layout)
+        check_input(name, x, (self._nd + 2,), layout)
         _, keys = self._windows(x.shape[2:])
         if not self._max:
             y = x[keys[0]]
