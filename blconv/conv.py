@@ -38,7 +38,7 @@ class ConvContext:
     groups : int
     x_hat : array, shape (F, groups, N, C_in / groups)
         Retained spectrum of the input: the only spectrum kept.
-    w : array, shape (C_out, C_in / groups, *kernel)
+    w : array, shape (C_out, C_in / groups, k) or (C_out, C_in / groups, kH, kW)
         The filters, referenced, not copied (as autograd frameworks save them): do
         not modify them in place between a forward and its backward.  The backward
         recomputes their retained spectrum (one small GEMM) rather than keeping it:
