@@ -92,7 +92,7 @@ def describe_data(data, *, name: str | None = None, normalisation: dict | None =
             "shape": [int(n) for n in data.x.shape[2:]], "normalisation": normalisation}
 
 
-def _model_io(model: Module) -> dict:
+def model_io(model: Module) -> dict:
     """What a model takes and gives, read from its layers: ``None`` where it cannot tell.
 
     ``in_channels`` and ``ndim`` (1 or 2) of its first conv layer, and

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -134,8 +135,8 @@ def _check_fit(path: str, model, trained, name: str, test) -> None:
     The model's own layers decide (they also do for a checkpoint without a record); a
     different length or size is allowed: every model of blconv.models pools globally.
     """
-    from ._record import _model_io
-    io = _model_io(model)
+    from ._record import model_io
+    io = model_io(model)
     shape = test.x.shape[2:]
     want = {"classes": io["n_outputs"], "channels": io["in_channels"], "ndim": io["ndim"]}
     if trained is not None:
@@ -175,11 +176,13 @@ def _trained_args(trained: dict) -> dict:
 def _eval(args) -> int:
     from . import experiments as E
     from . import train as T
-    from .checkpoint import _load_checkpoint
+    from .checkpoint import NoRecordWarning, load_checkpoint
     path = args.checkpoint
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    ck = _load_checkpoint("load_checkpoint", path, warn=False)   # no record: said below
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoRecordWarning)          # no record: said below
+        ck = load_checkpoint(path)
     trained = ck.record["data"] if ck.record is not None else None
     if ck.record is None:
         lacks = f"{path} has no training record (written by an older blconv)"
