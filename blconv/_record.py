@@ -132,7 +132,7 @@ def check_data_info(fn: str, model: Module, data_info) -> dict | None:
         got = sorted(data_info) if isinstance(data_info, Mapping) else type(data_info).__name__
         raise TypeError(f"{fn}: data_info must be a Dataset or a describe_data() mapping with "
                         f"keys {list(_DATA_KEYS)}, got {got}")
-    io = _model_io(model)
+    io = model_io(model)
     for what, model_value, value in (
             ("classes", io["n_outputs"], data_info["n_classes"]),
             ("input channels", io["in_channels"], data_info["in_channels"]),
