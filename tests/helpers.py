@@ -5,6 +5,30 @@ import numpy as np
 import blconv
 
 
+def randn(*shape, seed=0, dtype=np.float64):
+    """Seeded standard normal values of ``shape``, as ``dtype``."""
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def numgrad(f, a, idx=None, eps=1e-6):
+    """d f / d a by central differences, perturbing ``a`` (a float64 NumPy array) in place
+    and restoring it: the whole gradient, or its entry ``idx`` alone."""
+    def one(i):
+        old = a[i]
+        a[i] = old + eps
+        fp = f()
+        a[i] = old - eps
+        fm = f()
+        a[i] = old
+        return (fp - fm) / (2 * eps)
+    if idx is not None:
+        return one(idx)
+    g = np.zeros_like(a)
+    for i in np.ndindex(a.shape):
+        g[i] = one(i)
+    return g
+
+
 def rel(a, b):
     a, b = np.asarray(blconv.to_numpy(a), dtype=np.float64), np.asarray(b, dtype=np.float64)
     den = np.linalg.norm(b)

@@ -1,4 +1,5 @@
 """blconv.models: shapes, per-layer rates, specs, set_compression, whole-model gradients."""
+import functools
 import json
 
 import numpy as np
@@ -8,9 +9,11 @@ from blconv.models import BUILDERS, build, cnn2d, conv_layers, fcn1d, resnet, se
 from blconv.nn import (BatchNorm2d, Conv1d, Conv2d, Dropout, Linear, ReLU, Residual, Sequential,
                        cross_entropy)
 
+import helpers
+from helpers import numgrad
 
-def randn(*shape, seed=0, dtype=np.float32):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+randn = functools.partial(helpers.randn, dtype=np.float32)
 
 
 # --- shapes and structure ---------------------------------------------------------------------
@@ -199,16 +202,6 @@ def test_conv_layers_of_a_hand_built_model():
 
 
 # --- whole-model gradients against central differences (float64) --------------------------
-def _numgrad(loss, p, idx, eps=1e-6):
-    old = p[idx]
-    p[idx] = old + eps
-    fp = loss()
-    p[idx] = old - eps
-    fm = loss()
-    p[idx] = old
-    return (fp - fm) / (2 * eps)
-
-
 @pytest.mark.parametrize("rate", [0.0, 0.5], ids=["rate0", "rate0.5"])
 @pytest.mark.parametrize("make, x_shape, keys", [
     (lambda r: fcn1d(2, 3, channels=(4, 6, 4), compress_rate=r, dtype="float64", seed=0),
@@ -233,7 +226,7 @@ def test_model_gradient_matches_central_differences(make, x_shape, keys, rate):
         p = params[k]
         for flat in rng.choice(p.size, size=min(4, p.size), replace=False):
             idx = np.unravel_index(flat, p.shape)
-            num = _numgrad(loss, p, idx)
+            num = numgrad(loss, p, idx)
             assert grads[k][idx] == pytest.approx(num, rel=1e-5, abs=1e-8), (k, idx)
     if rate:
         assert all(c.last_band.effective_rate >= 0.4 for c in conv_layers(model))

@@ -28,24 +28,12 @@ from blconv.nn import (
     to_device,
 )
 
+from helpers import numgrad, randn
+
 F64 = "float64"
 
 
 # --- central differences ----------------------------------------------------------------
-def numgrad(f, a, eps=1e-6):
-    """d f / d a by central differences, perturbing ``a`` (a float64 NumPy array) in place."""
-    g = np.zeros_like(a)
-    for i in np.ndindex(a.shape):
-        old = a[i]
-        a[i] = old + eps
-        fp = f()
-        a[i] = old - eps
-        fm = f()
-        a[i] = old
-        g[i] = (fp - fm) / (2 * eps)
-    return g
-
-
 def check_layer(layer, x, *, seed=0, rtol=1e-6, atol=1e-8):
     """Backward of ``sum(layer(x) * r)`` against central differences in x and every param."""
     r = np.random.default_rng(seed).standard_normal(layer(x).shape)
@@ -66,10 +54,6 @@ def distinct(shape, seed=0):
     """Values 0.1 apart in random order: no ties for max pooling, kinks far from +-eps."""
     n = math.prod(shape)
     return np.random.default_rng(seed).permutation(n).reshape(shape) * 0.1 - 0.05 * n
-
-
-def randn(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape)
 
 
 def randomize(layer, seed=1):
@@ -539,27 +523,6 @@ def test_array_api_strict_runs_the_same_code_path():
         np.testing.assert_allclose(blconv.to_numpy(model.grads[key]), g, rtol=1e-9, atol=1e-12)
     to_device(model, "cpu")
     assert all(isinstance(a, np.ndarray) for a in model.buffers.values())
-
-
-@pytest.mark.gpu
-def test_cupy_matches_numpy():
-    cp = pytest.importorskip("cupy")
-    if cp.cuda.runtime.getDeviceCount() == 0:
-        pytest.skip("no CUDA device")
-    model, ref = small_model(0.5), small_model(0.5)
-    model.layers.insert(6, Dropout(0.3, rng=0))
-    ref.layers.insert(6, Dropout(0.3, rng=0))
-    to_device(model, "gpu")
-    x, y = randn(3, 2, 6, 6), np.array([0, 4, 2])
-    loss_g, d_g = cross_entropy(model(cp.asarray(x)), cp.asarray(y))
-    loss_n, d_n = cross_entropy(ref(x), y)
-    np.testing.assert_allclose(float(loss_g), float(loss_n), rtol=1e-10)
-    np.testing.assert_allclose(cp.asnumpy(model.backward(d_g)), ref.backward(d_n),
-                               rtol=1e-8, atol=1e-11)
-    for key, g in ref.grads.items():
-        np.testing.assert_allclose(cp.asnumpy(model.grads[key]), g, rtol=1e-8, atol=1e-11)
-    for key, b in ref.buffers.items():
-        np.testing.assert_allclose(cp.asnumpy(model.buffers[key]), b, rtol=1e-12)
 
 
 # --- errors ---------------------------------------------------------------------------------
