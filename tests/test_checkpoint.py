@@ -2,6 +2,8 @@
 training record; atomic, pickle-free files."""
 import json
 import os
+import re
+import struct
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from blconv.data import Dataset
 from blconv.models import fcn1d
 from blconv.nn import Linear, Sequential, cross_entropy
 from blconv.optim import SGD, CosineLR, StepLR
-from blconv.train import FORMAT_VERSION, load
+from blconv.train import FORMAT_VERSION, fit, load
 from helpers import assert_same_arrays, snapshot, tiny
 
 
@@ -295,3 +297,135 @@ def test_the_saved_generator_states_are_the_state_dicts(tmp_path):
     path = tmp_path / "m.npz"
     save(model, path)
     assert load_checkpoint(path).model.state_dict()["rng"] == model.state_dict()["rng"]
+
+
+# --- hostile checkpoints --------------------------------------------------------------------
+def _tiny():
+    return fcn1d(1, 2, channels=(2, 2, 2), seed=1)
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    model = _tiny()
+    path = tmp_path / "good.npz"
+    save(model, path)
+    return path, {k: np.array(v) for k, v in {**model.params, **model.buffers}.items()}
+
+
+def _snapshot(model):
+    return {k: np.array(v) for k, v in {**model.params, **model.buffers}.items()}
+
+
+def _central_directory(data: bytes) -> int:
+    end = data.rfind(b"PK\x05\x06")
+    return struct.unpack("<I", data[end + 16:end + 20])[0]
+
+
+def test_every_flipped_byte_is_refused_naming_the_path_or_changes_nothing(tmp_path, checkpoint):
+    """Single-byte corruption anywhere in the archive's members (zip headers, .npy headers,
+    array data): refused with a ValueError naming the file, or (for bytes the zip reader
+    ignores, such as time stamps) loaded with exactly the saved arrays.  The central
+    directory is covered by the test below."""
+    good, saved = checkpoint
+    data = good.read_bytes()
+    bad = tmp_path / "flipped.npz"
+    outcomes = {"refused": 0, "identical": 0}
+    for offset in range(0, _central_directory(data), 11):
+        bad.write_bytes(data[:offset] + bytes([data[offset] ^ 0x55]) + data[offset + 1:])
+        try:
+            model = load(bad)
+        except ValueError as e:
+            assert str(bad) in str(e), (offset, str(e))
+            outcomes["refused"] += 1
+            continue
+        assert sorted(_snapshot(model)) == sorted(saved), offset
+        for k, a in _snapshot(model).items():
+            np.testing.assert_array_equal(a, saved[k], err_msg=f"byte {offset}: {k}")
+        outcomes["identical"] += 1
+    assert outcomes["refused"] > outcomes["identical"] > 0
+
+
+@pytest.mark.parametrize("field, value", [
+    ("version needed", b"\x78\x00"),          # "zip file version 12.0"
+    ("flags", b"\x01\x00"),                   # encrypted: "password required"
+    ("flags", b"\x40\x00"),                   # strong encryption
+    ("method", b"\x63\x00"),                  # compression method 99
+], ids=["version", "encrypted", "strong-encryption", "method"])
+def test_corrupted_central_directory_is_refused_naming_the_path(tmp_path, checkpoint, field,
+                                                                value):
+    good, _ = checkpoint
+    data = bytearray(good.read_bytes())
+    at = _central_directory(data) + {"version needed": 6, "flags": 8, "method": 10}[field]
+    data[at:at + 2] = value
+    bad = tmp_path / "cd.npz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=re.escape(str(bad))):
+        load(bad)
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04", bytes(range(256)) * 8],
+                         ids=["empty", "zip-magic-only", "garbage"])
+def test_empty_or_garbage_file_is_refused_naming_the_path(tmp_path, content):
+    bad = tmp_path / "last.npz"
+    bad.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"load_checkpoint: {re.escape(str(bad))} is not a "
+                                         rf"readable \.npz checkpoint"):
+        load_checkpoint(bad)
+
+
+class _Payload:
+    """Unpickling this runs ``os.mkdir(marker)``: proof that something was unpickled."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+@pytest.mark.parametrize("key", ["params/0.w", "__meta__"])
+def test_pickled_objects_are_refused_and_never_unpickled(tmp_path, checkpoint, key):
+    good, _ = checkpoint
+    marker = tmp_path / "unpickled"
+    with np.load(good, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays[key] = np.array([_Payload(marker)], dtype=object)
+    ckdir = tmp_path / "run"
+    ckdir.mkdir()
+    evil = ckdir / "last.npz"
+    np.savez(evil, **arrays)
+    with pytest.raises(ValueError, match=rf"{re.escape(str(evil))} holds an unreadable array "
+                                         rf".*object array, which is never unpickled"):
+        load(evil)
+    model = _tiny()
+    before = _snapshot(model)
+    with pytest.raises(ValueError, match=rf"^fit: {re.escape(str(evil))} .*object array"):
+        fit(model, _task(), epochs=2, batch_size=8, optimizer=SGD(model, lr=0.1), seed=0,
+            progress=False, checkpoint_dir=ckdir, resume=True)
+    assert not marker.exists()
+    assert all(np.array_equal(a, before[k]) for k, a in _snapshot(model).items())
+    np.load(evil, allow_pickle=True)[key]          # the payload is live: pickle would run it
+    assert marker.is_dir()
+
+
+def _task():
+    from blconv.data import make_frequency_task
+    return make_frequency_task("low", n_samples=16, n_test=4, length=40, seed=0)[0]
+
+
+def test_resume_from_a_truncated_checkpoint_is_refused_before_touching_the_model(tmp_path):
+    model = _tiny()
+    fit(model, _task(), epochs=1, batch_size=8, optimizer=SGD(model, lr=0.1), seed=0,
+        progress=False, checkpoint_dir=tmp_path)
+    path = tmp_path / "last.npz"
+    path.write_bytes(path.read_bytes()[:-100])
+    fresh = _tiny()
+    before = _snapshot(fresh)
+    opt = SGD(fresh, lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match=rf"^fit: {re.escape(str(path))} holds an unreadable "
+                                         rf"array|^fit: {re.escape(str(path))} is not a "
+                                         rf"readable"):
+        fit(fresh, _task(), epochs=2, batch_size=8, optimizer=opt, seed=0, progress=False,
+            checkpoint_dir=tmp_path, resume=True)
+    assert all(np.array_equal(a, before[k]) for k, a in _snapshot(fresh).items())
+    assert opt.momentum_buffers == {}
