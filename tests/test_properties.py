@@ -13,7 +13,6 @@ from a clock) and no example database.
 import warnings
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 

@@ -283,8 +283,8 @@ def set_compress_rate(model, compress_rate=0.0, preserve_energy=None):
     c, e = _check_band(fn, compress_rate, preserve_energy)
     layers = [m for m in model.modules() if isinstance(m, _BandConvMixin)]
     if not layers:
-        raise ValueError(f"set_compress_rate: model has no blconv.torch Conv1d/Conv2d layer; "
-                         f"call blconv.torch.convert(model) first")
+        raise ValueError("set_compress_rate: model has no blconv.torch Conv1d/Conv2d layer; "
+                         "call blconv.torch.convert(model) first")
     for m in layers:
         m.compress_rate, m.preserve_energy = c, e
     return model
