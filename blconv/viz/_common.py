@@ -1,0 +1,64 @@
+"""Helpers shared by the plots: matplotlib on demand, host copies, argument checks, grids."""
+from __future__ import annotations
+
+import numbers
+
+import array_api_compat
+import numpy as np
+
+from .._backend import to_numpy
+
+
+def pyplot(fn: str):
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise ImportError(f"{fn}: plotting needs matplotlib, the optional 'plot' extra; "
+                          f"install it with pip install 'blconv[plot]'") from e
+    return plt
+
+
+def axes_or_new(plt, ax):
+    return plt.subplots(layout="constrained")[1] if ax is None else ax
+
+
+def host_float64(fn: str, name: str, a) -> np.ndarray:
+    """A real float64 host copy of an array (NumPy, CuPy, array-API) or a nested list."""
+    if array_api_compat.is_array_api_obj(a):
+        a = to_numpy(a)
+    elif not isinstance(a, (list, tuple)):
+        raise TypeError(f"{fn}: {name} must be an array (NumPy, CuPy or array-API), "
+                        f"got {type(a).__module__}.{type(a).__qualname__}")
+    a = np.asarray(a)
+    if a.dtype == bool or not (np.issubdtype(a.dtype, np.integer)
+                               or np.issubdtype(a.dtype, np.floating)):
+        raise TypeError(f"{fn}: {name} must have a real integer or float dtype, got {a.dtype}")
+    return a.astype(np.float64)
+
+
+def check_fft_shape(fn: str, spatial: tuple[int, ...], fft_shape, *,
+                    name: str = "fft_shape") -> tuple[int, ...]:
+    if fft_shape is None:
+        return spatial
+    d = len(spatial)
+    vals = fft_shape if isinstance(fft_shape, (tuple, list)) else (fft_shape,) * d
+    if len(vals) != d or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                                 for v in vals):
+        raise TypeError(f"{fn}: {name} must be an int or a tuple of {d} ints, "
+                        f"got {fft_shape!r}")
+    for a, (n, s) in enumerate(zip(vals, spatial)):
+        if n < s:
+            raise ValueError(f"{fn}: {name} along spatial axis {a} must be >= the input "
+                             f"length {s}, got {n}")
+    return tuple(int(v) for v in vals)
+
+
+def centred_freqs(n: int) -> np.ndarray:
+    """Signed frequency of each index after ``fftshift``: ``-(n // 2) .. n - 1 - n // 2``."""
+    return np.arange(n) - n // 2
+
+
+def cell_extent(rows: np.ndarray, cols: np.ndarray) -> tuple[float, float, float, float]:
+    """``imshow`` extent putting cell centres on integer coordinates (origin lower)."""
+    return (cols[0] - 0.5, cols[-1] + 0.5, rows[0] - 0.5, rows[-1] + 0.5)
+
