@@ -17,14 +17,14 @@ deviation, ``ddof=1``, as :func:`blconv.experiments.summarize`; a single seed
 has none and gets no error bar).
 
 The plots live in ``blconv.viz.spectra`` (data spectra and energy),
-``blconv.viz.bands`` (a band's retained coefficients) and
-``blconv.viz.results`` (training histories and experiment results); this
+``blconv.viz.bands`` (a band's retained coefficients), ``blconv.viz.history``
+(training curves) and ``blconv.viz.results`` (experiment results); this
 package exports them all.
 """
 from ..band import Band     # blconv.viz.Band: the type plot_band and plot_spectrum take
 from .bands import plot_band
-from .results import (plot_compression_accuracy, plot_history, plot_noise_robustness,
-                      plot_train_test_heatmap)
+from .history import plot_history
+from .results import plot_compression_accuracy, plot_noise_robustness, plot_train_test_heatmap
 from .spectra import energy_curve, plot_energy, plot_filter_spectra, plot_spectrum
 
 __all__ = ["plot_spectrum", "plot_band", "energy_curve", "plot_energy", "plot_filter_spectra",

@@ -18,8 +18,15 @@ def pyplot(fn: str):
     return plt
 
 
-def axes_or_new(plt, ax):
-    return plt.subplots(layout="constrained")[1] if ax is None else ax
+def subplots(plt, nrows: int = 1, ncols: int = 1, **fig_kw):
+    """A new pyplot figure and its Axes, in constrained layout (``fig_kw``: ``figsize``,
+    ``squeeze``)."""
+    return plt.subplots(nrows, ncols, layout="constrained", **fig_kw)
+
+
+def axes_or_new(plt, ax, **fig_kw):
+    """``ax``, or the Axes of a new one-panel figure."""
+    return subplots(plt, **fig_kw)[1] if ax is None else ax
 
 
 def host_float64(fn: str, name: str, a) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..band import Band
-from ._common import axes_or_new, cell_extent, centred_freqs, pyplot
+from ._common import axes_or_new, cell_extent, centred_freqs, pyplot, subplots
 
 __all__ = ["plot_band"]
 
@@ -80,53 +80,64 @@ def plot_band(band: Band, ax=None, *, view: str | None = None):
                          f"{band.fft_shape}")
     summary = (f"keep {band.keep}: {band.retained} of {band.total} coefficients, "
                f"effective rate {band.effective_rate:.3f}")
-    m = band.mask()
     if d == 1:
-        ax = plt.subplots(figsize=(8, 1.9), layout="constrained")[1] if ax is None else ax
+        ax = axes_or_new(plt, ax, figsize=(8, 1.9))
+        m = band.mask()
         _draw_mask(ax, m[None, :], np.array([0]), np.arange(m.shape[0]),
                    f"n = {band.fft_shape[0]}, {summary}")
         ax.set_yticks([])
         ax.set_xlabel("frequency v (one-sided)")
         return ax
-    pair = ax is not None and not hasattr(ax, "imshow")
-    view = view or ("both" if ax is None or pair else "one-sided")
-    if view not in ("both", "one-sided", "two-sided"):
-        raise ValueError(f"{fn}: view must be 'both', 'one-sided' or 'two-sided', got {view!r}")
-    if view == "both":
-        if ax is None:
-            fig, axs = plt.subplots(1, 2, figsize=(10, 4.6), layout="constrained")
-        else:
-            axs = list(ax) if pair else [ax]
-            if len(axs) != 2:
-                raise ValueError(f"{fn}: view='both' needs ax=None or a pair of Axes, "
-                                 f"got {len(axs)} Axes")
-            fig = axs[0].figure
-    elif pair:
-        raise ValueError(f"{fn}: view={view!r} draws one grid; pass a single Axes")
-    else:
-        axs = [axes_or_new(plt, ax)]
-        fig = None
-    n0, n1 = band.fft_shape
-    panels = {"one-sided": [], "two-sided": []}
+    fig, axs, view = _band_axes(fn, plt, ax, view)
     if view in ("both", "one-sided"):
-        panels["one-sided"] = [axs[0]]
+        _draw_one_sided(axs[0], band)
     if view in ("both", "two-sided"):
-        panels["two-sided"] = [axs[-1]]
-    for a_ in panels["one-sided"]:
-        _draw_mask(a_, m, np.arange(n0), np.arange(m.shape[1]),
-                   f"one-sided (stored) {n0} x {m.shape[1]}: {band.retained} kept")
-        a_.set_xlabel("v")
-        a_.set_ylabel("row index u (u mod n_0)")
-    for a_ in panels["two-sided"]:
-        u, v = centred_freqs(n0), centred_freqs(n1)
-        two = (np.abs(u)[:, None] < band.keep[0]) & (np.abs(v)[None, :] < band.keep[1])
-        _draw_mask(a_, two, u, v, f"two-sided (centred) {n0} x {n1}: |u| < {band.keep[0]}, "
-                                  f"|v| < {band.keep[1]}")
-        a_.set_xlabel("frequency v")
-        a_.set_ylabel("frequency u")
+        _draw_two_sided(axs[-1], band)
     if fig is not None:
         fig.suptitle(f"Band fft_shape {band.fft_shape}, {summary}")
         return fig
     axs[0].set_title(f"{axs[0].get_title()}\neffective rate {band.effective_rate:.3f}",
                      fontsize="medium")
     return axs[0]
+
+
+def _band_axes(fn: str, plt, ax, view):
+    """``(figure, axes, view)`` of a 2D band: the Figure only when it holds both panels
+    (``None`` for a single Axes), the view resolved from ``ax`` when not given."""
+    pair = ax is not None and not hasattr(ax, "imshow")
+    view = view or ("both" if ax is None or pair else "one-sided")
+    if view not in ("both", "one-sided", "two-sided"):
+        raise ValueError(f"{fn}: view must be 'both', 'one-sided' or 'two-sided', got {view!r}")
+    if view != "both":
+        if pair:
+            raise ValueError(f"{fn}: view={view!r} draws one grid; pass a single Axes")
+        return None, [axes_or_new(plt, ax)], view
+    if ax is None:
+        fig, axs = subplots(plt, 1, 2, figsize=(10, 4.6))
+        return fig, axs, view
+    axs = list(ax) if pair else [ax]
+    if len(axs) != 2:
+        raise ValueError(f"{fn}: view='both' needs ax=None or a pair of Axes, "
+                         f"got {len(axs)} Axes")
+    return axs[0].figure, axs, view
+
+
+def _draw_one_sided(ax, band: Band) -> None:
+    """The stored grid: rows ``u = 0 .. n_0 - 1`` (``u mod n_0``), columns ``0 .. n_1 // 2``."""
+    m = band.mask()
+    n0 = band.fft_shape[0]
+    _draw_mask(ax, m, np.arange(n0), np.arange(m.shape[1]),
+               f"one-sided (stored) {n0} x {m.shape[1]}: {band.retained} kept")
+    ax.set_xlabel("v")
+    ax.set_ylabel("row index u (u mod n_0)")
+
+
+def _draw_two_sided(ax, band: Band) -> None:
+    """The centred grid: the low-pass square ``|u| < k_0, |v| < k_1`` around DC."""
+    n0, n1 = band.fft_shape
+    u, v = centred_freqs(n0), centred_freqs(n1)
+    two = (np.abs(u)[:, None] < band.keep[0]) & (np.abs(v)[None, :] < band.keep[1])
+    _draw_mask(ax, two, u, v, f"two-sided (centred) {n0} x {n1}: |u| < {band.keep[0]}, "
+                              f"|v| < {band.keep[1]}")
+    ax.set_xlabel("frequency v")
+    ax.set_ylabel("frequency u")

@@ -1,5 +1,5 @@
-"""Training histories and experiment results: accuracy against compression, train x test
-heatmaps, accuracy under input noise."""
+"""Experiment results: accuracy against compression, train x test heatmaps, accuracy under
+input noise, from sweep records."""
 from __future__ import annotations
 
 import math
@@ -9,8 +9,9 @@ import numpy as np
 
 from ._common import axes_or_new, pyplot
 
-__all__ = ["plot_compression_accuracy", "plot_train_test_heatmap", "plot_history",
-           "plot_noise_robustness"]
+__all__ = ["plot_compression_accuracy", "plot_train_test_heatmap", "plot_noise_robustness"]
+
+_SWEEP_KEYS = ("dataset", "train_compress_rate", "test_compress_rate", "test_accuracy")
 
 
 def _records(fn: str, results, required) -> list[dict]:
@@ -75,11 +76,25 @@ def _mean_line(ax, xs, groups, *, fmt: str, label: str, color: str, **kw):
                 capsize=0, lw=1.5, alpha=0.7)
     ax.plot(x, st[:, 0], fmt, color=color, label=label, **kw)
 
-_SWEEP_KEYS = ("dataset", "train_compress_rate", "test_compress_rate", "test_accuracy")
-
 
 def _label(r) -> str:
     return f"{r['dataset']} ({r['model']})" if r.get("model") is not None else str(r["dataset"])
+
+
+def _policy(r) -> tuple[int, float]:
+    """The training policy of a record: ``(0, train rate)``, or ``(1, E)`` for energy
+    training; sorting puts the rates first, ascending."""
+    e = _energy(r)
+    return (0, _rate(r, "train_compress_rate")) if e is None else (1, e)
+
+
+def _at_train_rate(fn: str, recs) -> list:
+    """The records tested at their training rate (or with no ``test_compress_rate``)."""
+    recs = [r for r in recs if "test_compress_rate" not in r
+            or _rate(r, "test_compress_rate") == _rate(r, "train_compress_rate")]
+    if not recs:
+        raise ValueError(f"{fn}: no record has test_compress_rate == train_compress_rate")
+    return recs
 
 
 def plot_compression_accuracy(results, *, ax=None, dataset=None, model=None, reference=None):
@@ -132,9 +147,7 @@ def plot_compression_accuracy(results, *, ax=None, dataset=None, model=None, ref
     fn = "plot_compression_accuracy"
     plt = pyplot(fn)
     recs = _select(fn, _records(fn, results, _SWEEP_KEYS), dataset=dataset, model=model)
-    recs = [r for r in recs if _rate(r, "test_compress_rate") == _rate(r, "train_compress_rate")]
-    if not recs:
-        raise ValueError(f"{fn}: no record has test_compress_rate == train_compress_rate")
+    recs = _at_train_rate(fn, recs)
     if reference is not None and not (isinstance(reference, Mapping) and all(
             isinstance(v, Mapping) for v in reference.values())):
         raise TypeError(f"{fn}: reference must be a dict {{label: {{rate: accuracy %}}}}, "
@@ -144,26 +157,7 @@ def plot_compression_accuracy(results, *, ax=None, dataset=None, model=None, ref
     for r in recs:
         lines.setdefault(_label(r), []).append(r)
     for i, (label, rs) in enumerate(lines.items()):
-        color = f"C{i % 10}"
-        by_rate: dict = {}
-        by_energy: dict = {}
-        for r in rs:
-            e = _energy(r)
-            if e is None:
-                by_rate.setdefault(_rate(r, "train_compress_rate"), []).append(r)
-            else:
-                if "effective_rate" not in r:
-                    raise ValueError(f"{fn}: an energy-trained record of {label} has no key "
-                                     f"'effective_rate'")
-                by_energy.setdefault(e, []).append(r)
-        if by_rate:
-            xs = sorted(by_rate)
-            _mean_line(ax, xs, [[100 * r["test_accuracy"] for r in by_rate[c]] for c in xs],
-                       fmt="o-", label=label, color=color, ms=4)
-        for e, ers in sorted(by_energy.items()):
-            _mean_line(ax, [np.mean([r["effective_rate"] for r in ers])],
-                       [[100 * r["test_accuracy"] for r in ers]], fmt="s", ms=7, mfc="none",
-                       label=f"{label}, E = {e:g}", color=color)
+        _draw_accuracy_line(fn, ax, label, rs, color=f"C{i % 10}")
     for j, (label, pts) in enumerate((reference or {}).items()):
         keys = sorted(pts, key=float)
         ax.plot(np.array(keys, dtype=np.float64),
@@ -177,6 +171,30 @@ def plot_compression_accuracy(results, *, ax=None, dataset=None, model=None, ref
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return ax
+
+
+def _draw_accuracy_line(fn: str, ax, label: str, recs, *, color: str) -> None:
+    """One (dataset, model)'s line over the train rates, and one square per energy ``E``
+    at its runs' mean effective rate."""
+    by_rate: dict = {}
+    by_energy: dict = {}
+    for r in recs:
+        kind, v = _policy(r)
+        if kind == 0:
+            by_rate.setdefault(v, []).append(r)
+        else:
+            if "effective_rate" not in r:
+                raise ValueError(f"{fn}: an energy-trained record of {label} has no key "
+                                 f"'effective_rate'")
+            by_energy.setdefault(v, []).append(r)
+    if by_rate:
+        xs = sorted(by_rate)
+        _mean_line(ax, xs, [[100 * r["test_accuracy"] for r in by_rate[c]] for c in xs],
+                   fmt="o-", label=label, color=color, ms=4)
+    for e, ers in sorted(by_energy.items()):
+        _mean_line(ax, [np.mean([r["effective_rate"] for r in ers])],
+                   [[100 * r["test_accuracy"] for r in ers]], fmt="s", ms=7, mfc="none",
+                   label=f"{label}, E = {e:g}", color=color)
 
 
 def plot_train_test_heatmap(results, *, ax=None, dataset=None, model=None):
@@ -222,9 +240,8 @@ def plot_train_test_heatmap(results, *, ax=None, dataset=None, model=None):
                    single=True)
     cells: dict = {}
     for r in recs:
-        e = _energy(r)
-        row = (0, _rate(r, "train_compress_rate")) if e is None else (1, e)
-        cells.setdefault((row, _rate(r, "test_compress_rate")), []).append(r["test_accuracy"])
+        cells.setdefault((_policy(r), _rate(r, "test_compress_rate")), []).append(
+            r["test_accuracy"])
     rows = sorted({k[0] for k in cells})
     cols = sorted({k[1] for k in cells})
     mean = np.full((len(rows), len(cols)), np.nan)
@@ -248,95 +265,6 @@ def plot_train_test_heatmap(results, *, ax=None, dataset=None, model=None):
     ax.set_ylabel("train compress rate" + (" (or energy E)" if rows[-1][0] else ""))
     ax.set_title(f"{_label(recs[0])}: accuracy (%), mean over seeds")
     return ax
-
-
-def plot_history(history, *, ax=None):
-    """Plot training (and validation) loss and accuracy against the epoch.
-
-    Parameters
-    ----------
-    history : dict or object with ``to_dict()``
-        :class:`blconv.train.History` or a dict of per-epoch lists with keys
-        ``loss`` and ``accuracy`` (a fraction) and optionally ``val_loss``,
-        ``val_accuracy`` (``None`` entries are gaps).  Other keys (``lr``,
-        ``epoch_seconds``, ...) are not drawn.
-    ax : matplotlib Axes or a pair of Axes, optional
-        ``None``: a new figure with two panels, loss left and accuracy right.
-        A pair: those two panels.  A single Axes: loss on it and accuracy on a
-        twin y axis (``ax.twinx()``) on the right.
-
-    Returns
-    -------
-    matplotlib Figure or Axes
-        The Figure for two panels, else the given Axes.  Line data are the
-        epochs ``1 .. len(loss)`` and the values as passed (accuracy not
-        rescaled).
-
-    Raises
-    ------
-    TypeError, ValueError
-        For a non-dict, a missing ``loss``/``accuracy`` key or lists of
-        different lengths.
-
-    Examples
-    --------
-    >>> import matplotlib; matplotlib.use("Agg")
-    >>> from blconv.viz import plot_history
-    >>> fig = plot_history({"loss": [0.9, 0.5, 0.4], "accuracy": [0.5, 0.8, 0.9]})
-    >>> fig.axes[1].lines[0].get_ydata().tolist()
-    [0.5, 0.8, 0.9]
-    """
-    fn = "plot_history"
-    plt = pyplot(fn)
-    h = history.to_dict() if hasattr(history, "to_dict") else history
-    if not isinstance(h, Mapping):
-        raise TypeError(f"{fn}: history must be a dict or have to_dict(), "
-                        f"got {type(history).__name__}")
-    for key in ("loss", "accuracy"):
-        if key not in h:
-            raise ValueError(f"{fn}: history has no key {key!r} (keys: {sorted(h)})")
-    n = len(h["loss"])
-    keys = [k for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in h]
-    for k in keys:
-        if len(h[k]) != n:
-            raise ValueError(f"{fn}: history[{k!r}] has {len(h[k])} entries, "
-                             f"history['loss'] has {n}")
-    epochs = np.arange(1, n + 1)
-    data = {k: np.array([np.nan if v is None else float(v) for v in h[k]]) for k in keys}
-    pair = ax is not None and not hasattr(ax, "plot")
-    if ax is None:
-        fig, (a_loss, a_acc) = plt.subplots(1, 2, figsize=(9, 3.6), layout="constrained")
-    elif pair:
-        a_loss, a_acc = ax
-        fig = a_loss.figure
-    else:
-        a_loss, a_acc, fig = ax, ax.twinx(), None
-    styles = {"": "-", "val_": "--"}
-    for prefix, ls in styles.items():
-        if f"{prefix}loss" in data and not np.all(np.isnan(data[f"{prefix}loss"])):
-            a_loss.plot(epochs, data[f"{prefix}loss"], ls, marker=".", color="C0",
-                        label=f"{'validation' if prefix else 'train'} loss")
-        if f"{prefix}accuracy" in data and not np.all(np.isnan(data[f"{prefix}accuracy"])):
-            a_acc.plot(epochs, data[f"{prefix}accuracy"], ls, marker=".", color="C1",
-                       label=f"{'validation' if prefix else 'train'} accuracy")
-    a_loss.set_xlabel("epoch")
-    a_loss.set_ylabel("loss", **({"color": "C0"} if fig is None else {}))
-    a_acc.set_ylabel("accuracy (fraction)", **({"color": "C1"} if fig is None else {}))
-    a_acc.set_ylim(0, 1.02)
-    if fig is not None:
-        a_acc.set_xlabel("epoch")
-        a_loss.set_title("loss")
-        a_acc.set_title("accuracy")
-        for a_ in (a_loss, a_acc):
-            a_.grid(alpha=0.3)
-            a_.legend(fontsize="small")
-        return fig
-    handles = a_loss.get_legend_handles_labels()
-    more = a_acc.get_legend_handles_labels()
-    # on the twin: it is drawn above the loss axes, so a legend there would be hidden
-    a_acc.legend(handles[0] + more[0], handles[1] + more[1], fontsize="small", loc="center right")
-    a_loss.set_title("training history")
-    return a_loss
 
 
 def plot_noise_robustness(results, *, ax=None, dataset=None, model=None):
@@ -381,15 +309,10 @@ def plot_noise_robustness(results, *, ax=None, dataset=None, model=None):
     recs = _records(fn, results, ("noise_sigma", "train_compress_rate", "test_accuracy"))
     if any("dataset" in r for r in recs) or dataset is not None:
         recs = _select(fn, recs, dataset=dataset, model=model, single=True)
-    recs = [r for r in recs if "test_compress_rate" not in r
-            or _rate(r, "test_compress_rate") == _rate(r, "train_compress_rate")]
-    if not recs:
-        raise ValueError(f"{fn}: no record has test_compress_rate == train_compress_rate")
+    recs = _at_train_rate(fn, recs)
     lines: dict = {}
     for r in recs:
-        e = _energy(r)
-        key = (0, _rate(r, "train_compress_rate")) if e is None else (1, e)
-        lines.setdefault(key, {}).setdefault(float(r["noise_sigma"]), []).append(
+        lines.setdefault(_policy(r), {}).setdefault(float(r["noise_sigma"]), []).append(
             100 * r["test_accuracy"])
     ax = axes_or_new(plt, ax)
     for i, ((kind, v), by_sigma) in enumerate(sorted(lines.items())):

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..band import Band, energy_family, parseval_weights
 from ._common import (axes_or_new, cell_extent, centred_freqs, check_fft_shape, host_float64,
-                      pyplot)
+                      pyplot, subplots)
 
 __all__ = ["plot_spectrum", "energy_curve", "plot_energy", "plot_filter_spectra"]
 
@@ -69,6 +69,22 @@ def plot_spectrum(a, *, band: Band | None = None, ax=None, log: bool = True,
     x = host_float64(fn, "a", a)
     if band is not None and not isinstance(band, Band):
         raise TypeError(f"{fn}: band must be a blconv.Band or None, got {type(band).__name__}")
+    d = _spatial_dims(fn, x, band, spatial_dims)
+    n = check_fft_shape(fn, x.shape[x.ndim - d:], band.fft_shape if band is not None else None)
+    lead = tuple(range(x.ndim - d))                       # the axes the power is averaged over
+    ax = axes_or_new(plt, ax)
+    (_draw_spectrum_1d if d == 1 else _draw_spectrum_2d)(ax, x, n, lead, band=band, log=log)
+    title = "power spectrum" + (f" at fft_shape {n}" if band is not None else "")
+    title += f", mean of {math.prod(x.shape[:x.ndim - d])}" if lead else ""
+    if band is not None and d == 2:     # a legend would hide cells: say it in the title
+        title += (f"\nretained band (cyan): keep {band.keep}, effective rate "
+                  f"{band.effective_rate:.2f}")
+    ax.set_title(title, fontsize="medium")
+    return ax
+
+
+def _spatial_dims(fn: str, x: np.ndarray, band: Band | None, spatial_dims) -> int:
+    """The number of trailing spatial axes: ``band``'s, ``spatial_dims`` or inferred."""
     d = len(band.fft_shape) if band is not None else spatial_dims
     if d is None:
         d = {1: 1, 3: 1, 2: 2, 4: 2}.get(x.ndim)
@@ -78,55 +94,54 @@ def plot_spectrum(a, *, band: Band | None = None, ax=None, log: bool = True,
     if d not in (1, 2) or x.ndim < d:
         raise ValueError(f"{fn}: spatial_dims must be 1 or 2 and at most a.ndim ({x.ndim}), "
                          f"got {d}" + (" (from band)" if band is not None else ""))
-    spatial = x.shape[x.ndim - d:]
-    n = check_fft_shape(fn, spatial, band.fft_shape if band is not None else None)
-    lead = tuple(range(x.ndim - d))
-    ax = axes_or_new(plt, ax)
-    if d == 1:
-        p = np.mean(np.abs(np.fft.rfft(x, n=n[0], axis=-1)) ** 2, axis=lead)
-        y = np.log10(np.maximum(p, np.finfo(np.float64).tiny)) if log else p
-        ax.plot(np.arange(p.shape[0]), y, color="C0", label="mean power")
-        if band is not None:
-            k = band.keep[0]
-            ax.axvspan(-0.5, k - 0.5, color="C1", alpha=0.2,
-                       label=f"retained band (k={k}, effective rate "
-                             f"{band.effective_rate:.2f})")
-            ax.axvline(k - 0.5, color="C1", lw=1)
-            ax.legend(loc="best", fontsize="small")
-        ax.set_xlabel(f"frequency v (cycles per {n[0]} samples)")
-        ax.set_ylabel("log10 power" if log else "power")
-        ax.set_xlim(-0.5, p.shape[0] - 0.5)
-        if log:     # view at most _DECADES below the peak: a zero-mean DC must not squash it
-            ax.set_ylim(max(y.min(), y.max() - _DECADES) - 0.2, y.max() + 0.3)
-    else:
-        spec = np.fft.fft2(x, s=n, axes=(-2, -1))
-        p = np.fft.fftshift(np.mean(np.abs(spec) ** 2, axis=lead))
-        img = np.log10(np.maximum(p, np.finfo(np.float64).tiny)) if log else p
-        u, v = centred_freqs(n[0]), centred_freqs(n[1])
-        # colour range: at most _DECADES below the peak, so rounding noise stays dark
-        vmin = max(img.min(), img.max() - _DECADES) if log else None
-        im = ax.imshow(img, origin="lower", extent=cell_extent(u, v), cmap="magma",
-                       vmin=vmin, interpolation="nearest", aspect="equal")
-        ax.figure.colorbar(im, ax=ax, label="log10 power" if log else "power")
-        if band is not None:
-            from matplotlib.patches import Rectangle
-            freqs = [centred_freqs(m) for m in n]
-            # |u| < k on the centred grid: -(k - 1) .. k - 1, clipped to the grid's frequencies
-            lo = [max(-(k - 1), f[0]) for k, f in zip(band.keep, freqs)]
-            hi = [min(k - 1, f[-1]) for k, f in zip(band.keep, freqs)]
-            ax.add_patch(Rectangle((lo[1] - 0.5, lo[0] - 0.5), hi[1] - lo[1] + 1,
-                                   hi[0] - lo[0] + 1, fill=False, edgecolor="cyan", lw=1.5,
-                                   label="retained band"))
-        ax.set_xlabel("frequency v (axis -1)")
-        ax.set_ylabel("frequency u (axis -2)")
-    title = "power spectrum" + (f" at fft_shape {n}" if band is not None else "")
-    title += f", mean of {math.prod(x.shape[:x.ndim - d])}" if lead else ""
-    if band is not None and d == 2:     # a legend would hide cells: say it in the title
-        title += (f"\nretained band (cyan): keep {band.keep}, effective rate "
-                  f"{band.effective_rate:.2f}")
-    ax.set_title(title, fontsize="medium")
-    return ax
+    return d
 
+
+def _log_power(p: np.ndarray, log: bool) -> np.ndarray:
+    """``log10`` of the power, zero floored at the smallest positive float64; or the power."""
+    return np.log10(np.maximum(p, np.finfo(np.float64).tiny)) if log else p
+
+
+def _draw_spectrum_1d(ax, x, n, lead, *, band, log) -> None:
+    """The mean one-sided power ``0 .. n // 2`` as a line, the band as a shaded span."""
+    p = np.mean(np.abs(np.fft.rfft(x, n=n[0], axis=-1)) ** 2, axis=lead)
+    y = _log_power(p, log)
+    ax.plot(np.arange(p.shape[0]), y, color="C0", label="mean power")
+    if band is not None:
+        k = band.keep[0]
+        ax.axvspan(-0.5, k - 0.5, color="C1", alpha=0.2,
+                   label=f"retained band (k={k}, effective rate "
+                         f"{band.effective_rate:.2f})")
+        ax.axvline(k - 0.5, color="C1", lw=1)
+        ax.legend(loc="best", fontsize="small")
+    ax.set_xlabel(f"frequency v (cycles per {n[0]} samples)")
+    ax.set_ylabel("log10 power" if log else "power")
+    ax.set_xlim(-0.5, p.shape[0] - 0.5)
+    if log:     # view at most _DECADES below the peak: a zero-mean DC must not squash it
+        ax.set_ylim(max(y.min(), y.max() - _DECADES) - 0.2, y.max() + 0.3)
+
+
+def _draw_spectrum_2d(ax, x, n, lead, *, band, log) -> None:
+    """The mean centred two-sided power as an image, the band as a rectangle around DC."""
+    spec = np.fft.fft2(x, s=n, axes=(-2, -1))
+    img = _log_power(np.fft.fftshift(np.mean(np.abs(spec) ** 2, axis=lead)), log)
+    u, v = centred_freqs(n[0]), centred_freqs(n[1])
+    # colour range: at most _DECADES below the peak, so rounding noise stays dark
+    vmin = max(img.min(), img.max() - _DECADES) if log else None
+    im = ax.imshow(img, origin="lower", extent=cell_extent(u, v), cmap="magma",
+                   vmin=vmin, interpolation="nearest", aspect="equal")
+    ax.figure.colorbar(im, ax=ax, label="log10 power" if log else "power")
+    if band is not None:
+        from matplotlib.patches import Rectangle
+        freqs = [centred_freqs(m) for m in n]
+        # |u| < k on the centred grid: -(k - 1) .. k - 1, clipped to the grid's frequencies
+        lo = [max(-(k - 1), f[0]) for k, f in zip(band.keep, freqs)]
+        hi = [min(k - 1, f[-1]) for k, f in zip(band.keep, freqs)]
+        ax.add_patch(Rectangle((lo[1] - 0.5, lo[0] - 0.5), hi[1] - lo[1] + 1,
+                               hi[0] - lo[0] + 1, fill=False, edgecolor="cyan", lw=1.5,
+                               label="retained band"))
+    ax.set_xlabel("frequency v (axis -1)")
+    ax.set_ylabel("frequency u (axis -2)")
 
 
 def energy_curve(a, *, fft_shape=None) -> tuple[np.ndarray, np.ndarray, list[Band]]:
@@ -299,31 +314,50 @@ def plot_filter_spectra(layer_or_weights, *, max_filters: int = 16, fft_size=Non
         raise ValueError(f"{fn}: max_filters must be an int >= 1, got {max_filters!r}")
     d = w.ndim - 2
     n = check_fft_shape(fn, w.shape[2:], tuple(max(16, s) for s in w.shape[2:])
-                   if fft_size is None else fft_size, name="fft_size")
-    axes = tuple(range(2, 2 + d))
-    if d == 1:
-        mag = np.abs(np.fft.rfft(w, n=n[0], axis=-1)).sum(axis=1)               # (C_out, n//2+1)
-    else:
-        mag = np.fft.fftshift(np.abs(np.fft.fft2(w, s=n, axes=axes)).sum(axis=1), axes=(1, 2))
+                        if fft_size is None else fft_size, name="fft_size")
+    mag = _filter_magnitudes(w, n)
     shown = min(w.shape[0], int(max_filters))
     panels = [(mag[o], f"filter {o}") for o in range(shown)]
     panels.append((mag.mean(axis=0), f"mean of {w.shape[0]}"))
+    fig, axs = _panel_axes(fn, plt, ax, len(panels), ncols=ncols, d=d)
+    im = _draw_filter_panels(axs, panels, n, hi=float(mag.max()) or 1.0)
+    for a_ in axs[len(panels):]:
+        a_.set_axis_off()
+    if im is not None:
+        fig.colorbar(im, ax=axs[:len(panels)], shrink=0.8, label="sum over C_in of |FFT(w)|")
+    where = "x: v (one-sided)" if d == 1 else "centred, DC in the middle; x: v, y: u"
+    fig.suptitle(f"Filter spectra, fft_size {n} ({where})", fontsize="medium")
+    return fig
+
+
+def _filter_magnitudes(w: np.ndarray, n: tuple[int, ...]) -> np.ndarray:
+    """``sum over C_in of |FFT(w)|``: ``(C_out, n // 2 + 1)`` one-sided (1D) or
+    ``(C_out, n_0, n_1)`` centred two-sided (2D)."""
+    if len(n) == 1:
+        return np.abs(np.fft.rfft(w, n=n[0], axis=-1)).sum(axis=1)
+    return np.fft.fftshift(np.abs(np.fft.fft2(w, s=n, axes=(2, 3))).sum(axis=1), axes=(1, 2))
+
+
+def _panel_axes(fn: str, plt, ax, count: int, *, ncols, d: int):
+    """The figure and its Axes, flat: a new grid of ``count`` panels, or the given ones."""
     if ax is None:
-        ncols = ncols or math.ceil(math.sqrt(len(panels)))
-        nrows = math.ceil(len(panels) / ncols)
-        fig, grid = plt.subplots(nrows, ncols, figsize=(2.1 * ncols + (1.0 if d == 2 else 0),
-                                                        2.0 * nrows + 0.6),
-                                 layout="constrained", squeeze=False)
-        axs = list(grid.ravel())
-    else:
-        axs = list(np.ravel(np.asarray(ax, dtype=object)))
-        if len(axs) < len(panels):
-            raise ValueError(f"{fn}: ax must hold at least {len(panels)} Axes, got {len(axs)}")
-        fig = axs[0].figure
-    hi = float(mag.max()) or 1.0
+        ncols = ncols or math.ceil(math.sqrt(count))
+        nrows = math.ceil(count / ncols)
+        fig, grid = subplots(plt, nrows, ncols, squeeze=False,
+                             figsize=(2.1 * ncols + (1.0 if d == 2 else 0), 2.0 * nrows + 0.6))
+        return fig, list(grid.ravel())
+    axs = list(np.ravel(np.asarray(ax, dtype=object)))
+    if len(axs) < count:
+        raise ValueError(f"{fn}: ax must hold at least {count} Axes, got {len(axs)}")
+    return axs[0].figure, axs
+
+
+def _draw_filter_panels(axs, panels, n: tuple[int, ...], *, hi: float):
+    """One panel per ``(magnitude, title)`` on a shared scale ``0 .. hi``; the last image
+    (2D) for the colourbar, ``None`` for lines (1D)."""
     im = None
     for a_, (m, title) in zip(axs, panels):
-        if d == 1:
+        if len(n) == 1:
             a_.plot(np.arange(m.shape[0]), m, color="C1" if title.startswith("mean") else "C0")
             a_.set_ylim(0, 1.05 * hi)
         else:
@@ -334,11 +368,4 @@ def plot_filter_spectra(layer_or_weights, *, max_filters: int = 16, fft_size=Non
             a_.set_yticks([u[0], 0, u[-1]])
         a_.set_title(title, fontsize="small", fontweight="bold" if title[:4] == "mean" else None)
         a_.tick_params(labelsize="x-small")
-    for a_ in axs[len(panels):]:
-        a_.set_axis_off()
-    if im is not None:
-        fig.colorbar(im, ax=axs[:len(panels)], shrink=0.8, label="sum over C_in of |FFT(w)|")
-    where = "x: v (one-sided)" if d == 1 else "centred, DC in the middle; x: v, y: u"
-    fig.suptitle(f"Filter spectra, fft_size {n} ({where})", fontsize="medium")
-    return fig
-
+    return im
