@@ -1,12 +1,11 @@
 """Helpers shared by the plots: matplotlib on demand, host copies, argument checks, grids."""
 from __future__ import annotations
 
-import numbers
-
 import array_api_compat
 import numpy as np
 
 from .._backend import to_numpy
+from .._validation import ntuple
 
 
 def pyplot(fn: str):
@@ -45,19 +44,16 @@ def host_float64(fn: str, name: str, a) -> np.ndarray:
 
 def check_fft_shape(fn: str, spatial: tuple[int, ...], fft_shape, *,
                     name: str = "fft_shape") -> tuple[int, ...]:
+    """An FFT size per spatial axis (an int or a tuple), each at least the input's length;
+    ``spatial`` itself for ``None``."""
     if fft_shape is None:
         return spatial
-    d = len(spatial)
-    vals = fft_shape if isinstance(fft_shape, (tuple, list)) else (fft_shape,) * d
-    if len(vals) != d or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
-                                 for v in vals):
-        raise TypeError(f"{fn}: {name} must be an int or a tuple of {d} ints, "
-                        f"got {fft_shape!r}")
-    for a, (n, s) in enumerate(zip(vals, spatial)):
-        if n < s:
+    n = ntuple(fn, name, fft_shape, len(spatial), minimum=1)
+    for a, (m, s) in enumerate(zip(n, spatial)):
+        if m < s:
             raise ValueError(f"{fn}: {name} along spatial axis {a} must be >= the input "
-                             f"length {s}, got {n}")
-    return tuple(int(v) for v in vals)
+                             f"length {s}, got {m}")
+    return n
 
 
 def centred_freqs(n: int) -> np.ndarray:

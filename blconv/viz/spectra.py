@@ -3,11 +3,11 @@ a conv layer's filter spectra."""
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping
 
 import numpy as np
 
+from .._validation import check_int
 from ..band import Band, energy_family, parseval_weights
 from ._common import (axes_or_new, cell_extent, centred_freqs, check_fft_shape, host_float64,
                       pyplot, subplots)
@@ -290,8 +290,8 @@ def plot_filter_spectra(layer_or_weights, *, max_filters: int = 16, fft_size=Non
     ------
     TypeError, ValueError
         For something that is neither a layer with ``params["w"]`` nor an
-        array, a wrong shape, ``max_filters < 1`` or ``fft_size`` below the
-        kernel size.
+        array, a wrong shape, ``max_filters`` not an int (``TypeError``) or
+        below 1, or ``fft_size`` below the kernel size.
 
     Examples
     --------
@@ -310,13 +310,12 @@ def plot_filter_spectra(layer_or_weights, *, max_filters: int = 16, fft_size=Non
     if w.ndim not in (3, 4) or 0 in w.shape:
         raise ValueError(f"{fn}: weights must have shape (C_out, C_in, k) or "
                          f"(C_out, C_in, kh, kw), got {w.shape}")
-    if not isinstance(max_filters, numbers.Integral) or max_filters < 1:
-        raise ValueError(f"{fn}: max_filters must be an int >= 1, got {max_filters!r}")
+    max_filters = check_int(fn, "max_filters", max_filters, minimum=1)
     d = w.ndim - 2
     n = check_fft_shape(fn, w.shape[2:], tuple(max(16, s) for s in w.shape[2:])
                         if fft_size is None else fft_size, name="fft_size")
     mag = _filter_magnitudes(w, n)
-    shown = min(w.shape[0], int(max_filters))
+    shown = min(w.shape[0], max_filters)
     panels = [(mag[o], f"filter {o}") for o in range(shown)]
     panels.append((mag.mean(axis=0), f"mean of {w.shape[0]}"))
     fig, axs = _panel_axes(fn, plt, ax, len(panels), ncols=ncols, d=d)
