@@ -9,6 +9,7 @@ from .._validation import ntuple
 
 
 def pyplot(fn: str):
+    """``matplotlib.pyplot``, or an ImportError naming ``fn`` and the ``plot`` extra."""
     try:
         import matplotlib.pyplot as plt
     except ImportError as e:

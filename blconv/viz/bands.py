@@ -10,6 +10,8 @@ __all__ = ["plot_band"]
 
 
 def _draw_mask(ax, m, rows, cols, title: str) -> None:
+    """A boolean grid ``m`` as kept/discarded cells centred on the coordinates ``rows`` x
+    ``cols``, with a legend beside the Axes."""
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
     from matplotlib.ticker import MaxNLocator
