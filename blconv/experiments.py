@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .data import DATASETS, list_datasets, load_dataset, normalisation, resolve_datasets
 from .dist import SweepResult, collect, read_run, run_path, run_sweep, write_run
 
 __all__ = ["Run", "DATASETS", "load_dataset", "list_datasets", "resolve_datasets",
@@ -41,10 +42,6 @@ FORMAT = 1
 PUBLISHED_FCN = {"ArrowHead": (84.3, 1.5), "GunPoint": (100.0, 0.0),
                  "ItalyPowerDemand": (96.1, 0.3), "OSULeaf": (97.7, 0.9)}
 
-DATASETS = ("GunPoint", "ItalyPowerDemand", "ArrowHead", "OSULeaf", "digits",
-            "freq-low", "freq-high")
-
-
 @dataclass(frozen=True)
 class Run:
     """One training run and its evaluations.
@@ -52,7 +49,7 @@ class Run:
     Attributes
     ----------
     dataset : str
-        A name from :data:`DATASETS`, or any UCR dataset under ``ucr_dir``.
+        A name from :data:`blconv.data.DATASETS`, or any UCR dataset under ``ucr_dir``.
     model : str
         ``"fcn1d"``, ``"cnn2d"`` or ``"resnet"``; ``"auto"`` picks ``fcn1d`` for
         series and ``cnn2d`` for images.
@@ -178,58 +175,6 @@ def _number(name: str, value, kind):
     return float(value)
 
 
-def load_dataset(name: str, *, ucr_dir: str | None = None, seed: int = 0):
-    """``(train, test)`` NumPy datasets for a name of :data:`DATASETS` or a UCR dataset.
-
-    UCR series are z-normalised per series (as the archive is); digits are scaled
-    to [0, 1] and split 75/25 with a fixed seed; the frequency tasks are generated.
-    """
-    from . import data
-    if name == "digits":
-        ds = data.load_digits()
-        ds = ds.replace(x=ds.x / 16.0)
-        train, test = data.train_test_split(ds, test_fraction=0.25, seed=0)
-        return train, test
-    if name in ("freq-low", "freq-high"):
-        return data.make_frequency_task(name.split("-")[1], n_samples=256, length=128,
-                                        seed=1000 + seed)
-    if ucr_dir is None and name not in data.list_ucr():
-        raise ValueError(f"load_dataset: unknown dataset {name!r}; known: "
-                         f"{', '.join(DATASETS)}, or any UCR dataset with --ucr-dir")
-    train, test = data.load_ucr(name, path=ucr_dir)
-    return data.znorm(train), data.znorm(test)
-
-
-def normalisation(name: str) -> dict:
-    """How :func:`load_dataset` normalises dataset ``name``, as a checkpoint records it.
-
-    Parameters
-    ----------
-    name : str
-        A name of :data:`DATASETS` or a UCR dataset.
-
-    Returns
-    -------
-    dict
-        ``{"method": "scale", "factor": 0.0625}`` for digits (pixel counts
-        0..16 to [0, 1]); ``{"method": "none"}`` for the generated frequency
-        tasks; ``{"method": "znorm", "per": "series", "ddof": 1}`` for UCR
-        datasets (each series and channel to mean 0, sample std 1, by
-        :func:`blconv.data.znorm`).
-
-    Examples
-    --------
-    >>> from blconv.experiments import normalisation
-    >>> normalisation("OSULeaf")
-    {'method': 'znorm', 'per': 'series', 'ddof': 1}
-    """
-    if name == "digits":
-        return {"method": "scale", "factor": 1 / 16}
-    if name in ("freq-low", "freq-high"):
-        return {"method": "none"}
-    return {"method": "znorm", "per": "series", "ddof": 1}
-
-
 def describe_training_data(name: str, train) -> dict:
     """The training record's data entry for dataset ``name`` loaded by :func:`load_dataset`.
 
@@ -247,88 +192,6 @@ def describe_training_data(name: str, train) -> dict:
     """
     from .checkpoint import describe_data
     return describe_data(train, name=name, normalisation=normalisation(name))
-
-
-def list_datasets(ucr_dir=None) -> list[str]:
-    """The UCR datasets available: the shipped ones, or every dataset of an archive on disk.
-
-    Parameters
-    ----------
-    ucr_dir : str or os.PathLike, optional
-        A UCR archive in its standard layout: ``ucr_dir/<Name>/<Name>_TRAIN.tsv``
-        and ``_TEST.tsv`` (or ``.ts``, ``.tsv.gz``, ``.ts.gz``).
-
-    Returns
-    -------
-    list of str
-        Without ``ucr_dir``, :func:`blconv.data.list_ucr`; with it, the sorted
-        names of the subfolders holding a TRAIN/TEST pair.
-
-    Raises
-    ------
-    FileNotFoundError
-        ``ucr_dir`` is not a directory.
-
-    Examples
-    --------
-    >>> from blconv.experiments import list_datasets
-    >>> list_datasets()
-    ['ArrowHead', 'GunPoint', 'ItalyPowerDemand', 'OSULeaf']
-    """
-    from . import data
-    from .data.ucr import _SUFFIXES
-    if ucr_dir is None:
-        return data.list_ucr()
-    if not os.path.isdir(ucr_dir):
-        raise FileNotFoundError(f"list_datasets: ucr_dir is not a directory: {ucr_dir}")
-    names = []
-    for entry in sorted(os.scandir(ucr_dir), key=lambda e: e.name):
-        if entry.is_dir() and any(
-                all(os.path.isfile(os.path.join(entry.path, f"{entry.name}_{part}{suffix}"))
-                    for part in ("TRAIN", "TEST")) for suffix in _SUFFIXES):
-            names.append(entry.name)
-    return names
-
-
-def resolve_datasets(names="GunPoint", *, ucr_dir=None) -> list[str]:
-    """Dataset names from ``"all"``, ``"A,B"`` or a list of those; duplicates dropped.
-
-    ``"all"`` is :func:`list_datasets` (the shipped UCR datasets, or every one
-    in ``ucr_dir``).  Without ``ucr_dir`` every name must be one of
-    :data:`DATASETS`.
-
-    Raises
-    ------
-    ValueError
-        An unknown name without ``ucr_dir``; no names; ``"all"`` finding none.
-
-    Examples
-    --------
-    >>> from blconv.experiments import resolve_datasets
-    >>> resolve_datasets(["GunPoint,digits", "GunPoint"])
-    ['GunPoint', 'digits']
-    """
-    fn = "resolve_datasets"
-    if isinstance(names, (str, os.PathLike)):
-        names = [os.fspath(names)]
-    out: list[str] = []
-    for name in (n.strip() for item in names for n in str(item).split(",")):
-        if not name:
-            continue
-        found = list_datasets(ucr_dir) if name == "all" else [name]
-        if name == "all" and not found:
-            raise ValueError(f"{fn}: 'all' found no UCR datasets under {ucr_dir} (looked "
-                             f"for <Name>/<Name>_TRAIN.tsv and _TEST.tsv)")
-        out.extend(n for n in found if n not in out)
-    if not out:
-        raise ValueError(f"{fn}: no dataset names in {names!r}")
-    if ucr_dir is None:
-        known = set(DATASETS) | set(list_datasets())
-        for name in out:
-            if name not in known:
-                raise ValueError(f"{fn}: unknown dataset {name!r}; known: "
-                                 f"{', '.join(DATASETS)}, or any UCR dataset with --ucr-dir")
-    return out
 
 
 def _model_for(run: Run, train):
