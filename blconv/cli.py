@@ -125,6 +125,7 @@ def _sweep(args) -> int:
     import contextlib
 
     from . import experiments as E
+    from .results import format_failures
     datasets = E.resolve_datasets(args.datasets, ucr_dir=args.ucr_dir)
     runs = E.make_runs(datasets, args.rates, args.seeds, test_rates=args.test_rates,
                        energies=args.energies or (), model=args.model, epochs=args.epochs,
@@ -167,7 +168,7 @@ def _sweep(args) -> int:
     if result.failures:
         print(f"blconv sweep: {len(result.failures)} of {len(runs)} runs failed "
               f"(tracebacks in {os.path.join(out, 'failures.json')}):", file=sys.stderr)
-        print(E._format_failures(result.failures), file=sys.stderr)
+        print(format_failures(result.failures), file=sys.stderr)
         return 1
     return 0
 
