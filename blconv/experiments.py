@@ -27,6 +27,7 @@ from .data import DATASETS, list_datasets, load_dataset, normalisation, resolve_
 from .dist import run_sweep
 from .results import (COLUMNS, PUBLISHED_FCN, SweepResult, collect, format_table, read_run,
                       run_path, summarize, write_plots, write_results, write_run)
+# prepare is not in __all__ but has always been reachable here (blconv train uses it)
 from .runs import (FORMAT, RECIPES, Run, describe_training_data, execute, make_runs, prepare,
                    run_one)
 

@@ -1,10 +1,12 @@
 """The datasets runs are named by: what each name loads, and how it is normalised.
 
 A run (:class:`blconv.runs.Run`) names its dataset by a string: one of
-:data:`DATASETS`, or any UCR dataset of an archive on disk (``ucr_dir``).
-:func:`load_dataset` turns the name into ``(train, test)`` NumPy datasets,
-normalised as :func:`normalisation` records; :func:`list_datasets` and
-:func:`resolve_datasets` expand ``"all"`` and comma-separated lists of names.
+:data:`~blconv.data.DATASETS`, or any UCR dataset of an archive on disk
+(``ucr_dir``).  :func:`~blconv.data.load_dataset` turns the name into
+``(train, test)`` NumPy datasets, normalised as :func:`~blconv.data.normalisation`
+records; :func:`~blconv.data.list_datasets` and
+:func:`~blconv.data.resolve_datasets` expand ``"all"`` and comma-separated lists
+of names.  All are re-exported from :mod:`blconv.data`.
 """
 from __future__ import annotations
 
