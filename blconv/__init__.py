@@ -12,7 +12,6 @@ from .settings import (fft_workers, max_workspace_bytes, plan_cache_size, set_ff
                        set_max_workspace_bytes, set_plan_cache_size, set_transform, transform)
 from .conv import (ConvContext, conv1d, conv1d_backward, conv1d_forward, conv2d,
                    conv2d_backward, conv2d_forward)
-from .experiments import sweep
 
 __version__ = "0.1.0"
 
@@ -21,3 +20,16 @@ __all__ = ["Band", "ConvContext", "band_for", "clear_caches", "conv1d", "conv1d_
            "next_fast_len", "plan_cache_size", "set_fft_workers", "set_max_workspace_bytes",
            "set_plan_cache_size", "set_transform", "settings", "sweep", "to_numpy", "transform",
            "__version__"]
+
+
+def __getattr__(name):
+    # blconv.sweep on first use: importing the experiment layer (and Dask, when installed)
+    # is left to the programs that run sweeps
+    if name == "sweep":
+        from .experiments import sweep
+        return sweep
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | {"sweep"})

@@ -38,9 +38,10 @@ def _out_dir(path, kind):
 
 # --- commands --------------------------------------------------------------------------
 def _sweep(args) -> int:
-    import contextlib
+    import logging
 
     from . import experiments as E
+    from .results import format_failures
     datasets = E.resolve_datasets(args.datasets, ucr_dir=args.ucr_dir)
     runs = E.make_runs(datasets, args.rates, args.seeds, test_rates=args.test_rates,
                        energies=args.energies or (), model=args.model, epochs=args.epochs,
@@ -54,26 +55,26 @@ def _sweep(args) -> int:
           f"{args.seeds}; {args.epochs} epochs) -> {out} (again with --out {out} to resume)",
           flush=True)
     t0 = time.perf_counter()
+    # the library describes the cluster it starts or connects to at INFO level: shown here
+    log, shown_here = logging.getLogger("blconv.dist"), logging.StreamHandler(sys.stdout)
+    shown_here.setFormatter(logging.Formatter("blconv %(message)s"))
+    level = log.level
+    log.addHandler(shown_here)
+    log.setLevel(logging.INFO)
     try:
-        with contextlib.ExitStack() as stack:
-            client = None
-            if args.workers or args.scheduler:
-                from . import dist
-                try:
-                    client = stack.enter_context(dist.local_cluster(args.workers)
-                                                 if args.workers else
-                                                 dist.connect(args.scheduler))
-                except ImportError as e:
-                    print(f"blconv sweep: error: {e}", file=sys.stderr)
-                    return 2
-                print(f"blconv sweep: {dist.describe(client)}", flush=True)
-            result = E.sweep(runs, client=client, out_dir=out, threads=args.threads,
-                             progress=not args.no_progress)
+        result = E.sweep(runs, client=args.scheduler, workers=args.workers, out_dir=out,
+                         threads=args.threads, progress=not args.no_progress)
+    except ImportError as e:
+        print(f"blconv sweep: error: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"\nblconv sweep: interrupted; the finished runs are in "
               f"{os.path.join(out, 'runs')}: the same command with --out {out} resumes",
               file=sys.stderr)
         return 130
+    finally:
+        log.removeHandler(shown_here)
+        log.setLevel(level)
     if result:
         print(E.format_table(result))
     seconds = time.perf_counter() - t0
@@ -83,7 +84,7 @@ def _sweep(args) -> int:
     if result.failures:
         print(f"blconv sweep: {len(result.failures)} of {len(runs)} runs failed "
               f"(tracebacks in {os.path.join(out, 'failures.json')}):", file=sys.stderr)
-        print(E._format_failures(result.failures), file=sys.stderr)
+        print(format_failures(result.failures), file=sys.stderr)
         return 1
     return 0
 

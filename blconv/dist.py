@@ -1,15 +1,17 @@
-"""Executing a sweep: per-run files, resuming, and Dask clusters.
+"""Executing a sweep: in this process or on Dask clusters, resuming, retries.
 
 :func:`blconv.experiments.sweep` builds the runs and hands them to
 :func:`run_sweep`, which skips those already done in the output directory and
 runs the rest in this process, or as Dask tasks: on a new
 :func:`local_cluster` of worker processes, or on an existing cluster.  Each
-run calls :func:`blconv.experiments.run_one` and returns its record (a small
-dict); this process writes each record as its own file
-``out_dir/runs/<config hash>.json`` as it arrives, so Dask workers need no
-shared file system, only ``blconv`` and the datasets.  The summary is then
-rebuilt from those files (:func:`collect`).  Dask is the ``dist`` extra
-(``pip install "blconv[dist]"``); without it only in-process sweeps run.
+run calls :func:`blconv.runs.run_one` and returns its record (a small dict);
+this process writes each record as its own file
+``out_dir/runs/<config hash>.json`` as it arrives (:mod:`blconv.results`), so
+Dask workers need no shared file system, only ``blconv`` and the datasets.  The
+summary is then rebuilt from those files (:func:`~blconv.results.collect`).
+Dask is the ``dist`` extra (``pip install "blconv[dist]"``); without it only
+in-process sweeps run.  ``SweepResult``, ``collect``, ``read_run``,
+``write_run`` and ``run_path`` are those of :mod:`blconv.results`, re-exported.
 
 Failures, and how each is handled:
 
@@ -25,13 +27,16 @@ Failures, and how each is handled:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sys
 import time
 import traceback
 import uuid
+
+from .results import (SweepResult, collect, read_run, run_path, split_records, write_results,
+                      write_run)
+from .runs import make_record, run_one, thread_limits
 
 __all__ = ["run_sweep", "SweepResult", "collect", "read_run", "write_run", "run_path",
            "local_cluster", "connect", "describe", "run_on"]
@@ -51,28 +56,6 @@ def _distributed(fn: str):
 
 
 # --- a sweep ----------------------------------------------------------------------------
-class SweepResult(list):
-    """The records of a sweep's done runs (a list), with what became of its runs.
-
-    :func:`blconv.experiments.sweep` returns one; it is the list of records it
-    always returned, in grid order, one per run and test rate.
-
-    Attributes
-    ----------
-    failures : list of dict
-        The per-run records (:func:`blconv.experiments.run_one`) of the runs that failed.
-    executed, skipped : int
-        Runs executed by this call, and runs found done in ``out_dir``.
-    out_dir : str or None
-    """
-
-    def __init__(self, records=(), *, failures=(), executed: int = 0, skipped: int = 0,
-                 out_dir=None):
-        super().__init__(records)
-        self.failures = list(failures)
-        self.executed, self.skipped, self.out_dir = executed, skipped, out_dir
-
-
 def run_sweep(runs, *, client=None, workers=None, out_dir=None, threads=None, retries=2,
               progress=True) -> SweepResult:
     """Execute distinct ``runs``, skipping those done in ``out_dir``.
@@ -97,120 +80,50 @@ def run_sweep(runs, *, client=None, workers=None, out_dir=None, threads=None, re
         _run_here(todo, on_result=on_result, threads=threads, progress=progress,
                   done=len(runs) - len(todo), total=len(runs))
     elif todo:
-        with contextlib.ExitStack() as stack:
-            if workers is not None:
-                client = stack.enter_context(local_cluster(workers))
-                _log.info("sweep: local cluster: %s", describe(client))
-            elif isinstance(client, str):
-                client = stack.enter_context(connect(client))
+        with _cluster(client, workers) as client:
             run_on(client, todo, on_result=on_result,
                    threads=1 if threads is None else threads, retries=retries,
                    progress=progress, done=len(runs) - len(todo), total=len(runs))
     if out_dir is not None:
-        from .experiments import write_results
         records, failures = collect(out_dir, runs)
         write_results(records, out_dir, failures=failures)
     else:
-        records, failures = _split([results[run.config_hash] for run in runs
-                                    if run.config_hash in results])
+        records, failures = split_records([results[run.config_hash] for run in runs
+                                           if run.config_hash in results])
     return SweepResult(records, failures=failures, executed=len(todo),
                        skipped=len(runs) - len(todo), out_dir=out_dir)
 
 
+@contextlib.contextmanager
+def _cluster(client, workers):
+    """The client a sweep runs on, described to the ``blconv`` logger when made here.
+
+    A new local cluster of ``workers`` processes (closed on exit), a connection to
+    the scheduler address ``client`` (closed on exit), or ``client`` itself.
+    """
+    if workers is not None:
+        with local_cluster(workers) as client:
+            _log.info("sweep: local cluster: %s", describe(client))
+            yield client
+    elif isinstance(client, str):
+        with connect(client) as client:
+            _log.info("sweep: %s", describe(client))
+            yield client
+    else:
+        yield client
+
+
 def _run_here(runs, *, on_result, threads, progress, done, total) -> None:
     from tqdm import tqdm
-    from . import experiments as E
     failed = 0
     with tqdm(total=total, initial=done, desc="runs", unit="run", disable=not progress,
-              leave=False, file=sys.stderr) as bar, E._thread_limits(threads):
+              leave=False, file=sys.stderr) as bar, thread_limits(threads):
         for run in runs:
             bar.set_postfix_str(f"running 1, failed {failed}")
-            record = E.run_one(run)
+            record = run_one(run)
             failed += record["status"] != "done"
             on_result(record)
             bar.update(1)
-
-
-# --- per-run files ---------------------------------------------------------------------
-def run_path(out_dir, run) -> str:
-    """``out_dir/runs/<run.config_hash>.json``."""
-    return os.path.join(os.fspath(out_dir), "runs", f"{run.config_hash}.json")
-
-
-def write_run(out_dir, record: dict) -> str:
-    """Write a :func:`blconv.experiments.run_one` record atomically; returns its path.
-
-    The text goes to a temporary file in the same folder, is flushed to disk,
-    then renamed over ``runs/<hash>.json``: a reader sees the old file or the
-    whole new one, never a part.
-    """
-    from .experiments import _atomic_write
-    folder = os.path.join(os.fspath(out_dir), "runs")
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{record['hash']}.json")
-    _atomic_write(path, json.dumps(record, indent=1))
-    return path
-
-
-def read_run(out_dir, run) -> dict | None:
-    """The record in ``run``'s file, or ``None``: no file, unreadable, or another format/run."""
-    record = _read_record(run_path(out_dir, run))
-    if record is None or record.get("hash") != run.config_hash:
-        return None
-    return record
-
-
-def _read_record(path: str) -> dict | None:
-    from .experiments import FORMAT
-    try:
-        with open(path, encoding="utf-8") as f:
-            record = json.load(f)
-    except (OSError, ValueError):   # missing, or not JSON: redo the run
-        return None
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
-        return None
-    return record
-
-
-def collect(out_dir, runs=None) -> tuple[list[dict], list[dict]]:
-    """``(records, failures)`` rebuilt from the per-run files of ``out_dir``.
-
-    Parameters
-    ----------
-    out_dir : str or os.PathLike
-        A directory written by :func:`blconv.experiments.sweep`.
-    runs : list of Run, optional
-        Read these runs' files, in this order (those without a file are left
-        out); default every file in ``out_dir/runs``, ordered by dataset, model,
-        training policy and seed.
-
-    Returns
-    -------
-    records : list of dict
-        The :func:`blconv.experiments.execute` records of the done runs.
-    failures : list of dict
-        The per-run records of the failed runs (:func:`blconv.experiments.run_one`).
-    """
-    if runs is not None:
-        found = [read_run(out_dir, run) for run in runs]
-    else:
-        folder = os.path.join(os.fspath(out_dir), "runs")
-        names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
-        found = [_read_record(os.path.join(folder, n)) for n in names if n.endswith(".json")]
-        found = sorted((r for r in found if r is not None), key=_config_order)
-    return _split([r for r in found if r is not None])
-
-
-def _config_order(record):
-    c = record["config"]
-    energy = c.get("train_preserve_energy")
-    return (c["dataset"], c["model"], energy is not None, energy or 0.0,
-            c["train_compress_rate"], c["seed"], record["hash"])
-
-
-def _split(found) -> tuple[list[dict], list[dict]]:
-    records = [rec for r in found if r["status"] == "done" for rec in r["records"]]
-    return records, [r for r in found if r["status"] != "done"]
 
 
 # --- Dask -------------------------------------------------------------------------------
@@ -237,7 +150,7 @@ def local_cluster(n_workers: int, *, dashboard_address: str | None = ":8787", **
     -----
     Dask's nanny starts each worker with ``OMP_NUM_THREADS``,
     ``OPENBLAS_NUM_THREADS`` and ``MKL_NUM_THREADS`` set to 1, and each run sets
-    its BLAS and FFT threads (see :func:`blconv.experiments.run_one`), so
+    its BLAS and FFT threads (see :func:`blconv.runs.run_one`), so
     ``n_workers`` runs use about ``n_workers`` cores.
 
     The nanny also sets ``MALLOC_TRIM_THRESHOLD_=65536``, which fixes glibc's
@@ -292,7 +205,7 @@ def run_on(client, runs, *, on_result, threads: int | None = 1, retries: int = 2
     runs : list of Run
         Distinct runs; each is a task ``blconv-run-<hash[:16]>-<token of this call>``.
     on_result : callable
-        Called with each run's record (see :func:`blconv.experiments.run_one`),
+        Called with each run's record (see :func:`blconv.runs.run_one`),
         in completion order; a run lost with its workers gets a ``failed`` one.
     threads : int or None, default 1
         BLAS and FFT threads of each run on its worker.
@@ -307,14 +220,13 @@ def run_on(client, runs, *, on_result, threads: int | None = 1, retries: int = 2
     """
     from tqdm import tqdm
 
-    from . import experiments as E
     distributed = _distributed("run_on")
     # keys unique to this call: a key cancelled by an interrupted sweep may linger
     token = uuid.uuid4().hex[:8]
     futures = {}
     for run in runs:
         key = f"blconv-run-{run.config_hash[:16]}-{token}"
-        futures[client.submit(E.run_one, run, threads=threads, key=key, retries=retries,
+        futures[client.submit(run_one, run, threads=threads, key=key, retries=retries,
                               pure=False)] = run
     keys = {f.key for f in futures}
     failed = 0
@@ -348,10 +260,9 @@ def run_on(client, runs, *, on_result, threads: int | None = 1, retries: int = 2
 
 def _record_of(future, run) -> dict:
     """The task's record, or a ``failed`` one when the task itself errored."""
-    from . import experiments as E
     if future.status == "finished":
         return future.result()
     exc = future.exception()
     tb = "".join(traceback.format_exception(type(exc), exc, future.traceback()))
-    return E._record(run, status="failed", error=f"{type(exc).__name__}: {exc}",
-                     traceback=tb, started=time.time())
+    return make_record(run, status="failed", error=f"{type(exc).__name__}: {exc}",
+                       traceback=tb, started=time.time())

@@ -11,7 +11,7 @@ import pytest
 distributed = pytest.importorskip("distributed", reason="Dask is the optional 'dist' extra: "
                                   'pip install "blconv[dist]"')
 
-from blconv import dist, experiments as E  # noqa: E402
+from blconv import dist, experiments as E, runs as R  # noqa: E402
 from blconv.cli import main  # noqa: E402
 
 
@@ -41,7 +41,7 @@ def here():
     workers' records must equal these exactly.  (Across thread counts the sums may be
     reordered: tests/test_experiments.py compares those to float32 rounding.)
     """
-    with E._thread_limits(1):
+    with R.thread_limits(1):
         return E.sweep(grid(), progress=False)
 
 
@@ -125,7 +125,7 @@ def test_run_survives_a_killed_worker(client, tmp_path):
     for lost in killed["runs"]:                             # running or queued there
         redone = E.read_run(tmp_path, lost)
         assert redone["status"] == "done" and redone["pid"] != killed["pid"]
-    with E._thread_limits(1):                               # a worker's thread count
+    with R.thread_limits(1):                               # a worker's thread count
         again = E.run_one(lost)["records"]
     assert results(redone["records"]) == results(again)
 

@@ -20,7 +20,8 @@ DOCS = ROOT / "docs"
 API_PAGES = {
     "blconv": "blconv", "blconv.nn": "nn", "blconv.optim": "optim", "blconv.models": "models",
     "blconv.train": "train", "blconv.checkpoint": "checkpoint", "blconv.data": "data",
-    "blconv.experiments": "experiments", "blconv.dist": "dist", "blconv.viz": "viz",
+    "blconv.experiments": "experiments", "blconv.runs": "runs", "blconv.results": "results",
+    "blconv.dist": "dist", "blconv.viz": "viz",
     "blconv.reference": "reference", "blconv.bench": "bench", "blconv.torch": "torch",
 }
 _DIRECTIVE = re.compile(r"^\.\. [\w:-]+::\s+(\S+)")

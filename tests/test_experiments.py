@@ -12,6 +12,7 @@ import pytest
 
 import blconv
 from blconv import experiments as E
+from blconv import runs as R
 from blconv.cli import main
 
 from helpers import assert_runs_close
@@ -34,14 +35,14 @@ def results(records):
 @pytest.fixture
 def count_executions(monkeypatch):
     """The runs executed, in order; ``fail_at[0] = k`` makes the k-th (from 1) interrupt."""
-    calls, fail_at, real = [], [None], E.execute
+    calls, fail_at, real = [], [None], R.execute
 
     def counting(run, **kw):
         calls.append(run)
         if len(calls) == fail_at[0]:
             raise KeyboardInterrupt
         return real(run, **kw)
-    monkeypatch.setattr(E, "execute", counting)
+    monkeypatch.setattr(R, "execute", counting)
     return calls, fail_at
 
 
@@ -129,7 +130,7 @@ def test_per_run_file_is_written_atomically(tmp_path, monkeypatch):
 
     def crash(src, dst):
         raise OSError("disk pulled out")
-    monkeypatch.setattr(E.os, "replace", crash)
+    monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="disk pulled out"):
         E.write_run(tmp_path, first | {"status": "failed"})
     assert E.read_run(tmp_path, run) == first            # the old file, whole
@@ -253,12 +254,12 @@ def test_results_do_not_depend_on_threads_or_chunking():
     """
     run = E.Run(dataset="ItalyPowerDemand", width=32, epochs=1, batch_size=32,
                 train_compress_rate=0.5, test_rates=(0.0, 0.5))
-    with E._thread_limits(1):
+    with R.thread_limits(1):
         one = E.run_one(run)["records"]
         again = E.run_one(run)["records"]
-    with E._thread_limits(2):
+    with R.thread_limits(2):
         two = E.run_one(run)["records"]
-    with E._thread_limits(2), blconv.max_workspace_bytes(1 << 16):
+    with R.thread_limits(2), blconv.max_workspace_bytes(1 << 16):
         chunked = E.run_one(run)["records"]
     assert results(one) == results(again)                    # identical arithmetic
     for other in (two, chunked):

@@ -11,6 +11,11 @@ Read from disk: CIFAR-10's binary distribution (:func:`load_cifar10`).
 Generated: :func:`make_frequency_task`, a task whose class information lies in a
 chosen frequency band.
 
+Runs and the command line name their datasets (:data:`DATASETS`, or a UCR
+dataset on disk): :func:`load_dataset` loads a name, normalised as
+:func:`normalisation` says; :func:`list_datasets` and :func:`resolve_datasets`
+expand ``"all"`` and lists of names.
+
 Everything is a :class:`Dataset` of NumPy arrays ``x`` ``(n, channels, ...)`` and
 ``y`` (int64 labels); :func:`standardize`, :func:`znorm`, :func:`shuffle`,
 :func:`train_test_split` and :func:`batches` prepare them for training.
@@ -18,6 +23,7 @@ Everything is a :class:`Dataset` of NumPy arrays ``x`` ``(n, channels, ...)`` an
 from ._dataset import Dataset
 from .images import CIFAR10_CLASSES, load_cifar10, load_digits
 from .synthetic import frequency_task_bins, make_frequency_task
+from .registry import DATASETS, list_datasets, load_dataset, normalisation, resolve_datasets
 from .ucr import list_ucr, load_ucr
 from .utils import batches, shuffle, standardize, train_test_split, znorm
 
@@ -25,4 +31,5 @@ __all__ = [
     "Dataset", "load_ucr", "list_ucr", "load_digits", "load_cifar10", "CIFAR10_CLASSES",
     "make_frequency_task", "frequency_task_bins",
     "standardize", "znorm", "batches", "shuffle", "train_test_split",
+    "DATASETS", "load_dataset", "normalisation", "list_datasets", "resolve_datasets",
 ]

@@ -41,7 +41,8 @@ __all__ = ["load_ucr", "list_ucr"]
 
 _FN = "load_ucr"
 _LOG = logging.getLogger("blconv.data")
-_SUFFIXES = (".tsv", ".ts", ".tsv.gz", ".ts.gz")
+#: File suffixes of an archive dataset, in the order they are looked for.
+SUFFIXES = (".tsv", ".ts", ".tsv.gz", ".ts.gz")
 
 
 def list_ucr() -> list[str]:
@@ -131,7 +132,7 @@ def load_ucr(name: str, *, split: str | None = None, path=None):
 def _find(name: str, root: Path) -> tuple[Path, Path]:
     """The (train, test) files of ``name`` under ``root``; the first layout that has either."""
     for folder in (root / name, root):
-        for suffix in _SUFFIXES:
+        for suffix in SUFFIXES:
             pair = tuple(folder / f"{name}_{part}{suffix}" for part in ("TRAIN", "TEST"))
             present = [p.is_file() for p in pair]
             if all(present):
@@ -143,7 +144,7 @@ def _find(name: str, root: Path) -> tuple[Path, Path]:
     looked = root / name / f"{name}_TRAIN.tsv"
     raise FileNotFoundError(f"{_FN}: no files for dataset {name!r} under {root}: looked for "
                             f"{looked} and {name}_TRAIN/_TEST with suffixes "
-                            f"{', '.join(_SUFFIXES)} in {root / name} and in {root}")
+                            f"{', '.join(SUFFIXES)} in {root / name} and in {root}")
 
 
 def _label_key(label: str):
