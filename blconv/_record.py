@@ -48,7 +48,7 @@ def describe_data(data, *, name: str | None = None, normalisation: dict | None =
     normalisation : dict, optional
         What was done to the raw values, in JSON types, e.g. ``{"method":
         "znorm", "per": "series", "ddof": 1}`` (see
-        :func:`blconv.experiments.normalisation`); ``None`` records "not known".
+        :func:`blconv.data.normalisation`); ``None`` records "not known".
 
     Returns
     -------

@@ -123,3 +123,22 @@ def test_blconv_names_only_what_it_has():
     import blconv
     with pytest.raises(AttributeError, match="module 'blconv' has no attribute 'sweeps'"):
         blconv.sweeps
+
+
+def test_no_private_name_is_imported_across_modules():
+    """``from .x import _name`` reaches into another module's insides; importing a private
+    *module* of the package (``from . import _backend``) is how the package uses its own
+    helpers, and allowed."""
+    modules = _modules(PACKAGE)
+    found = []
+    for name, (path, is_init) in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or not (
+                    node.level or (node.module or "").startswith("blconv")):
+                continue
+            for target in _targets(name, is_init, node, modules):
+                for alias in node.names:
+                    private = alias.name.startswith("_") and not alias.name.startswith("__")
+                    if private and not target.endswith("." + alias.name):
+                        found.append(f"{path.relative_to(ROOT)}:{node.lineno} {alias.name}")
+    assert found == []

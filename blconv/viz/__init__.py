@@ -13,7 +13,7 @@ defined there.  On the *one-sided* grid (what ``Band.retained`` counts) row
 (``fftshift``) shows the band as the low-pass square ``|u| < k_0, |v| < k_1``
 around DC.  Accuracies from experiment records (fractions) are drawn in
 percent; means and standard deviations are over seeds (the sample standard
-deviation, ``ddof=1``, as :func:`blconv.experiments.summarize`; a single seed
+deviation, ``ddof=1``, as :func:`blconv.results.summarize`; a single seed
 has none and gets no error bar).
 
 The plots live in ``blconv.viz.spectra`` (data spectra and energy),
