@@ -43,20 +43,19 @@ def scale():
         bwd = blconv.conv1d_backward if d == 1 else blconv.conv2d_backward
         x, w = rng.standard_normal(xs), rng.standard_normal(ws)
         for route in (["matrix", "fft"] if d == 2 else ["fft"]):
-            blconv.set_transform(route)
-            t0 = time.perf_counter()
-            y64, c64 = fwd(x, w, **kw)
-            dy = rng.standard_normal(y64.shape)
-            g64 = bwd(dy, c64)
-            t1 = time.perf_counter()
-            y32, c32 = fwd(x.astype(np.float32), w.astype(np.float32), **kw)
-            g32 = bwd(dy.astype(np.float32), c32)
-            t2 = time.perf_counter()
+            with blconv.transform(route):
+                t0 = time.perf_counter()
+                y64, c64 = fwd(x, w, **kw)
+                dy = rng.standard_normal(y64.shape)
+                g64 = bwd(dy, c64)
+                t1 = time.perf_counter()
+                y32, c32 = fwd(x.astype(np.float32), w.astype(np.float32), **kw)
+                g32 = bwd(dy.astype(np.float32), c32)
+                t2 = time.perf_counter()
             cells = [f"{_rel(a, b):.1e} [{_max_rel(a, b):.1e}]"
                      for a, b in ((y32, y64), (g32[0], g64[0]), (g32[1], g64[1]))]
             print(f"| {name} | {route} | " + " | ".join(cells) +
                   f" | {t1 - t0:.2f} / {t2 - t1:.2f} |")
-    blconv.set_transform("auto")
 
 
 def dynamic_range():
@@ -77,12 +76,11 @@ def dynamic_range():
     big, small = slice(0, L // 2 - k + 1), slice(L // 2, None)
     for dtype in (np.float64, np.float32):
         for route in ("matrix", "fft"):
-            blconv.set_transform(route)
-            y = blconv.conv1d(x.astype(dtype), w.astype(dtype)).astype(np.float64)
+            with blconv.transform(route):
+                y = blconv.conv1d(x.astype(dtype), w.astype(dtype)).astype(np.float64)
             print(f"| {dtype.__name__} | {route} | {_rel(y[..., big], ref[..., big]):.1e} | "
                   f"{_rel(y[..., small], ref[..., small]):.1e} | "
                   f"{np.abs(y[..., small] - ref[..., small]).max() / np.abs(ref).max():.1e} |")
-    blconv.set_transform("auto")
     exact = reference.correlate(x[..., L // 2:], w)
     print(f"spatial reference, small half vs the small half alone: "
           f"{_rel(ref[..., small], exact):.1e}")
