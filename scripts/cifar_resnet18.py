@@ -248,12 +248,10 @@ def bench(args):
             convs = [m for m in model.modules() if isinstance(m, bt.Conv2d)]
             eff = [m.last_band.effective_rate for m in convs]
             row.update(effective_rate_min=min(eff), effective_rate_max=max(eff))
-            # the two spectra each layer keeps (complex64: 8 bytes a coefficient):
-            # the input's (F, N, C_in) and the filters' (F, C_in, C_out / groups)
+            # what each layer keeps: its input's retained spectrum (complex64, 8 bytes a
+            # coefficient, (F, N, C_in)); the weight it saves is the model's own parameter
             row["input_spectra_bytes"] = sum(8 * m.last_band.retained * len(x) * m.in_channels
                                              for m in convs)
-            row["filter_spectra_bytes"] = sum(8 * m.last_band.retained * m.in_channels
-                                              * m.out_channels // m.groups for m in convs)
         del loss
         rows[key] = dict(row, fwd_bwd_s=[], step_s=[])
     if args.repeats < 1:
@@ -277,14 +275,13 @@ def bench(args):
           f"{torch.__version__}, {torch.get_num_threads()} threads, median of "
           f"{args.repeats} interleaved repeats")
     print("| model | fwd+bwd s | step s | step / torch | graph MB | graph / torch | "
-          "conv part MB | of which input / filter spectra MB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
+          "conv part MB | conv part / torch's |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in out:
-        split = (f"{r['input_spectra_bytes'] / 1e6:.1f} / {r['filter_spectra_bytes'] / 1e6:.1f}"
-                 if "input_spectra_bytes" in r else "–")
         print(f"| {r['model']} | {r['fwd_bwd_median_s']:.2f} | {r['step_median_s']:.2f} | "
               f"{r['step_vs_torch']:.2f} | {r['graph_bytes'] / 1e6:.1f} | "
-              f"{r['graph_vs_torch']:.2f} | {r['conv_bytes'] / 1e6:.1f} | {split} |")
+              f"{r['graph_vs_torch']:.2f} | {r['conv_bytes'] / 1e6:.1f} | "
+              f"{r['conv_bytes'] / base['conv_bytes']:.2f} |")
     record = dict(model="resnet18-cifar", batch_size=args.batch_size, device=args.device,
                   repeats=args.repeats, torch=torch.__version__, blconv=blconv.__version__,
                   numpy=np.__version__, python=platform.python_version(),
