@@ -43,12 +43,26 @@ def data_home() -> Path:
 
 
 def ucr_home() -> Path:
-    """``<data home>/UCR``: where a copy of the UCR archive is looked for (maybe missing)."""
+    """``<data home>/UCR``: where a copy of the UCR archive is looked for (maybe missing).
+
+    Examples
+    --------
+    >>> from blconv.data import data_home, ucr_home
+    >>> ucr_home() == data_home() / "UCR"
+    True
+    """
     return data_home() / "UCR"
 
 
 def generated_home() -> Path:
-    """``<data home>/generated``: the cache of generated datasets (created when written)."""
+    """``<data home>/generated``: the cache of generated datasets (created when written).
+
+    Examples
+    --------
+    >>> from blconv.data import data_home, generated_home
+    >>> generated_home() == data_home() / "generated"
+    True
+    """
     return data_home() / "generated"
 
 
@@ -56,7 +70,15 @@ def default_ucr_dir() -> str | None:
     """The default ``ucr_dir`` of the command line: ``<data home>/UCR`` if it is a directory.
 
     ``None`` when it does not exist, whether the data home comes from
-    ``$BLCONV_DATA`` or is the default ``~/.cache/blconv``.
+    ``$BLCONV_DATA`` or is the default ``~/.cache/blconv``.  The library's
+    :func:`blconv.data.load_dataset` also looks there for a dataset it does not
+    ship when given no ``ucr_dir``.
+
+    Examples
+    --------
+    >>> from blconv.data import default_ucr_dir, ucr_home
+    >>> default_ucr_dir() == (str(ucr_home()) if ucr_home().is_dir() else None)
+    True
     """
     path = ucr_home()
     return str(path) if path.is_dir() else None

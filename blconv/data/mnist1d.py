@@ -34,6 +34,13 @@ def mnist1d_args(*, shuffled: bool = False) -> dict:
     5,000 series (``train_split`` 0.8: 4,000 train, 1,000 test) of length 40, seed 42.
     The package's ``url`` entry (where ``get_dataset`` would download from) is left out:
     it plays no part in generating.
+
+    Examples
+    --------
+    >>> from blconv.data.mnist1d import mnist1d_args
+    >>> args = mnist1d_args(shuffled=True)  # doctest: +SKIP
+    >>> args["num_samples"], args["final_seq_length"], args["shuffle_seq"]  # doctest: +SKIP
+    (5000, 40, True)
     """
     from mnist1d.data import get_dataset_args
     args = get_dataset_args(as_dict=True)
@@ -77,7 +84,15 @@ def _generate(args: dict) -> dict:
 
 
 def cache_path(*, shuffled: bool = False) -> str:
-    """Where the generated arrays are cached: ``<data home>/generated/mnist1d[-shuffled].npz``."""
+    """Where the generated arrays are cached: ``<data home>/generated/mnist1d[-shuffled].npz``.
+
+    Examples
+    --------
+    >>> import os
+    >>> from blconv.data.mnist1d import cache_path
+    >>> os.path.basename(cache_path(shuffled=True))
+    'mnist1d-shuffled.npz'
+    """
     return str(generated_home() / ("mnist1d-shuffled.npz" if shuffled else "mnist1d.npz"))
 
 
@@ -144,6 +159,13 @@ def load_mnist1d(*, shuffled: bool = False, cache: bool = True):
     (``seed=42``); their states are restored afterwards.  The cache file holds
     the four arrays and a JSON ``meta`` entry: ``format``, the generator's
     ``args``, the ``mnist1d`` version and ``generator`` (the function called).
+
+    Examples
+    --------
+    >>> from blconv.data import load_mnist1d
+    >>> train, test = load_mnist1d()       # doctest: +SKIP
+    >>> train.x.shape, test.x.shape, train.n_classes  # doctest: +SKIP
+    ((4000, 1, 40), (1000, 1, 40), 10)
     """
     fn = _FN
     if not isinstance(shuffled, bool) or not isinstance(cache, bool):
