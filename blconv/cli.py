@@ -62,8 +62,9 @@ def _sweep(args) -> int:
     log.addHandler(shown_here)
     log.setLevel(logging.INFO)
     try:
+        # --no-progress: plain lines (a line per run, a summary every 30 s) instead of a bar
         result = E.sweep(runs, client=args.scheduler, workers=args.workers, out_dir=out,
-                         threads=args.threads, progress=not args.no_progress)
+                         threads=args.threads, progress="lines" if args.no_progress else True)
     except ImportError as e:
         print(f"blconv sweep: error: {e}", file=sys.stderr)
         return 2
@@ -76,7 +77,7 @@ def _sweep(args) -> int:
         log.removeHandler(shown_here)
         log.setLevel(level)
     if result:
-        print(E.format_table(result))
+        print("\n" + E.format_table(result))
     seconds = time.perf_counter() - t0
     print(f"\n{len(result)} records of {len(runs) - len(result.failures)} runs "
           f"({result.executed} run now, {result.skipped} already done) in {seconds:.0f} s; "
@@ -211,8 +212,64 @@ def _eval(args) -> int:
     return 0
 
 
+def _data_list(args) -> int:
+    from .data import DATASETS, data_home, default_ucr_dir, list_datasets, list_ucr
+    from .data.home import ENV, UCR_ARCHIVE_URL
+    from importlib.util import find_spec
+
+    from .data.mnist1d import MNIST1D_HINT, cache_path
+    home = data_home()
+    source = f"${ENV}" if os.environ.get(ENV) else f"default; set ${ENV} to move it"
+    print(f"data home: {home} ({source})")
+    shipped = set(list_ucr())
+    kinds = {"digits": "shipped (8x8 images)", "freq-low": "generated on the fly",
+             "freq-high": "generated on the fly"}
+    print("\ndatasets blconv knows:")
+    for name in DATASETS:
+        if name in shipped:
+            what = "shipped (UCR)"
+        elif name.startswith("mnist1d"):
+            path = cache_path(shuffled=name.endswith("shuffled"))
+            what = (f"generated, cached: {path}" if os.path.isfile(path) else
+                    f"generated on first use into {path}" if find_spec("mnist1d") else
+                    f"generated on first use; needs the mnist1d package: {MNIST1D_HINT}")
+        else:
+            what = kinds.get(name, "")
+        print(f"  {name:<18}{what}")
+    ucr = default_ucr_dir()
+    where = home / "UCR"
+    if ucr is None:
+        print(f"\nUCR archive: none at {where}: download the archive from {UCR_ARCHIVE_URL} "
+              f"and unpack it there (so that {where}/Adiac/Adiac_TRAIN.tsv exists), or pass "
+              f"--ucr-dir")
+    else:
+        names = list_datasets(ucr)
+        print(f"\nUCR archive at {where} (the default --ucr-dir): {len(names)} datasets")
+        line = " "
+        for name in names:
+            if len(line) + len(name) > 88:
+                print(line)
+                line = " "
+            line += f" {name}"
+        if names:
+            print(line)
+    generated = home / "generated"
+    files = sorted(p for p in generated.glob("*.npz")) if generated.is_dir() else []
+    print(f"\ncached generated datasets in {generated}: "
+          + (", ".join(f"{p.name} ({p.stat().st_size / 1e6:.1f} MB)" for p in files)
+             if files else "none"))
+    return 0
+
+
 # --- parser ----------------------------------------------------------------------------
-def _common_training(p, *, epochs):
+def _ucr_dir_option(p):
+    p.add_argument("--ucr-dir", default=None, metavar="PATH",
+                   help="a UCR archive on disk, for datasets that are not shipped (default: "
+                   "the data home's UCR folder, $BLCONV_DATA/UCR, when it exists; "
+                   "BLCONV_DATA defaults to ~/.cache/blconv)")
+
+
+def _common_training(p, *, epochs, no_progress="no progress bars"):
     p.add_argument("--model", default="auto", choices=["auto", "fcn1d", "cnn2d", "resnet"],
                    help="architecture (auto: fcn1d for series, cnn2d for images)")
     p.add_argument("--epochs", type=positive_int, default=epochs, help=f"epochs (default {epochs})")
@@ -231,11 +288,10 @@ def _common_training(p, *, epochs):
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"],
                    help="cpu (NumPy) or gpu (CuPy; needs the gpu-cuda12 or gpu-cuda13 "
                    "extra)")
-    p.add_argument("--ucr-dir", default=None, metavar="PATH",
-                   help="a UCR archive on disk, for datasets that are not shipped")
+    _ucr_dir_option(p)
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output directory (default: a new folder under ./runs)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help=no_progress)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,7 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="BLAS and FFT threads of each run (default: all cores in this "
                    "process, 1 per Dask worker); results do not depend on it")
-    _common_training(s, epochs=100)
+    _common_training(s, epochs=100, no_progress="plain lines instead of a progress bar: one "
+                     "per finished run and a summary every 30 s (also when stdout is not a "
+                     "terminal)")
     s.set_defaults(func=_sweep)
 
     t = sub.add_parser("train", help="train one model and save it",
@@ -298,9 +356,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "model's")
     e.add_argument("--test-rates", nargs="+", type=compress_rate, default=[0.0, 0.25, 0.5, 0.75],
                    help="compress rates to evaluate at (default 0 0.25 0.5 0.75)")
-    e.add_argument("--ucr-dir", default=None, metavar="PATH",
-                   help="a UCR archive on disk, for datasets that are not shipped")
+    _ucr_dir_option(e)
     e.set_defaults(func=_eval)
+
+    d = sub.add_parser("data", help="the datasets: shipped, and found in the data home",
+                       description="Where blconv finds its datasets. The data home is "
+                       "$BLCONV_DATA (default ~/.cache/blconv): a copy of the UCR archive in "
+                       "its UCR folder, generated datasets cached in its generated folder.")
+    dsub = d.add_subparsers(dest="data_command", metavar="action", required=True)
+    dl = dsub.add_parser("list", help="list the shipped datasets and what is on disk",
+                         description="List the datasets blconv ships or generates, the UCR "
+                         "datasets found in the data home, and the cached generated ones.")
+    dl.set_defaults(func=_data_list)
 
     from . import bench
     from .bench import demo
@@ -313,6 +380,9 @@ def main(argv=None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv or ["sweep"])
+    if getattr(args, "ucr_dir", "") is None:
+        from .data import default_ucr_dir
+        args.ucr_dir = default_ucr_dir()
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as e:

@@ -29,11 +29,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 import time
 import traceback
 import uuid
 
+from ._progress import MODES, LocalEpochs, SweepProgress, WorkerEpochs
 from .results import (SweepResult, collect, read_run, run_path, split_records, write_results,
                       write_run)
 from .runs import make_record, run_one, thread_limits
@@ -76,14 +76,22 @@ def run_sweep(runs, *, client=None, workers=None, out_dir=None, threads=None, re
             write_run(out_dir, record)
         results[record["hash"]] = record
 
-    if todo and client is None and workers is None:
-        _run_here(todo, on_result=on_result, threads=threads, progress=progress,
-                  done=len(runs) - len(todo), total=len(runs))
-    elif todo:
-        with _cluster(client, workers) as client:
-            run_on(client, todo, on_result=on_result,
-                   threads=1 if threads is None else threads, retries=retries,
-                   progress=progress, done=len(runs) - len(todo), total=len(runs))
+    done = [run for run in runs if run.config_hash in results]
+    reporter = None
+    try:
+        if todo and client is None and workers is None:
+            reporter = _reporter(progress, todo, done)
+            _run_here(todo, on_result=on_result, threads=threads, progress=reporter)
+        elif todo:
+            with _cluster(client, workers) as client:
+                # made once the cluster is up, so that its description is not drawn over
+                reporter = _reporter(progress, todo, done)
+                run_on(client, todo, on_result=on_result,
+                       threads=1 if threads is None else threads, retries=retries,
+                       progress=reporter if reporter is not None else False)
+    finally:
+        if reporter is not None:
+            reporter.close()
     if out_dir is not None:
         records, failures = collect(out_dir, runs)
         write_results(records, out_dir, failures=failures)
@@ -113,17 +121,32 @@ def _cluster(client, workers):
         yield client
 
 
-def _run_here(runs, *, on_result, threads, progress, done, total) -> None:
-    from tqdm import tqdm
-    failed = 0
-    with tqdm(total=total, initial=done, desc="runs", unit="run", disable=not progress,
-              leave=False, file=sys.stderr) as bar, thread_limits(threads):
+def _reporter(progress, todo, done):
+    """The :class:`SweepProgress` of ``progress`` (True, "bar", "lines"), or None (False)."""
+    if progress is False or progress is None:
+        return None
+    if isinstance(progress, SweepProgress):
+        return progress
+    if progress is True:
+        progress = "auto"
+    if progress not in MODES:
+        raise ValueError(f"sweep: progress must be True, False, 'bar' or 'lines', got "
+                         f"{progress!r}")
+    return SweepProgress(todo, done=done, mode=progress)
+
+
+def _run_here(runs, *, on_result, threads, progress=None) -> None:
+    """Execute ``runs`` one after the other in this process, each epoch told to ``progress``."""
+    with thread_limits(threads):
         for run in runs:
-            bar.set_postfix_str(f"running 1, failed {failed}")
-            record = run_one(run)
-            failed += record["status"] != "done"
+            if progress is None:
+                record = run_one(run)
+            else:
+                progress.poll(running=1)
+                record = run_one(run, callbacks=[LocalEpochs(progress, run.config_hash)])
             on_result(record)
-            bar.update(1)
+            if progress is not None:
+                progress.finished(record)
 
 
 # --- Dask -------------------------------------------------------------------------------
@@ -195,8 +218,7 @@ def describe(client) -> str:
 
 
 def run_on(client, runs, *, on_result, threads: int | None = 1, retries: int = 2,
-           progress: bool = True, done: int = 0, total: int | None = None,
-           poll: float = 0.5) -> None:
+           progress=True, poll: float = 0.5) -> None:
     """Execute ``runs`` as Dask tasks; call ``on_result(record)`` in this process as each ends.
 
     Parameters
@@ -211,27 +233,35 @@ def run_on(client, runs, *, on_result, threads: int | None = 1, retries: int = 2
         BLAS and FFT threads of each run on its worker.
     retries : int, default 2
         Dask's ``retries=`` for errors raised by the task machinery.
-    progress : bool
-        A bar of runs done, with the number running and failed.
-    done, total : int
-        Runs already done before these (the bar starts there) and in all.
+    progress : bool, "bar", "lines" or SweepProgress
+        Epochs done over all runs, and a line per run as it ends (see
+        :func:`blconv.experiments.sweep`); ``False``: nothing.
     poll : float
-        Seconds between updates of the running count.
-    """
-    from tqdm import tqdm
+        Seconds between updates of the display and of the running count.
 
+    Notes
+    -----
+    Each worker logs its runs' epoch counts as Dask events (``Worker.log_event``,
+    at most two a second per run, cumulative) on a topic that this client
+    subscribes to; the scheduler forwards them.  A count lost on the way only
+    slows the display: a run's epochs all count when its record arrives.
+    """
     distributed = _distributed("run_on")
+    reporter = _reporter(progress, runs, [])
+    own = reporter is not None and reporter is not progress
     # keys unique to this call: a key cancelled by an interrupted sweep may linger
     token = uuid.uuid4().hex[:8]
+    topic = None
+    if reporter is not None:
+        topic = reporter.topic()
+        client.subscribe_topic(topic, reporter.event)
     futures = {}
     for run in runs:
         key = f"blconv-run-{run.config_hash[:16]}-{token}"
-        futures[client.submit(run_one, run, threads=threads, key=key, retries=retries,
-                              pure=False)] = run
+        callbacks = [] if topic is None else [WorkerEpochs(topic, run.config_hash, run.epochs)]
+        futures[client.submit(run_one, run, threads=threads, callbacks=callbacks, key=key,
+                              retries=retries, pure=False)] = run
     keys = {f.key for f in futures}
-    failed = 0
-    bar = tqdm(total=total if total is not None else len(runs), initial=done, desc="runs",
-               unit="run", disable=not progress, leave=False, file=sys.stderr)
     try:
         pending = set(futures)
         while pending:
@@ -242,20 +272,23 @@ def run_on(client, runs, *, on_result, threads: int | None = 1, retries: int = 2
                 finished = set()
             for f in finished:
                 record = _record_of(f, futures.pop(f))
-                failed += record["status"] != "done"
                 on_result(record)
-                bar.update(1)
-            if progress:
+                if reporter is not None:
+                    reporter.finished(record)
+            if reporter is not None:
                 # a worker holds up to ~1.1 x its threads of tasks: at most nthreads run
                 nthreads = client.nthreads()
                 running = sum(min(sum(k in keys for k in ks), nthreads.get(w, 1))
                               for w, ks in client.processing().items())
-                bar.set_postfix_str(f"running {running}, failed {failed}")
+                reporter.poll(running=running)
     except BaseException:
         client.cancel(list(futures))   # interrupted: finished runs are already written
         raise
     finally:
-        bar.close()
+        if topic is not None:
+            client.unsubscribe_topic(topic)
+        if own:
+            reporter.close()
 
 
 def _record_of(future, run) -> dict:

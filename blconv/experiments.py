@@ -39,7 +39,7 @@ __all__ = ["Run", "DATASETS", "load_dataset", "list_datasets", "resolve_datasets
 
 
 def sweep(spec=None, client=None, *, workers: int | None = None, out_dir=None,
-          threads: int | None = None, retries: int = 2, progress: bool = True,
+          threads: int | None = None, retries: int = 2, progress=True,
           **grid) -> SweepResult:
     """Execute a sweep's runs, here or on a Dask cluster; skip those already done in ``out_dir``.
 
@@ -69,11 +69,20 @@ def sweep(spec=None, client=None, *, workers: int | None = None, out_dir=None,
         Dask's ``retries=`` for a task whose machinery errors (the run's own
         errors are recorded, not retried; a run whose worker dies is given to
         another worker by the scheduler).
-    progress : bool, default True
-        A bar of runs done / running / failed on stderr.  (The cluster that
-        ``workers`` starts, or the scheduler address ``client`` connects to, is
-        described with its dashboard address at ``INFO`` level to the
-        ``blconv`` logger, whatever ``progress`` says.)
+    progress : bool or {"bar", "lines"}, default True
+        Report on ``sys.stdout`` as the runs go: progress counted in epochs
+        over all runs (runs x epochs, those found done counted as done), with
+        the elapsed time and an ETA from the first epoch on, and one line per
+        run as it ends (dataset, training rate or energy, seed, test accuracy
+        at its own band, seconds).  ``True`` shows a ``tqdm.auto`` bar (a
+        widget in notebooks) when stdout is a terminal or a notebook, plain
+        lines otherwise (a summary line at most every 30 s, and one at the
+        end); ``"bar"`` and ``"lines"`` choose; ``False`` reports nothing.
+        On Dask the workers report epochs as Dask events (see
+        :func:`blconv.dist.run_on`).  (The cluster that ``workers`` starts,
+        or the scheduler address ``client`` connects to, is described with
+        its dashboard address at ``INFO`` level to the ``blconv`` logger,
+        whatever ``progress`` says.)
     **grid
         Keywords of :func:`~blconv.runs.make_runs`, when ``spec`` is not given.
 

@@ -244,7 +244,7 @@ def format_failures(failures) -> str:
     >>> from blconv.runs import Run, run_one
     >>> record = run_one(Run(dataset="NoSuchSet", seed=2))
     >>> print(format_failures([record]))  # doctest: +ELLIPSIS
-      NoSuchSet rate 0 seed 2: ValueError: load_dataset: unknown dataset 'NoSuchSet'; ...
+      NoSuchSet rate 0 seed 2: ValueError: load_dataset: unknown dataset 'NoSuchSet': ...
     """
     lines = []
     for f in failures:

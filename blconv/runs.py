@@ -62,8 +62,11 @@ class Run:
         As the options of ``blconv train``.
 
     Numbers are normalised on construction (``0`` and ``0.0`` are one run; a list
-    of test rates becomes a tuple), so equal configurations have equal
-    :attr:`config_hash`.
+    of test rates becomes a tuple), and ``ucr_dir`` becomes an absolute path
+    (``~`` expanded, ``.`` and ``..`` resolved against the current directory,
+    symbolic links kept: no file system access), so equal configurations have
+    equal :attr:`config_hash`: ``ucr_dir="./UCR"`` run from ``/data`` is
+    ``ucr_dir="/data/UCR"``.
 
     Examples
     --------
@@ -110,6 +113,9 @@ class Run:
                 value = tuple(_number(name, v, float) for v in items)
             else:
                 value = _number(name, value, kind)
+            if name == "ucr_dir":
+                # one run whichever way the folder is named: ./UCR, ~/UCR, /abs/UCR
+                value = os.path.abspath(os.path.expanduser(value))
             object.__setattr__(self, name, value)
 
     def to_dict(self) -> dict:
@@ -132,7 +138,8 @@ class Run:
 
         Canonical: keys sorted, no spaces, floats as Python's shortest round-trip
         ``repr`` — the same text, so the same hash, in every process and on every
-        platform.  Every field counts, ``device`` and ``ucr_dir`` included.
+        platform.  Every field counts, ``device`` and ``ucr_dir`` (absolute, as
+        stored) included.
         """
         text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"),
                           allow_nan=False)
@@ -214,13 +221,18 @@ def prepare(run: Run):
     return tr, te, model_name, model, opt, sched
 
 
-def execute(run: Run, *, progress: bool = False) -> list[dict]:
-    """Train one run and evaluate it at each test rate; one record per test rate."""
+def execute(run: Run, *, progress: bool = False, callbacks=()) -> list[dict]:
+    """Train one run and evaluate it at each test rate; one record per test rate.
+
+    ``callbacks`` are passed to :func:`blconv.train.fit` (a sweep's progress
+    counts epochs through one); they cannot change the result.
+    """
     from . import train as T
     tr, te, model_name, model, opt, sched = prepare(run)
     t0 = time.perf_counter()
     hist = T.fit(model, tr, epochs=run.epochs, batch_size=run.batch_size, optimizer=opt,
-                 scheduler=sched, seed=run.seed, progress=progress, monitor="loss")
+                 scheduler=sched, seed=run.seed, progress=progress, monitor="loss",
+                 callbacks=callbacks)
     seconds = time.perf_counter() - t0
     records = []
     for rate in run.test_rates:
@@ -241,7 +253,7 @@ def execute(run: Run, *, progress: bool = False) -> list[dict]:
     return records
 
 
-def run_one(run: Run, *, threads: int | None = None) -> dict:
+def run_one(run: Run, *, threads: int | None = None, callbacks=()) -> dict:
     """Execute ``run``, catching its errors: the record that a sweep writes for it.
 
     Parameters
@@ -252,6 +264,9 @@ def run_one(run: Run, *, threads: int | None = None) -> dict:
         threads (:func:`blconv.set_fft_workers`) to this,
         and leave them so (Dask workers use 1).  The results do not depend
         on it (see Notes of :func:`blconv.experiments.sweep`).
+    callbacks : list, optional
+        :func:`blconv.train.fit` callbacks that watch the training (progress
+        reports); they must not stop it or change it.
 
     Returns
     -------
@@ -270,7 +285,7 @@ def run_one(run: Run, *, threads: int | None = None) -> dict:
     if threads is not None:
         _set_threads(threads)
     try:
-        records = execute(run)
+        records = execute(run, callbacks=callbacks)
     except Exception as e:  # recorded, never raised: one bad run must not stop a sweep
         return make_record(run, status="failed", error=f"{type(e).__name__}: {e}",
                            traceback=_traceback.format_exc(), started=started)

@@ -21,6 +21,19 @@ def _gpu_available():
 GPU, GPU_REASON = _gpu_available()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_data_home(tmp_path_factory):
+    """The tests never read or write the user's data home (``$BLCONV_DATA``)."""
+    import os
+    saved = os.environ.get("BLCONV_DATA")
+    os.environ["BLCONV_DATA"] = str(tmp_path_factory.mktemp("blconv-data"))
+    yield
+    if saved is None:
+        os.environ.pop("BLCONV_DATA", None)
+    else:
+        os.environ["BLCONV_DATA"] = saved
+
+
 def pytest_collection_modifyitems(config, items):
     if GPU:
         return

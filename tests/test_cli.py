@@ -38,6 +38,9 @@ def test_sweep_writes_records_pandas_can_read(tmp_path, capsys):
     assert (out / "heatmap_ItalyPowerDemand.png").stat().st_size > 0
     printed = capsys.readouterr().out
     assert "ItalyPowerDemand" in printed and "accuracy %" in printed
+    # --no-progress: plain lines, one per finished run, and a last summary line
+    assert "\n[4/4] ItalyPowerDemand rate " in printed
+    assert "\ndone: 4/4 epochs (100%), runs 4/4, elapsed " in printed
 
 
 def test_train_with_the_adam_recipe(tmp_path, capsys):
@@ -250,3 +253,52 @@ def test_parser_errors_name_no_private_function(argv, message, capsys):
     err = capsys.readouterr().err
     assert e.value.code == 2 and message in err
     assert "invalid _" not in err and " value: " not in err
+
+
+# --- the data home ------------------------------------------------------------------------------
+def _tiny_ucr(root, name):
+    (root / name).mkdir(parents=True)
+    for part in ("TRAIN", "TEST"):
+        rows = [f"{1 + i % 2}\t" + "\t".join(str(float(i + j)) for j in range(6))
+                for i in range(4)]
+        (root / name / f"{name}_{part}.tsv").write_text("\n".join(rows) + "\n")
+
+
+def test_data_list_shows_the_home_and_what_is_on_disk(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BLCONV_DATA", str(tmp_path))
+    assert main(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"data home: {tmp_path} ($BLCONV_DATA)\n")
+    for name in E.DATASETS:
+        assert f"\n  {name} " in out
+    assert "GunPoint          shipped (UCR)" in out
+    assert f"UCR archive: none at {tmp_path / 'UCR'}: download the archive from https://" in out
+    assert f"cached generated datasets in {tmp_path / 'generated'}: none" in out
+    _tiny_ucr(tmp_path / "UCR", "Beta")
+    _tiny_ucr(tmp_path / "UCR", "Alpha")
+    (tmp_path / "generated").mkdir()
+    (tmp_path / "generated" / "mnist1d.npz").write_bytes(b"x" * 2000)
+    assert main(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    assert (f"UCR archive at {tmp_path / 'UCR'} (the default --ucr-dir): 2 datasets\n"
+            f"  Alpha Beta\n") in out
+    assert f"mnist1d           generated, cached: {tmp_path / 'generated' / 'mnist1d.npz'}" in out
+    assert "mnist1d.npz (0.0 MB)" in out
+
+
+def test_ucr_dir_defaults_to_the_data_home(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BLCONV_DATA", str(tmp_path / "home"))
+    out = tmp_path / "sweep"                     # no UCR folder in the data home: no default
+    assert main(["sweep", "--datasets", "ItalyPowerDemand", "--rates", "0", "--out", str(out)]
+                + TINY) == 0
+    (name,) = (out / "runs").iterdir()
+    assert json.loads(name.read_text())["config"]["ucr_dir"] is None
+    capsys.readouterr()
+    _tiny_ucr(tmp_path / "home" / "UCR", "Tiny")
+    out2 = tmp_path / "sweep2"
+    assert main(["sweep", "--datasets", "all", "--rates", "0", "--out", str(out2)] + TINY) == 0
+    (record,) = json.loads((out2 / "results.json").read_text())
+    assert record["dataset"] == "Tiny"                   # 'all' is every dataset there
+    (name,) = (out2 / "runs").iterdir()
+    assert json.loads(name.read_text())["config"]["ucr_dir"] == str(tmp_path / "home" / "UCR")
+    assert "[1/1] Tiny rate 0 seed 0: accuracy" in capsys.readouterr().out

@@ -3,6 +3,7 @@ import dataclasses
 import doctest
 import gzip
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -525,7 +526,7 @@ def test_dataset_validation():
         ds.x = x
 
 
-@pytest.mark.parametrize("module", ["_dataset", "ucr", "images", "synthetic", "utils"])
+@pytest.mark.parametrize("module", ["_dataset", "ucr", "images", "synthetic", "utils", "home"])
 def test_docstring_examples_run(module):
     mod = getattr(bd, module)
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
@@ -537,3 +538,155 @@ def test_every_public_function_has_an_example():
         obj = getattr(bd, name)
         if callable(obj):
             assert obj.__doc__ and ">>>" in obj.__doc__, name
+
+
+# --- the data home ---------------------------------------------------------------------------
+def _archive(root, name, n=4, length=5):
+    """A tiny UCR dataset ``root/name/name_{TRAIN,TEST}.tsv`` of two classes."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for part in ("TRAIN", "TEST"):
+        rows = [f"{1 + i % 2}\t" + "\t".join(f"{v:.4f}" for v in rng.normal(size=length))
+                for i in range(n)]
+        (folder / f"{name}_{part}.tsv").write_text("\n".join(rows) + "\n")
+
+
+def test_data_home_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("BLCONV_DATA", str(tmp_path))
+    assert bd.data_home() == tmp_path and bd.ucr_home() == tmp_path / "UCR"
+    assert bd.default_ucr_dir() is None                      # no UCR folder yet
+    (tmp_path / "UCR").mkdir()
+    assert bd.default_ucr_dir() == str(tmp_path / "UCR")
+    monkeypatch.setenv("BLCONV_DATA", "")                    # empty: the default
+    assert bd.data_home() == Path.home() / ".cache" / "blconv"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BLCONV_DATA", "rel")                 # relative: made absolute
+    assert bd.data_home() == tmp_path / "rel"
+
+
+def test_a_ucr_dataset_in_the_data_home_loads_without_ucr_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("BLCONV_DATA", str(tmp_path))
+    _archive(tmp_path / "UCR", "Tiny")
+    train, test = bd.load_dataset("Tiny")
+    assert train.x.shape == (4, 1, 5) and test.n_classes == 2
+    assert bd.resolve_datasets("Tiny,GunPoint") == ["Tiny", "GunPoint"]
+    assert bd.load_dataset("GunPoint")[0].x.shape == (50, 1, 150)    # still the shipped one
+
+
+def test_a_missing_dataset_says_where_it_looked_and_how_to_get_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("BLCONV_DATA", str(tmp_path))
+    for call in (lambda: bd.load_dataset("Adiac"), lambda: bd.resolve_datasets("Adiac")):
+        with pytest.raises(ValueError) as e:
+            call()
+        message = str(e.value)
+        assert "unknown dataset 'Adiac'" in message
+        assert f"looked in {tmp_path / 'UCR'} (the data home's UCR folder: it does not exist)" \
+            in message
+        assert "https://www.cs.ucr.edu/~eamonn/time_series_data_2018/" in message
+        assert f"{tmp_path / 'UCR' / 'Adiac' / 'Adiac_TRAIN.tsv'} exists" in message
+        assert "$BLCONV_DATA" in message and "--ucr-dir" in message
+
+
+def test_a_shipped_dataset_missing_from_an_archive_comes_from_the_package(tmp_path):
+    _archive(tmp_path, "Tiny")
+    train, _ = bd.load_dataset("ItalyPowerDemand", ucr_dir=tmp_path)
+    assert train.x.shape == (67, 1, 24)
+    with pytest.raises(FileNotFoundError, match="no files for dataset 'Adiac'"):
+        bd.load_dataset("Adiac", ucr_dir=tmp_path)
+
+
+# --- MNIST-1D --------------------------------------------------------------------------------
+@pytest.fixture
+def mnist1d(monkeypatch, tmp_path):
+    """The mnist1d package, with a data home of this test's own."""
+    package = pytest.importorskip("mnist1d.data", reason="MNIST-1D needs the optional mnist1d "
+                                  'package: pip install "blconv[mnist1d]"')
+    monkeypatch.setenv("BLCONV_DATA", str(tmp_path))
+    return package
+
+
+def _published(package, shuffled):
+    args = package.get_dataset_args()
+    args.shuffle_seq = shuffled
+    return package.make_dataset(args)
+
+
+@pytest.mark.parametrize("shuffled", [False, True], ids=["mnist1d", "shuffled"])
+def test_mnist1d_is_the_generator_output(mnist1d, shuffled):
+    train, test = bd.load_dataset("mnist1d-shuffled" if shuffled else "mnist1d")
+    assert train.x.shape == (4000, 1, 40) and test.x.shape == (1000, 1, 40)
+    assert train.x.dtype == np.float64 and train.y.dtype == np.int64
+    assert train.classes == tuple("0123456789") and train.n_classes == 10
+    assert set(np.unique(test.y)) == set(range(10))
+    assert train.name == ("mnist1d-shuffled" if shuffled else "mnist1d")
+    ref = _published(mnist1d, shuffled)                  # the package's own, in its order
+    np.testing.assert_array_equal(train.x[:, 0], ref["x"])
+    np.testing.assert_array_equal(test.x[:, 0], ref["x_test"])
+    np.testing.assert_array_equal(train.y, ref["y"])
+    np.testing.assert_array_equal(test.y, ref["y_test"])
+
+
+def test_mnist1d_is_deterministic_and_leaves_the_global_generators_alone(mnist1d):
+    import random
+    np.random.seed(7)
+    random.seed(7)
+    state = np.random.get_state()[1].copy(), random.getstate()
+    a, _ = bd.load_mnist1d(cache=False)
+    b, _ = bd.load_mnist1d(cache=False)
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(a.y, b.y)
+    assert (np.random.get_state()[1] == state[0]).all() and random.getstate() == state[1]
+
+
+def test_mnist1d_cache_is_written_once_then_used(mnist1d, monkeypatch, tmp_path):
+    from blconv.data import mnist1d as M
+    first, test = bd.load_dataset("mnist1d")
+    path = tmp_path / "generated" / "mnist1d.npz"
+    with np.load(path, allow_pickle=False) as z:          # no pickle inside
+        meta = json.loads(z["meta"].tobytes().decode("utf-8"))
+    assert meta["args"] == M.mnist1d_args() and meta["args"]["seed"] == 42
+    assert meta["mnist1d"] and meta["generator"] == "mnist1d.data.make_dataset"
+
+    def fail(args):
+        raise AssertionError("generated again")
+    monkeypatch.setattr(M, "_generate", fail)
+    again, test_again = bd.load_dataset("mnist1d")          # from the cache
+    np.testing.assert_array_equal(again.x, first.x)
+    np.testing.assert_array_equal(test_again.y, test.y)
+    with pytest.raises(AssertionError, match="generated again"):
+        bd.load_mnist1d(cache=False)
+    with pytest.raises(AssertionError, match="generated again"):   # another variant: no cache
+        bd.load_dataset("mnist1d-shuffled")
+
+
+def test_mnist1d_shuffled_is_one_fixed_permutation_of_the_positions(mnist1d):
+    plain = np.concatenate([d.x[:, 0] for d in bd.load_dataset("mnist1d")])
+    shuffled = np.concatenate([d.x[:, 0] for d in bd.load_dataset("mnist1d-shuffled")])
+    assert plain.shape == shuffled.shape == (5000, 40)
+    # the same series and labels; position j of the shuffled variant is position perm[j]
+    perm = [int(np.argmin(np.abs(plain - shuffled[:, [j]]).sum(axis=0))) for j in range(40)]
+    assert sorted(perm) == list(range(40)) and perm != list(range(40))
+    np.testing.assert_array_equal(plain[:, perm], shuffled)
+    np.testing.assert_array_equal(bd.load_dataset("mnist1d")[0].y,
+                                  bd.load_dataset("mnist1d-shuffled")[0].y)
+
+
+def test_mnist1d_normalisation_is_recorded():
+    assert bd.normalisation("mnist1d") == bd.normalisation("mnist1d-shuffled") == {
+        "method": "none", "generator": "standardise", "per": "dataset"}
+
+
+def test_mnist1d_without_the_package_says_what_to_install(monkeypatch, tmp_path):
+    import builtins
+    monkeypatch.setenv("BLCONV_DATA", str(tmp_path))
+    real = builtins.__import__
+
+    def no_mnist1d(name, *args, **kw):
+        if name == "mnist1d" or name.startswith("mnist1d."):
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *args, **kw)
+    monkeypatch.setattr(builtins, "__import__", no_mnist1d)
+    with pytest.raises(ImportError, match=r'load_mnist1d: generating MNIST-1D needs the '
+                                          r'mnist1d package: pip install "blconv\[mnist1d\]"'):
+        bd.load_dataset("mnist1d")

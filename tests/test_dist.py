@@ -141,3 +141,39 @@ def test_sweep_starts_and_closes_its_own_cluster(tmp_path, caplog):
     assert "sweep: local cluster: Dask scheduler tcp://127.0.0.1:" in said.getMessage()
     assert "1 workers, 1 threads; dashboard http://" in said.getMessage()
     assert len(result) == 1 and result.failures == []
+
+
+# --- progress from the workers ------------------------------------------------------------------
+def test_workers_report_each_epoch_as_an_event(client):
+    from blconv._progress import WorkerEpochs
+    run = grid(epochs=3)[0]
+    got = []
+    topic = "blconv-test-progress"
+    client.subscribe_topic(topic, got.append)
+    try:
+        cb = WorkerEpochs(topic, run.config_hash, run.epochs, every=0.0)   # every epoch
+        record = client.submit(R.run_one, run, threads=1, callbacks=[cb], pure=False).result()
+        deadline = time.monotonic() + 10
+        while len(got) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        client.unsubscribe_topic(topic)
+    assert record["status"] == "done"
+    assert [(m["run"], m["epochs"]) for _, m in got] == [(run.config_hash, k) for k in (1, 2, 3)]
+
+
+def test_worker_progress_outside_a_worker_never_fails_the_run():
+    from blconv._progress import WorkerEpochs
+    cb = WorkerEpochs("topic", "hash", 2)
+    cb.on_epoch_end(1, {})                     # no worker here: stops reporting, quietly
+    assert cb._last is False
+
+
+def test_a_sweep_on_the_cluster_prints_a_line_per_run(client, tmp_path, capsys):
+    result = E.sweep(grid(), client, out_dir=tmp_path, progress="lines")
+    out = capsys.readouterr().out.splitlines()
+    assert len(result) == 8
+    lines = [line for line in out if line.startswith("[")]
+    assert sorted(line[:5] for line in lines) == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+    assert all("ItalyPowerDemand rate " in line and "% at test rate " in line for line in lines)
+    assert out[-1].startswith("done: 8/8 epochs (100%), runs 4/4, elapsed ")

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 
+from .home import ENV, UCR_ARCHIVE_URL, default_ucr_dir, ucr_home
 from .images import load_digits
+from .mnist1d import load_mnist1d
 from .synthetic import make_frequency_task
 from .ucr import SUFFIXES, list_ucr, load_ucr
 from .utils import train_test_split, znorm
@@ -20,23 +22,41 @@ from .utils import train_test_split, znorm
 __all__ = ["DATASETS", "load_dataset", "normalisation", "list_datasets", "resolve_datasets"]
 
 DATASETS = ("GunPoint", "ItalyPowerDemand", "ArrowHead", "OSULeaf", "digits",
-            "freq-low", "freq-high")
+            "freq-low", "freq-high", "mnist1d", "mnist1d-shuffled")
 
-_UNKNOWN = "{fn}: unknown dataset {name!r}; known: {known}, or any UCR dataset with --ucr-dir"
+_UNKNOWN = ("{fn}: unknown dataset {name!r}: it is none of the datasets blconv knows "
+            "({known}) and no UCR archive on disk holds it: looked in {where}. To use a UCR "
+            "dataset, download the archive from " + UCR_ARCHIVE_URL + " and unpack it so that "
+            "{home}/{name}/{name}_TRAIN.tsv exists (the data home is $" + ENV + ", default "
+            "~/.cache/blconv), or pass --ucr-dir (ucr_dir=) to where it is")
+_MNIST1D = ("mnist1d", "mnist1d-shuffled")
+
+
+def _unknown(fn: str, name: str, ucr_dir) -> ValueError:
+    """The error for a dataset found nowhere: where it was looked for and how to get it."""
+    where = (f"{ucr_dir} (ucr_dir)" if ucr_dir is not None
+             else f"{ucr_home()} (the data home's UCR folder: it does not exist)"
+             if default_ucr_dir() is None else f"{ucr_home()} (the data home's UCR folder)")
+    return ValueError(_UNKNOWN.format(fn=fn, name=name, known=", ".join(DATASETS),
+                                      where=where, home=ucr_home()))
 
 
 def load_dataset(name: str, *, ucr_dir: str | None = None, seed: int = 0):
     """``(train, test)`` NumPy datasets for a name of :data:`DATASETS` or a UCR dataset.
 
     UCR series are z-normalised per series (as the archive is); digits are scaled
-    to [0, 1] and split 75/25 with a fixed seed; the frequency tasks are generated.
+    to [0, 1] and split 75/25 with a fixed seed; the frequency tasks are generated;
+    MNIST-1D is generated once by the ``mnist1d`` package and cached under the data
+    home (:func:`blconv.data.load_mnist1d`).
 
     Parameters
     ----------
     name : str
         A name of :data:`DATASETS`, or of a UCR dataset under ``ucr_dir``.
     ucr_dir : str or os.PathLike, optional
-        A UCR archive on disk (see :func:`load_ucr`).
+        A UCR archive on disk (see :func:`load_ucr`).  Without it, a name that
+        blconv does not ship is looked for in ``<data home>/UCR``
+        (:func:`blconv.data.data_home`).
     seed : int, default 0
         The draw of a generated frequency task (the other datasets are fixed).
 
@@ -48,7 +68,12 @@ def load_dataset(name: str, *, ucr_dir: str | None = None, seed: int = 0):
     Raises
     ------
     ValueError
-        ``name`` is none of these, without ``ucr_dir``.
+        ``name`` is none of these and no UCR archive looked in holds it (the
+        message says where it looked and how to get the archive).
+    FileNotFoundError
+        ``ucr_dir`` is given but lacks the dataset's files.
+    ImportError
+        MNIST-1D is not cached and the ``mnist1d`` package is missing.
 
     Examples
     --------
@@ -65,9 +90,19 @@ def load_dataset(name: str, *, ucr_dir: str | None = None, seed: int = 0):
     if name in ("freq-low", "freq-high"):
         return make_frequency_task(name.split("-")[1], n_samples=256, length=128,
                                    seed=1000 + seed)
+    if name in _MNIST1D:
+        return load_mnist1d(shuffled=name == "mnist1d-shuffled")
     if ucr_dir is None and name not in list_ucr():
-        raise ValueError(_UNKNOWN.format(fn="load_dataset", name=name, known=", ".join(DATASETS)))
-    train, test = load_ucr(name, path=ucr_dir)
+        ucr_dir = default_ucr_dir()
+        if ucr_dir is None or name not in list_datasets(ucr_dir):
+            raise _unknown("load_dataset", name, None)
+    try:
+        train, test = load_ucr(name, path=ucr_dir)
+    except FileNotFoundError:
+        if ucr_dir is None or name not in list_ucr():
+            raise
+        # a shipped dataset that this archive lacks: the shipped files (the same series)
+        train, test = load_ucr(name)
     return znorm(train), znorm(test)
 
 
@@ -84,7 +119,11 @@ def normalisation(name: str) -> dict:
     dict
         ``{"method": "scale", "factor": 0.0625}`` for digits (pixel counts
         0..16 to [0, 1]); ``{"method": "none"}`` for the generated frequency
-        tasks; ``{"method": "znorm", "per": "series", "ddof": 1}`` for UCR
+        tasks; for MNIST-1D ``{"method": "none", "generator": "standardise",
+        "per": "dataset"}``: blconv uses the generated values as they are, which
+        the generator has standardised over all 5,000 series (train and test
+        together) to mean 0 and standard deviation 1, as the published models
+        were trained; ``{"method": "znorm", "per": "series", "ddof": 1}`` for UCR
         datasets (each series and channel to mean 0, sample std 1, by
         :func:`blconv.data.znorm`).
 
@@ -98,6 +137,8 @@ def normalisation(name: str) -> dict:
         return {"method": "scale", "factor": 1 / 16}
     if name in ("freq-low", "freq-high"):
         return {"method": "none"}
+    if name in _MNIST1D:
+        return {"method": "none", "generator": "standardise", "per": "dataset"}
     return {"method": "znorm", "per": "series", "ddof": 1}
 
 
@@ -145,7 +186,7 @@ def resolve_datasets(names="GunPoint", *, ucr_dir=None) -> list[str]:
 
     ``"all"`` is :func:`list_datasets` (the shipped UCR datasets, or every one
     in ``ucr_dir``).  Without ``ucr_dir`` every name must be one of
-    :data:`DATASETS`.
+    :data:`DATASETS` or a dataset of the data home's UCR folder.
 
     Raises
     ------
@@ -174,7 +215,8 @@ def resolve_datasets(names="GunPoint", *, ucr_dir=None) -> list[str]:
         raise ValueError(f"{fn}: no dataset names in {names!r}")
     if ucr_dir is None:
         known = set(DATASETS) | set(list_datasets())
+        home = default_ucr_dir()
         for name in out:
-            if name not in known:
-                raise ValueError(_UNKNOWN.format(fn=fn, name=name, known=", ".join(DATASETS)))
+            if name not in known and (home is None or name not in list_datasets(home)):
+                raise _unknown(fn, name, None)
     return out
