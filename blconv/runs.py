@@ -215,19 +215,36 @@ def prepare(run: Run):
 
 
 def execute(run: Run, *, progress: bool = False) -> list[dict]:
-    """Train one run and evaluate it at each test rate; one record per test rate."""
+    """Train one run and evaluate it at each test rate; one record per test rate.
+
+    A run trained with ``preserve_energy`` is tested, at its own test rate
+    (``test_compress_rate`` equal to ``train_compress_rate``, 0), with the band
+    of each test batch (256 examples) in ``test_accuracy``, ``test_loss`` and
+    ``effective_rate``, and, in the same record, with the bands calibrated on
+    the training set (:func:`blconv.nn.calibrate`, each batch alike) in
+    ``calibrated_accuracy``, ``calibrated_loss`` and
+    ``calibrated_effective_rate``.  Other records have no such fields (nor do
+    those of files written before they existed).
+    """
     from . import train as T
     tr, te, model_name, model, opt, sched = prepare(run)
     t0 = time.perf_counter()
     hist = T.fit(model, tr, epochs=run.epochs, batch_size=run.batch_size, optimizer=opt,
                  scheduler=sched, seed=run.seed, progress=progress, monitor="loss")
     seconds = time.perf_counter() - t0
+    calibrated = None
+    if run.train_preserve_energy is not None:
+        from .nn import calibrate
+        per_batch = T.evaluate(model, te, preserve_energy=run.train_preserve_energy)
+        calibrate(model, tr)
+        ev = T.evaluate(model, te)
+        calibrated = {"calibrated_accuracy": float(ev["accuracy"]),
+                      "calibrated_loss": float(ev["loss"]),
+                      "calibrated_effective_rate": float(ev["effective_rate"])}
     records = []
     for rate in run.test_rates:
-        if run.train_preserve_energy is not None and rate == run.train_compress_rate:
-            ev = T.evaluate(model, te, preserve_energy=run.train_preserve_energy)
-        else:
-            ev = T.evaluate(model, te, compress_rate=rate)
+        own = run.train_preserve_energy is not None and rate == run.train_compress_rate
+        ev = per_batch if own else T.evaluate(model, te, compress_rate=rate)
         records.append({
             "dataset": run.dataset, "model": model_name, "seed": run.seed,
             "train_compress_rate": run.train_compress_rate,
@@ -238,6 +255,8 @@ def execute(run: Run, *, progress: bool = False) -> list[dict]:
             "epochs": run.epochs, "optimizer": run.optimizer,
             "train_seconds": round(seconds, 3),
         })
+        if own:
+            records[-1].update(calibrated)
     return records
 
 
