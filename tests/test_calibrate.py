@@ -51,7 +51,7 @@ def test_per_batch_energy_makes_a_prediction_depend_on_the_batch():
     assert not np.allclose(model(x), _rows_alone(model, x), atol=1e-6)      # ...not with the fast
 
 
-# --- after calibration: one band for every sample ---------------------------------------------------
+# --- after calibration: one band for every sample -----------------------------------------------
 @pytest.mark.parametrize("dtype, tol", [("float64", 1e-12), ("float32", 1e-5)])
 def test_calibrated_predictions_do_not_depend_on_the_batch(dtype, tol):
     x = _low_and_one_high(n=7)
@@ -78,7 +78,7 @@ def test_a_frozen_layer_equals_the_core_with_that_band():
         model(x), blconv.conv1d(x, conv.params["w"], conv.params["b"], padding=2, band=band))
 
 
-# --- the band chosen: against an independent aggregate -------------------------------------------
+# --- the band chosen: against an independent aggregate ------------------------------------------
 def _smallest_family_band(power, fft_shape, energy):
     """The first band of the family whose two-sided energy fraction reaches ``energy``, from
     the full two-sided power spectrum (no one-sided weights involved)."""
@@ -302,3 +302,45 @@ def test_set_compression_refuses_bad_frozen_bands_and_changes_nothing():
                                          r"be None, a blconv.Band or"):
         set_compression(model, frozen_band=[{"keep": [2]}, None, None])
     assert all(c.frozen_band is None for c in conv_layers(model))
+
+
+# --- other namespaces, training ------------------------------------------------------------------
+def test_array_api_strict_calibrates_as_numpy_does():
+    xs = pytest.importorskip("array_api_strict")
+    from blconv.nn import to_device
+    x = _low_and_one_high(n=5, length=32)
+    ref = fcn1d(1, 2, channels=(4, 4, 4), preserve_energy=0.9, dtype="float64", seed=2)
+    model = to_device(fcn1d(1, 2, channels=(4, 4, 4), preserve_energy=0.9, dtype="float64",
+                            seed=2), xs, xs.Device("device1"))
+    assert [b.keep for b in calibrate(model, x)] == [b.keep for b in calibrate(ref, x)]
+    x_dev = xs.asarray(x, device=xs.Device("device1"))
+    got = blconv.to_numpy(model.eval()(x_dev))
+    np.testing.assert_allclose(got, ref.eval()(x), rtol=1e-10, atol=1e-12)
+    alone = np.concatenate([blconv.to_numpy(model(x_dev[i:i + 1, ...])) for i in range(5)])
+    np.testing.assert_allclose(alone, got, rtol=1e-10, atol=1e-12)
+
+
+def test_a_resumed_run_with_the_calibrate_callback_ends_as_an_uninterrupted_one(tmp_path):
+    from blconv.optim import SGD
+    from blconv.train import Calibrate, fit
+    x = _low_and_one_high(n=12, length=32).astype(np.float32)
+    train = Dataset(x, np.arange(12) % 2, ("a", "b"), "toy")
+
+    def run(epochs, ckpt, resume=False, model=None):
+        model = model or fcn1d(1, 2, channels=(4, 4, 4), preserve_energy=0.95, seed=3)
+        fit(model, train, epochs=epochs, batch_size=5, optimizer=SGD(model, lr=0.05),
+            seed=0, progress=False, checkpoint_dir=ckpt, resume=resume,
+            callbacks=[Calibrate(model, train)])
+        return model
+
+    whole = run(3, tmp_path / "a")
+    two = run(2, tmp_path / "b")
+    # the checkpoint of epoch 2 holds the bands epoch 2 trained with (frozen after epoch 1):
+    # not those the callback froze after epoch 2, which epoch 3 trains with
+    saved = [c.frozen_band for c in conv_layers(load(tmp_path / "b" / "last.npz"))]
+    assert saved != [c.frozen_band for c in conv_layers(two)]
+    resumed = run(3, tmp_path / "b", resume=True)
+    assert [c.frozen_band for c in conv_layers(resumed)] == \
+        [c.frozen_band for c in conv_layers(whole)]
+    for k, v in whole.params.items():
+        np.testing.assert_array_equal(resumed.params[k], v, err_msg=k)
