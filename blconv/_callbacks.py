@@ -2,8 +2,9 @@
 
 The protocol (``on_train_begin(info)``, ``on_epoch_end(epoch, row)``,
 ``on_train_end(history)``, a truthy return to stop) is documented once, in the
-Notes of :func:`blconv.train.fit`.  :class:`CSVLogger` and :class:`EarlyStopping`
-are exported by :mod:`blconv.train`; ``EpochBar`` is ``fit``'s progress bar.
+Notes of :func:`blconv.train.fit`.  :class:`CSVLogger`, :class:`EarlyStopping` and
+:class:`Calibrate` are exported by :mod:`blconv.train`; ``EpochBar`` is ``fit``'s
+progress bar.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tqdm import tqdm
 from ._history import History
 from ._validation import check_int
 
-__all__ = ["CSVLogger", "EarlyStopping"]
+__all__ = ["CSVLogger", "EarlyStopping", "Calibrate"]
 
 HOOKS = ("on_train_begin", "on_epoch_end", "on_train_end")
 
@@ -238,3 +239,64 @@ class EarlyStopping:
     def __repr__(self):
         return (f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, "
                 f"min_delta={self.min_delta}, mode={self.mode!r})")
+
+
+# --- calibration --------------------------------------------------------------------------
+class Calibrate:
+    """Freeze the model's bands on a data set after every epoch (:func:`blconv.nn.calibrate`).
+
+    Parameters
+    ----------
+    model : Module
+        The model ``fit`` trains.
+    data : Dataset, array or list of arrays
+        The calibration inputs (usually the training set), as
+        :func:`blconv.nn.calibrate` takes them.
+    preserve_energy : float in (0, 1], optional
+        As :func:`blconv.nn.calibrate` (default: each layer's own).
+    batch_size : int, default 256
+
+    Notes
+    -----
+    After epoch ``e`` the bands are chosen from the inputs the model gives
+    its conv layers with the weights of epoch ``e``: epoch ``e + 1`` trains,
+    and validates, with the fixed bands inference will use (the first epoch
+    trains with the per-batch energy bands).  A resumed run calibrates again
+    at the start (the checkpoint of epoch ``e`` is written before its
+    callbacks run), so it continues with the bands an uninterrupted run had.
+
+    Examples
+    --------
+    >>> from blconv.data import make_frequency_task
+    >>> from blconv.models import conv_layers, fcn1d
+    >>> from blconv.optim import SGD
+    >>> from blconv.train import Calibrate, fit
+    >>> train, _ = make_frequency_task("low", n_samples=32, length=40)
+    >>> model = fcn1d(1, 2, channels=(4, 4, 4), preserve_energy=0.9)
+    >>> h = fit(model, train, epochs=2, batch_size=16, optimizer=SGD(model, lr=0.1), seed=0,
+    ...         progress=False, callbacks=[Calibrate(model, train)])
+    >>> all(c.frozen_band is not None for c in conv_layers(model))
+    True
+    """
+
+    def __init__(self, model, data, *, preserve_energy=None, batch_size: int = 256):
+        from .nn._base import check_module
+        check_module("Calibrate", "model", model)
+        self.model, self.data = model, data
+        self.preserve_energy = preserve_energy
+        self.batch_size = check_int("Calibrate", "batch_size", batch_size, minimum=1)
+
+    def _calibrate(self) -> None:
+        from .nn import calibrate
+        calibrate(self.model, self.data, preserve_energy=self.preserve_energy,
+                  batch_size=self.batch_size)
+
+    def on_train_begin(self, info: dict) -> None:
+        if len(info["history"]):
+            self._calibrate()
+
+    def on_epoch_end(self, epoch: int, row: dict) -> None:
+        self._calibrate()
+
+    def __repr__(self):
+        return f"Calibrate(preserve_energy={self.preserve_energy}, batch_size={self.batch_size})"

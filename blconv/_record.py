@@ -3,7 +3,8 @@
 :func:`blconv.checkpoint.save` stores it in the checkpoint's JSON description
 (``__meta__["record"]``): the blconv version, the training data
 (:func:`describe_data`: name, classes, input channels and spatial shape,
-normalisation) and the band policy of every band-limited conv layer.
+normalisation) and the band policy of every band-limited conv layer, with its
+frozen band (:func:`blconv.nn.calibrate`) when it has one.
 """
 from __future__ import annotations
 
@@ -117,7 +118,10 @@ def _band_policy(model: Module) -> list[dict]:
                         "compress_rate": float(m.compress_rate),
                         "preserve_energy": (None if m.preserve_energy is None
                                             else float(m.preserve_energy)),
-                        "fft_size": fft_size})
+                        "fft_size": fft_size,
+                        "frozen_band": None if m.frozen_band is None else {
+                            "fft_shape": list(m.frozen_band.fft_shape),
+                            "keep": list(m.frozen_band.keep)}})
     return out
 
 

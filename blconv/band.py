@@ -139,6 +139,38 @@ def fft_shape_for(geom: V.Geometry, fft_size, *, fn: str) -> tuple[int, ...]:
     return n
 
 
+def check_band(fn: str, band, geom: V.Geometry, fft_size="fast") -> "Band":
+    """``band`` as the band of one correlation of geometry ``geom``, rebuilt from its keep.
+
+    Raises, naming ``fn``: ``TypeError`` when ``band`` is not a :class:`Band`;
+    ``ValueError`` when its ``fft_shape`` does not have one entry per spatial axis,
+    an entry is below the smallest exact size (:attr:`Geometry.min_size`), an
+    explicit ``fft_size`` (anything but the default ``"fast"``) differs from it,
+    or a kept count is outside ``1 .. n // 2 + 1``.
+    """
+    if not isinstance(band, Band):
+        raise TypeError(f"{fn}: band must be a blconv.Band (e.g. from blconv.band_for), "
+                        f"got {type(band).__name__}")
+    d, n = len(geom.length), tuple(band.fft_shape)
+    if len(n) != d or len(band.keep) != d:
+        raise ValueError(f"{fn}: band must have one fft_shape and keep entry per spatial axis "
+                         f"({d}), got fft_shape={n}, keep={tuple(band.keep)}")
+    for a in range(d):
+        if n[a] < geom.min_size[a]:
+            raise ValueError(f"{fn}: band.fft_shape along spatial axis {a} must be >= "
+                             f"{geom.min_size[a]}, the smallest exact size for this input "
+                             f"length, padding and filter, got {n[a]}")
+        if not 1 <= band.keep[a] <= n[a] // 2 + 1:
+            raise ValueError(f"{fn}: band.keep along spatial axis {a} must be in 1.."
+                             f"{n[a] // 2 + 1} (fft size {n[a]}), got {band.keep[a]}")
+    if not (isinstance(fft_size, str) and fft_size == "fast"):
+        want = fft_shape_for(geom, fft_size, fn=fn)
+        if want != n:
+            raise ValueError(f"{fn}: fft_size={fft_size!r} gives the FFT shape {want}, but "
+                             f"band.fft_shape is {n}; leave fft_size at its default with band")
+    return Band.from_keep(n, band.keep)
+
+
 def rate_keep(fft_shape: tuple[int, ...], compress_rate: float) -> tuple[int, ...]:
     """Kept count per axis for a fixed compress rate (see the module notes)."""
     d = len(fft_shape)

@@ -156,8 +156,14 @@ def save(model: Module, path, *, optimizer=None, scheduler=None, state: dict | N
     ``data`` (:func:`describe_data`'s object, or null) and ``layers``, one
     object per band-limited conv layer, depth first, such as ``{"layer": "0",
     "type": "Conv1d", "compress_rate": 0.5, "preserve_energy": null,
-    "fft_size": "fast"}``.  Files written before the record existed lack it and
-    still load (format version 1 either way; older blconv versions ignore it).
+    "fft_size": "fast", "frozen_band": null}``.  Files written before the record
+    existed lack it and still load (format version 1 either way; older blconv
+    versions ignore it).
+
+    ``compression`` is :func:`blconv.models.set_compression`'s mapping, which
+    :func:`load` applies again: with a ``"frozen_band"`` list (``{"fft_shape",
+    "keep"}`` or null per conv layer) when the model was calibrated
+    (:func:`blconv.nn.calibrate`); files without it load unfrozen, as before.
 
     The file is written to a temporary name in the same directory, flushed and
     ``fsync``-ed, then renamed over ``path`` with :func:`os.replace`: a crash

@@ -98,18 +98,35 @@ def _train(args) -> int:
                 batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                 weight_decay=args.weight_decay, device=args.device, width=args.width,
                 ucr_dir=args.ucr_dir)
+    if args.calibrate_each_epoch and args.preserve_energy is None:
+        raise ValueError("--calibrate-each-epoch needs --preserve-energy")
     tr, te, name, model, opt, sched = E.prepare(run)
     data_info = E.describe_training_data(run.dataset, tr)
     out = _out_dir(args.out, "train")
     os.makedirs(out, exist_ok=True)
+    callbacks = [T.Calibrate(model, tr)] if args.calibrate_each_epoch else []
     hist = T.fit(model, tr, te, epochs=run.epochs, batch_size=run.batch_size, optimizer=opt,
                  scheduler=sched, seed=run.seed, progress=not args.no_progress, monitor="loss",
                  checkpoint_dir=os.path.join(out, "checkpoints"), resume=args.resume,
-                 data_info=data_info)
+                 data_info=data_info, callbacks=callbacks)
+    result = {"run": run.to_dict(), "history": hist.to_dict()}
+    if run.train_preserve_energy is not None:
+        # the band of each batch, then one band per layer from the whole training set
+        result["test_per_batch"] = per_batch = T.evaluate(
+            model, te, preserve_energy=run.train_preserve_energy)
+        from .nn import calibrate
+        calibrate(model, tr)
     T.save(model, os.path.join(out, "model.npz"), data_info=data_info)
-    ev = T.evaluate(model, te)
+    result["test"] = ev = T.evaluate(model, te)
     with open(os.path.join(out, "history.json"), "w") as f:
-        json.dump({"run": run.to_dict(), "history": hist.to_dict(), "test": ev}, f, indent=1)
+        json.dump(result, f, indent=1)
+    if run.train_preserve_energy is not None:
+        print(f"{name} on {run.dataset}: test accuracy {100 * ev['accuracy']:.1f}% with the "
+              f"bands calibrated on the training set (effective compression "
+              f"{ev['effective_rate']:.3f}), {100 * per_batch['accuracy']:.1f}% with per-batch "
+              f"bands ({per_batch['effective_rate']:.3f}); calibrated model saved to "
+              f"{os.path.join(out, 'model.npz')}")
+        return 0
     print(f"{name} on {run.dataset}: test accuracy {100 * ev['accuracy']:.1f}% "
           f"(effective compression {ev['effective_rate']:.3f}); model saved to "
           f"{os.path.join(out, 'model.npz')}")
@@ -341,7 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--compress-rate", type=compress_rate, default=0.0,
                    help="fraction of spectral coefficients discarded (default 0)")
     g.add_argument("--preserve-energy", type=energy_fraction, default=None,
-                   help="keep the smallest band holding this fraction of input energy")
+                   help="keep the smallest band holding this fraction of input energy, "
+                   "chosen per batch in training; at the end each layer's band is chosen "
+                   "from the whole training set and frozen in the saved model")
+    t.add_argument("--calibrate-each-epoch", action="store_true",
+                   help="with --preserve-energy: freeze the bands on the training set after "
+                   "every epoch, so that later epochs train with the bands of inference")
     t.add_argument("--seed", type=int, default=0, help="seed of weights and shuffles")
     t.add_argument("--resume", action="store_true", help="continue from the output "
                    "directory's last checkpoint")

@@ -19,7 +19,7 @@ import numpy as np
 from . import _backend as B
 from . import _validation as V
 from . import settings, spectral
-from .band import Band, energy_keep, fft_shape_for, parseval_weights, rate_keep
+from .band import Band, check_band, energy_keep, fft_shape_for, parseval_weights, rate_keep
 
 __all__ = ["conv1d", "conv2d", "conv1d_forward", "conv1d_backward",
            "conv2d_forward", "conv2d_backward", "ConvContext"]
@@ -85,6 +85,7 @@ class _Args:
     preserve_energy: Any
     fft_size: Any
     max_workspace_bytes: Any
+    band: Any = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class _Plan:
     groups: int
     max_workspace_bytes: int | None
     opts: settings.Settings
+    band: Band | None = None            # a band given explicitly: no rate or energy choice
 
 
 def _taps(geom: V.Geometry) -> dict:
@@ -197,11 +199,19 @@ def _forward(d, x, w, b, args: _Args):
     geom = V.conv_geometry(fn, tuple(x.shape[2:]), tuple(w.shape[2:]), stride=args.stride,
                            padding=args.padding, dilation=args.dilation)
     rate = V.check_rate(fn, args.compress_rate)
+    energy = V.check_energy(fn, args.preserve_energy, rate)
+    band = None
+    if args.band is not None:
+        if rate > 0 or energy is not None:
+            raise ValueError(f"{fn}: band excludes compress_rate > 0 and preserve_energy, got "
+                             f"compress_rate={args.compress_rate!r}, "
+                             f"preserve_energy={args.preserve_energy!r}")
+        band = check_band(fn, args.band, geom, args.fft_size)
     opts = settings.current()                                   # read once per call
-    plan = _Plan(fn, d, geom, fft_shape_for(geom, args.fft_size, fn=fn), rate,
-                 V.check_energy(fn, args.preserve_energy, rate), int(args.groups),
+    plan = _Plan(fn, d, geom, band.fft_shape if band is not None
+                 else fft_shape_for(geom, args.fft_size, fn=fn), rate, energy, int(args.groups),
                  opts.max_workspace_bytes if args.max_workspace_bytes is None
-                 else args.max_workspace_bytes, opts)
+                 else args.max_workspace_bytes, opts, band)
     with _memory_hint(fn, xp):
         return _forward_impl(x, w, b, plan, xp=xp)
 
@@ -223,7 +233,8 @@ def _forward_impl(x, w, b, plan: _Plan, *, xp):
     d, G, geom, opts = plan.d, plan.groups, plan.geom, plan.opts
     N, C = x.shape[:2]
     O = w.shape[0]
-    band = Band.from_keep(plan.fft_shape, rate_keep(plan.fft_shape, plan.rate))  # sizes chunks
+    band = (plan.band if plan.band is not None                      # also sizes the chunks
+            else Band.from_keep(plan.fft_shape, rate_keep(plan.fft_shape, plan.rate)))
     itemsize = 4 if x.dtype == xp.float32 else 8
     chunks = _chunks(plan.fn, N, _bytes_per_sample(geom, band, C, O, itemsize,
                                                    plan.energy is not None),
@@ -324,7 +335,7 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
 
 
 def conv1d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, compress_rate=0.0,
-           preserve_energy=None, fft_size="fast", max_workspace_bytes=None):
+           preserve_energy=None, fft_size="fast", max_workspace_bytes=None, band=None):
     """Band-limited 1D cross-correlation.
 
     Parameters
@@ -365,6 +376,15 @@ def conv1d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, compress_
         unchunked ones to rounding (BLAS blocks a GEMM differently for fewer
         rows, and ``dw`` sums the chunks' contributions).  On CuPy an
         out-of-memory error is re-raised as ``MemoryError`` naming this option.
+    band : Band, optional
+        Use exactly this band (its ``fft_shape`` is the transform size): a band
+        chosen once, for instance by :func:`blconv.nn.calibrate`, so that the
+        output of a sample does not depend on the rest of the batch.  Excludes
+        ``compress_rate > 0`` and ``preserve_energy``; ``fft_shape`` needs one
+        entry per spatial axis, each at least the smallest exact size for this
+        input (see ``fft_size``), and ``keep[a]`` in ``1 .. fft_shape[a] // 2 + 1``.
+        ``band=band_for(x.shape, w.shape, ..., compress_rate=c)`` gives exactly
+        the result of ``compress_rate=c``.
 
     Returns
     -------
@@ -376,7 +396,8 @@ def conv1d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, compress_
     ValueError
         Shapes, sizes or ranges that do not fit; the message names the argument.
     TypeError
-        Dtypes other than float32/float64, mixed dtypes, or arrays of different libraries.
+        Dtypes other than float32/float64, mixed dtypes, arrays of different libraries,
+        or a ``band`` that is not a :class:`~blconv.Band`.
 
     Notes
     -----
@@ -401,11 +422,11 @@ def conv1d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, compress_
     (2, 4, 50)
     """
     return _forward(1, x, w, b, _Args(stride, padding, dilation, groups, compress_rate,
-                                      preserve_energy, fft_size, max_workspace_bytes))[0]
+                                      preserve_energy, fft_size, max_workspace_bytes, band))[0]
 
 
 def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, compress_rate=0.0,
-           preserve_energy=None, fft_size="fast", max_workspace_bytes=None):
+           preserve_energy=None, fft_size="fast", max_workspace_bytes=None, band=None):
     """Band-limited 2D cross-correlation.
 
     Parameters
@@ -414,7 +435,7 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, compress_
         Input, float32 or float64 (NumPy, CuPy or any array-API namespace).
     w : array, shape (C_out, C_in / groups, kH, kW)
         Filters, applied without flipping (cross-correlation, as in PyTorch).
-    b, stride, padding, dilation, groups, compress_rate, preserve_energy, fft_size, max_workspace_bytes
+    b, stride, padding, dilation, groups, compress_rate, preserve_energy, fft_size, max_workspace_bytes, band
         As in :func:`conv1d`, per spatial axis (an int or a pair).
 
     Returns
@@ -450,17 +471,17 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, compress_
     ((8, 16, 32, 32), dtype('float32'))
     """
     return _forward(2, x, w, b, _Args(stride, padding, dilation, groups, compress_rate,
-                                      preserve_energy, fft_size, max_workspace_bytes))[0]
+                                      preserve_energy, fft_size, max_workspace_bytes, band))[0]
 
 
 def conv1d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
                    compress_rate=0.0, preserve_energy=None, fft_size="fast",
-                   max_workspace_bytes=None):
+                   max_workspace_bytes=None, band=None):
     """Band-limited 1D cross-correlation, keeping what the backward needs.
 
     Parameters
     ----------
-    x, w, b, stride, padding, dilation, groups, compress_rate, preserve_energy, fft_size, max_workspace_bytes
+    x, w, b, stride, padding, dilation, groups, compress_rate, preserve_energy, fft_size, max_workspace_bytes, band
         As in :func:`conv1d`.
 
     Returns
@@ -485,17 +506,17 @@ def conv1d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
     (True, True, True)
     """
     return _forward(1, x, w, b, _Args(stride, padding, dilation, groups, compress_rate,
-                                      preserve_energy, fft_size, max_workspace_bytes))
+                                      preserve_energy, fft_size, max_workspace_bytes, band))
 
 
 def conv2d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
                    compress_rate=0.0, preserve_energy=None, fft_size="fast",
-                   max_workspace_bytes=None):
+                   max_workspace_bytes=None, band=None):
     """Band-limited 2D cross-correlation, keeping what the backward needs.
 
     Parameters
     ----------
-    x, w, b, stride, padding, dilation, groups, compress_rate, preserve_energy, fft_size, max_workspace_bytes
+    x, w, b, stride, padding, dilation, groups, compress_rate, preserve_energy, fft_size, max_workspace_bytes, band
         As in :func:`conv2d`.
 
     Returns
@@ -518,7 +539,7 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
     ((4, 4), True)
     """
     return _forward(2, x, w, b, _Args(stride, padding, dilation, groups, compress_rate,
-                                      preserve_energy, fft_size, max_workspace_bytes))
+                                      preserve_energy, fft_size, max_workspace_bytes, band))
 
 
 def conv1d_backward(dy, ctx):

@@ -30,6 +30,7 @@ import numbers
 import numpy as np
 
 from ._validation import check_energy, check_int, check_rate
+from .band import Band
 from .nn._base import check_dtype
 from .nn import (BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Dropout, GlobalAvgPool, Linear,
                  MaxPool2d, Module, ReLU, Residual, Sequential)
@@ -374,27 +375,67 @@ def _per_layer(fn: str, name: str, value, n: int) -> list:
     return [value] * n
 
 
-def _apply(fn: str, model: Module, compress_rate, preserve_energy) -> dict:
+def _band_json(band: Band | None):
+    return None if band is None else {"fft_shape": list(band.fft_shape), "keep": list(band.keep)}
+
+
+def _band_from_json(where: str, value, d: int) -> Band | None:
+    """A frozen band of ``d`` axes, given as a :class:`Band`, ``{"fft_shape": [...], "keep":
+    [...]}`` or None."""
+    if value is None:
+        return None
+    if isinstance(value, Band):
+        value = {"fft_shape": list(value.fft_shape), "keep": list(value.keep)}
+    ok = (isinstance(value, dict) and set(value) == {"fft_shape", "keep"}
+          and all(isinstance(value[k], (list, tuple)) and value[k]
+                  and all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                          for v in value[k]) for k in ("fft_shape", "keep"))
+          and len(value["fft_shape"]) == len(value["keep"]))
+    if not ok:
+        raise ValueError(f"{where}: frozen_band must be None, a blconv.Band or "
+                         f"{{'fft_shape': [ints], 'keep': [ints]}} of equal lengths, got {value!r}")
+    n, k = value["fft_shape"], value["keep"]
+    if len(n) != d or not all(m >= 1 and 1 <= j <= m // 2 + 1 for m, j in zip(n, k)):
+        raise ValueError(f"{where}: frozen_band must have one entry per spatial axis ({d}), "
+                         f"fft_shape >= 1 and keep in 1..fft_shape // 2 + 1, got "
+                         f"fft_shape={list(n)}, keep={list(k)}")
+    return Band.from_keep(n, k)
+
+
+def _apply(fn: str, model: Module, compress_rate, preserve_energy, frozen_band=None) -> dict:
     layers = conv_layers(model)
     previous = {"compress_rate": [c.compress_rate for c in layers],
                 "preserve_energy": [c.preserve_energy for c in layers]}
-    if compress_rate is None and preserve_energy is None:
+    if any(c.frozen_band is not None for c in layers):
+        previous["frozen_band"] = [_band_json(c.frozen_band) for c in layers]
+    if compress_rate is None and preserve_energy is None and frozen_band is None:
         return previous
-    # giving only one of the two resets the other: rate 0 / no energy target
-    rates = _per_layer(fn, "compress_rate", 0.0 if compress_rate is None else compress_rate,
-                       len(layers))
-    energies = _per_layer(fn, "preserve_energy", preserve_energy, len(layers))
-    checked = []
-    for i, (c, e) in enumerate(zip(rates, energies)):
-        where = f"{fn} (conv layer {i})"
-        c = check_rate(where, c)
-        checked.append((c, check_energy(where, e, c)))
-    for layer, (c, e) in zip(layers, checked):       # all validated first: no partial update
-        layer.compress_rate, layer.preserve_energy = c, e
+    checked = None
+    if compress_rate is not None or preserve_energy is not None:
+        # giving only one of the two resets the other: rate 0 / no energy target
+        rates = _per_layer(fn, "compress_rate", 0.0 if compress_rate is None else compress_rate,
+                           len(layers))
+        energies = _per_layer(fn, "preserve_energy", preserve_energy, len(layers))
+        checked = []
+        for i, (c, e) in enumerate(zip(rates, energies)):
+            where = f"{fn} (conv layer {i})"
+            c = check_rate(where, c)
+            checked.append((c, check_energy(where, e, c)))
+    bands = [None] * len(layers)
+    if frozen_band is not None:
+        given = _per_layer(fn, "frozen_band", frozen_band, len(layers)) \
+            if isinstance(frozen_band, (list, tuple)) else [frozen_band] * len(layers)
+        bands = [_band_from_json(f"{fn} (conv layer {i})", b, 1 if isinstance(c, Conv1d) else 2)
+                 for i, (b, c) in enumerate(zip(given, layers))]
+    for i, layer in enumerate(layers):       # all validated first: no partial update
+        if checked is not None:
+            layer.compress_rate, layer.preserve_energy = checked[i]
+        layer.frozen_band = bands[i]
     return previous
 
 
-def set_compression(model: Module, *, compress_rate=None, preserve_energy=None) -> dict:
+def set_compression(model: Module, *, compress_rate=None, preserve_energy=None,
+                    frozen_band=None) -> dict:
     """Set the band of every band-limited conv layer; return the previous settings.
 
     Parameters
@@ -406,13 +447,21 @@ def set_compression(model: Module, *, compress_rate=None, preserve_energy=None) 
     preserve_energy : float or list of (float or None), optional
         Energy target per layer; given alone, ``compress_rate`` is reset to 0.
         A layer may have an energy target only with rate 0.
+    frozen_band : list of (Band, dict or None), optional
+        A fixed band per layer (:attr:`blconv.nn.Conv1d.frozen_band`, as
+        :func:`blconv.nn.calibrate` sets), a :class:`~blconv.Band` or its JSON
+        form ``{"fft_shape": [...], "keep": [...]}``; ``None`` entries unfreeze.
+        Setting ``compress_rate`` or ``preserve_energy`` without it unfreezes
+        every layer: the new policy applies.
 
     Returns
     -------
     dict
         ``{"compress_rate": [...], "preserve_energy": [...]}``, one entry per
-        layer, as before the call: ``set_compression(model, **previous)``
-        restores them.  With neither argument nothing changes (a getter).
+        layer, as before the call, plus ``"frozen_band"`` (JSON forms or
+        ``None``) when a layer had a frozen band: ``set_compression(model,
+        **previous)`` restores them.  With no argument nothing changes (a
+        getter).
 
     Raises
     ------
@@ -430,4 +479,4 @@ def set_compression(model: Module, *, compress_rate=None, preserve_energy=None) 
     >>> set_compression(model)
     {'compress_rate': [0.0, 0.0, 0.0], 'preserve_energy': [None, None, None]}
     """
-    return _apply("set_compression", model, compress_rate, preserve_energy)
+    return _apply("set_compression", model, compress_rate, preserve_energy, frozen_band)

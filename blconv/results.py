@@ -27,7 +27,8 @@ __all__ = ["SweepResult", "COLUMNS", "PUBLISHED_FCN", "atomic_write", "run_path"
 
 COLUMNS = ["dataset", "model", "seed", "train_compress_rate", "train_preserve_energy",
            "test_compress_rate", "test_accuracy", "test_loss", "effective_rate",
-           "train_accuracy", "train_loss", "epochs", "optimizer", "train_seconds"]
+           "train_accuracy", "train_loss", "epochs", "optimizer", "train_seconds",
+           "calibrated_accuracy", "calibrated_loss", "calibrated_effective_rate"]
 
 #: Test accuracy (%) of FCN (Wang et al., 2017) in Fawaz et al., "Deep learning for time
 #: series classification: a review", DMKD 2019, Table 4: mean (std) of 10 runs.

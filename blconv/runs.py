@@ -226,6 +226,15 @@ def execute(run: Run, *, progress: bool = False, callbacks=()) -> list[dict]:
 
     ``callbacks`` are passed to :func:`blconv.train.fit` (a sweep's progress
     counts epochs through one); they cannot change the result.
+
+    A run trained with ``preserve_energy`` is tested, at its own test rate
+    (``test_compress_rate`` equal to ``train_compress_rate``, 0), with the band
+    of each test batch (256 examples) in ``test_accuracy``, ``test_loss`` and
+    ``effective_rate``, and, in the same record, with the bands calibrated on
+    the training set (:func:`blconv.nn.calibrate`, each batch alike) in
+    ``calibrated_accuracy``, ``calibrated_loss`` and
+    ``calibrated_effective_rate``.  Other records have no such fields (nor do
+    those of files written before they existed).
     """
     from . import train as T
     tr, te, model_name, model, opt, sched = prepare(run)
@@ -234,12 +243,19 @@ def execute(run: Run, *, progress: bool = False, callbacks=()) -> list[dict]:
                  scheduler=sched, seed=run.seed, progress=progress, monitor="loss",
                  callbacks=callbacks)
     seconds = time.perf_counter() - t0
+    calibrated = None
+    if run.train_preserve_energy is not None:
+        from .nn import calibrate
+        per_batch = T.evaluate(model, te, preserve_energy=run.train_preserve_energy)
+        calibrate(model, tr)
+        ev = T.evaluate(model, te)
+        calibrated = {"calibrated_accuracy": float(ev["accuracy"]),
+                      "calibrated_loss": float(ev["loss"]),
+                      "calibrated_effective_rate": float(ev["effective_rate"])}
     records = []
     for rate in run.test_rates:
-        if run.train_preserve_energy is not None and rate == run.train_compress_rate:
-            ev = T.evaluate(model, te, preserve_energy=run.train_preserve_energy)
-        else:
-            ev = T.evaluate(model, te, compress_rate=rate)
+        own = run.train_preserve_energy is not None and rate == run.train_compress_rate
+        ev = per_batch if own else T.evaluate(model, te, compress_rate=rate)
         records.append({
             "dataset": run.dataset, "model": model_name, "seed": run.seed,
             "train_compress_rate": run.train_compress_rate,
@@ -250,6 +266,8 @@ def execute(run: Run, *, progress: bool = False, callbacks=()) -> list[dict]:
             "epochs": run.epochs, "optimizer": run.optimizer,
             "train_seconds": round(seconds, 3),
         })
+        if own:
+            records[-1].update(calibrated)
     return records
 
 

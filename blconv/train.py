@@ -35,7 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import _backend as B
-from ._callbacks import CSVLogger, EarlyStopping, EpochBar, check_callbacks, notify
+from ._callbacks import Calibrate, CSVLogger, EarlyStopping, EpochBar, check_callbacks, notify
 from ._history import History
 from ._record import check_data_info
 from ._validation import check_int
@@ -46,7 +46,7 @@ from .nn import Module, cross_entropy, to_device
 from .nn._base import check_module, np_dtype
 
 __all__ = ["fit", "evaluate", "History", "NonFiniteLossError", "CSVLogger", "EarlyStopping",
-           "save", "load", "load_checkpoint", "Checkpoint", "FORMAT_VERSION"]
+           "Calibrate", "save", "load", "load_checkpoint", "Checkpoint", "FORMAT_VERSION"]
 
 
 # --- errors -----------------------------------------------------------------------------------

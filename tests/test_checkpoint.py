@@ -124,11 +124,11 @@ def test_the_training_record_round_trips(tmp_path):
                  "in_channels": 1, "shape": [30],
                  "normalisation": {"method": "znorm", "ddof": 1}},
         "layers": [{"layer": "0", "type": "Conv1d", "compress_rate": 0.0,
-                    "preserve_energy": None, "fft_size": "pow2"},
+                    "preserve_energy": None, "fft_size": "pow2", "frozen_band": None},
                    {"layer": "3", "type": "Conv1d", "compress_rate": 0.5,
-                    "preserve_energy": None, "fft_size": "pow2"},
+                    "preserve_energy": None, "fft_size": "pow2", "frozen_band": None},
                    {"layer": "6", "type": "Conv1d", "compress_rate": 0.0,
-                    "preserve_energy": 0.9, "fft_size": "pow2"}]}
+                    "preserve_energy": 0.9, "fft_size": "pow2", "frozen_band": None}]}
     assert load_checkpoint(path).record == expected
     with np.load(path, allow_pickle=False) as z:              # documented: __meta__["record"]
         assert json.loads(z["__meta__"].tobytes().decode("utf-8"))["record"] == expected

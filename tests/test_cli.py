@@ -88,6 +88,48 @@ def test_train_then_eval_round_trip(tmp_path, capsys):
     assert f"{100 * hist['test']['accuracy']:.1f}" == lines[3].split()[2]
 
 
+@pytest.mark.parametrize("each_epoch", [False, True], ids=["at-the-end", "each-epoch"])
+def test_train_with_preserve_energy_saves_a_calibrated_model(tmp_path, capsys, each_epoch):
+    from blconv.models import conv_layers
+    from blconv.nn import calibrate
+    from blconv.train import evaluate
+    out = tmp_path / "run"
+    extra = ["--calibrate-each-epoch", "--epochs", "2"] if each_epoch else []
+    assert main(["train", "--dataset", "ItalyPowerDemand", "--preserve-energy", "0.8",
+                 "--out", str(out)] + TINY + extra) == 0
+    printed = capsys.readouterr().out
+    assert "with the bands calibrated on the training set" in printed
+    assert "with per-batch bands" in printed
+    model = load_checkpoint(out / "model.npz").model
+    bands = [c.frozen_band for c in conv_layers(model)]
+    assert all(b is not None for b in bands) and "frozen band keep=" in repr(model)
+    # the bands are those of the trained weights on the whole training set
+    trained = load_checkpoint(out / "checkpoints" / "last.npz").model
+    # the training checkpoint of the last epoch holds the bands it trained with: frozen after
+    # the epoch before with --calibrate-each-epoch, none (per-batch) without
+    during = [c.frozen_band for c in conv_layers(trained)]
+    hist = json.loads((out / "history.json").read_text())
+    if each_epoch:
+        assert all(b is not None for b in during)
+        assert hist["history"]["effective_rate"][-1] == [b.effective_rate for b in during]
+    else:
+        assert during == [None] * 3
+    train, test = E.load_dataset("ItalyPowerDemand")
+    x = train.x.astype(np.float32)
+    assert [b.keep for b in calibrate(trained, x)] == [b.keep for b in bands]
+    ev = evaluate(model, test.replace(x=test.x.astype(np.float32)))
+    assert hist["test"]["accuracy"] == ev["accuracy"]
+    assert hist["test"]["effective_rate"] == pytest.approx(
+        np.mean([b.effective_rate for b in bands]))
+    assert 0 <= hist["test_per_batch"]["accuracy"] <= 1
+
+
+def test_calibrate_each_epoch_needs_preserve_energy(tmp_path, capsys):
+    assert main(["train", "--dataset", "ItalyPowerDemand", "--calibrate-each-epoch",
+                 "--out", str(tmp_path / "run")] + TINY) == 2
+    assert "--calibrate-each-epoch needs --preserve-energy" in capsys.readouterr().err
+
+
 # --- eval and what a checkpoint was trained on --------------------------------------------------
 def _saved(path, model, dataset):
     """``model`` saved as ``blconv train`` saves it after training on ``dataset``."""

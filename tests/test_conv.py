@@ -248,3 +248,90 @@ def test_any_byte_order_is_accepted(d, order):
     want = BWD[d](dy, FWD[d](x, w, b, padding=1)[1])
     for g, r in zip((dx, dw, db), want):
         np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
+
+
+class TestGivenBand:
+    """``band=``: an explicitly given band, against the masked float64 computation."""
+
+    CASES = [
+        (1, (20,), (5,), dict(stride=1, padding=2, dilation=1), 1),
+        (1, (17,), (3,), dict(stride=2, padding=1, dilation=2), 2),
+        (2, (10, 10), (3, 3), dict(stride=1, padding=1, dilation=1), 1),
+        (2, (9, 12), (3, 2), dict(stride=(2, 3), padding=(2, 1), dilation=(1, 2)), 2),
+    ]
+    IDS = ["1d", "1d-s2d2g2", "2d", "2d-mixed"]
+
+    @pytest.mark.parametrize("rate", [0.0, 0.4, 0.8])
+    @pytest.mark.parametrize("d, size, kernel, geom, groups", CASES, ids=IDS)
+    def test_band_for_equals_compress_rate_exactly(self, backend, d, size, kernel, geom,
+                                                   groups, rate):
+        _, x, w, b = _case(d, size, kernel, 4, 4, groups, np.float64, seed=7)
+        kw = dict(geom, groups=groups)
+        band = blconv.band_for(x.shape, w.shape, padding=geom["padding"],
+                               dilation=geom["dilation"], compress_rate=rate)
+        xs, ws, bs = backend.asarray(x), backend.asarray(w), backend.asarray(b)
+        y_rate, ctx_rate = FWD[d](xs, ws, bs, **kw, compress_rate=rate)
+        y_band, ctx_band = FWD[d](xs, ws, bs, **kw, band=band)
+        assert ctx_band.band == band == ctx_rate.band
+        np.testing.assert_array_equal(blconv.to_numpy(y_band), blconv.to_numpy(y_rate))
+        dy = backend.asarray(np.random.default_rng(1).standard_normal(tuple(y_rate.shape)))
+        for g_band, g_rate in zip(BWD[d](dy, ctx_band), BWD[d](dy, ctx_rate)):
+            np.testing.assert_array_equal(blconv.to_numpy(g_band), blconv.to_numpy(g_rate))
+
+    @pytest.mark.parametrize("extra, keep", [(0, "low"), (0, "uneven"), (5, "low"), (5, "full")])
+    @pytest.mark.parametrize("d, size, kernel, geom, groups", CASES, ids=IDS)
+    def test_any_band_matches_masked_float64(self, backend, d, size, kernel, geom, groups,
+                                             extra, keep):
+        """Keep counts no rate gives (one axis wide, the other narrow) and FFT sizes above
+        the smallest exact one."""
+        rng, x, w, _ = _case(d, size, kernel, 4, 4, groups, np.float64, seed=8)
+        kw = dict(geom, groups=groups)
+        smallest = blconv.band_for(x.shape, w.shape, padding=geom["padding"],
+                                   dilation=geom["dilation"], fft_size="fast").fft_shape
+        n = tuple(m + extra for m in smallest)
+        halves = [m // 2 + 1 for m in n]
+        k = {"low": [max(1, h // 3) for h in halves], "full": halves,
+             "uneven": [h if a == 0 else max(1, h // 4) for a, h in enumerate(halves)]}[keep]
+        band = blconv.Band.from_keep(n, k)
+        y, ctx = FWD[d](backend.asarray(x), backend.asarray(w), **kw, band=band)
+        assert ctx.band == band
+        dy = rng.standard_normal(tuple(y.shape))
+        ry, rdx, rdw = masked_correlation(x, w, fft_shape=n, keep=tuple(k), dy=dy, **kw)
+        assert rel(y, ry) <= 1e-10
+        dx, dw, _ = BWD[d](backend.asarray(dy), ctx)
+        assert rel(dx, rdx) <= 1e-10 and rel(dw, rdw) <= 1e-10
+
+    def test_a_full_band_is_exact(self):
+        x, w = np.random.default_rng(2).standard_normal((2, 3, 11)), np.ones((2, 3, 4))
+        band = blconv.Band.from_keep((16,), (9,))
+        np.testing.assert_allclose(blconv.conv1d(x, w, padding=1, band=band),
+                                   reference.correlate(x, w, padding=1), atol=1e-12)
+
+    @pytest.mark.parametrize("kwargs, err, match", [
+        (dict(band="(3,)"), TypeError, r"conv1d: band must be a blconv\.Band .*got str"),
+        (dict(band=blconv.Band.from_keep((22,), (3,)), compress_rate=0.5), ValueError,
+         r"conv1d: band excludes compress_rate > 0 and preserve_energy, got compress_rate=0.5"),
+        (dict(band=blconv.Band.from_keep((22,), (3,)), preserve_energy=0.9), ValueError,
+         r"preserve_energy=0.9"),
+        (dict(band=blconv.Band.from_keep((21,), (3,))), ValueError,
+         r"conv1d: band.fft_shape along spatial axis 0 must be >= 22, .* got 21"),
+        (dict(band=blconv.Band.from_keep((22, 22), (3, 3))), ValueError,
+         r"conv1d: band must have one fft_shape and keep entry per spatial axis \(1\), "
+         r"got fft_shape=\(22, 22\)"),
+        (dict(band=blconv.Band.from_keep((22,), (13,))), ValueError,
+         r"conv1d: band.keep along spatial axis 0 must be in 1..12 \(fft size 22\), got 13"),
+        (dict(band=blconv.Band.from_keep((22,), (0,))), ValueError, r"must be in 1..12"),
+        (dict(band=blconv.Band.from_keep((22,), (3,)), fft_size=24), ValueError,
+         r"conv1d: fft_size=24 gives the FFT shape \(24,\), but band.fft_shape is \(22,\)"),
+    ], ids=["type", "with-rate", "with-energy", "too-small", "axes", "keep-high", "keep-zero",
+            "fft-size"])
+    def test_bad_band(self, kwargs, err, match):
+        x, w = np.ones((1, 2, 20)), np.ones((3, 2, 5))
+        with pytest.raises(err, match=match):
+            blconv.conv1d(x, w, padding=2, **kwargs)
+
+    def test_matching_fft_size_is_accepted(self):
+        x, w = np.ones((1, 2, 20)), np.ones((3, 2, 5))
+        band = blconv.Band.from_keep((24,), (4,))
+        np.testing.assert_array_equal(blconv.conv1d(x, w, padding=2, band=band, fft_size=24),
+                                      blconv.conv1d(x, w, padding=2, band=band))

@@ -164,6 +164,34 @@ def test_record_fields(tmp_path):
     assert json.loads(json.dumps(rec)) == rec
 
 
+def test_an_energy_run_records_per_batch_and_calibrated_accuracy(tmp_path):
+    from blconv import train as T
+    from blconv.nn import calibrate
+    run = E.Run(**TINY, train_preserve_energy=0.8, test_rates=(0.0, 0.5))
+    rec = E.run_one(run)
+    own, other = rec["records"]
+    assert "calibrated_accuracy" not in other
+    # what the fields mean, from the same (deterministic) training done here
+    tr, te, _, model, opt, sched = R.prepare(run)
+    T.fit(model, tr, epochs=run.epochs, batch_size=run.batch_size, optimizer=opt,
+          scheduler=sched, seed=run.seed, progress=False, monitor="loss")
+    per_batch = T.evaluate(model, te, preserve_energy=0.8)
+    assert (own["test_accuracy"], own["effective_rate"]) == (per_batch["accuracy"],
+                                                             per_batch["effective_rate"])
+    bands = calibrate(model, tr.x)
+    calibrated = T.evaluate(model, te, batch_size=1)            # any batch size: one band
+    assert own["calibrated_accuracy"] == calibrated["accuracy"]
+    assert own["calibrated_loss"] == pytest.approx(calibrated["loss"], rel=1e-6)
+    assert own["calibrated_effective_rate"] == pytest.approx(
+        np.mean([b.effective_rate for b in bands]))
+    assert other["test_accuracy"] == T.evaluate(model, te, compress_rate=0.5)["accuracy"]
+    # a per-run file written before these fields existed is still read, not redone
+    old = rec | {"records": [{k: v for k, v in r.items() if not k.startswith("calibrated_")}
+                             for r in rec["records"]]}
+    E.write_run(tmp_path, old)
+    assert E.read_run(tmp_path, run) == old
+
+
 @pytest.mark.parametrize("content", ['{"format": 1, "hash": "', "not json", '{"format": 0}'],
                          ids=["torn", "garbage", "old-format"])
 def test_unreadable_run_file_is_redone(tmp_path, content, count_executions):

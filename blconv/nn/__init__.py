@@ -21,6 +21,7 @@ Examples
 (True, (2, 1, 8, 8))
 """
 from ._base import Module, to_device
+from .calibrate import calibrate
 from .conv import Conv1d, Conv2d
 from .layers import Dropout, Flatten, GlobalAvgPool, Linear, ReLU, Residual, Sequential
 from .losses import accuracy, cross_entropy
@@ -45,6 +46,7 @@ __all__ = [
            "Residual",
            "Sequential",
            "accuracy",
+           "calibrate",
            "cross_entropy",
            "to_device",
 ]

@@ -5,7 +5,8 @@ import math
 
 import numpy as np
 
-from .._validation import check_energy, check_int, check_rate, ntuple
+from .._validation import check_energy, check_int, check_rate, conv_geometry, ntuple
+from ..band import Band, fft_shape_for
 from ._base import (
     Module,
     check_bool,
@@ -55,6 +56,9 @@ class _ConvNd(Module):
         self.preserve_energy = preserve_energy
         self.fft_size = fft_size
         self.last_band = None
+        self._frozen_band = None
+        # called as hook(layer, x) before each forward while blconv.nn.calibrate measures
+        self._energy_hook = None
         dt, rng = check_dtype(name, dtype), check_rng(name, rng)
         fan_in = in_channels // groups * math.prod(self.kernel_size)
         bound = 1.0 / math.sqrt(fan_in)
@@ -64,12 +68,67 @@ class _ConvNd(Module):
             self._params["b"] = init_uniform(rng, bound, (out_channels,), dt)
         self._grads = {k: np.zeros_like(v) for k, v in self._params.items()}
 
+    @property
+    def frozen_band(self) -> Band | None:
+        """The band this layer always uses, or ``None`` (its policy chooses; see the class
+        docstring).  Set by :func:`blconv.nn.calibrate`; set it to ``None`` to unfreeze."""
+        return self._frozen_band
+
+    @frozen_band.setter
+    def frozen_band(self, band):
+        name = type(self).__name__
+        if band is not None:
+            if not isinstance(band, Band):
+                raise TypeError(f"{name}: frozen_band must be a blconv.Band or None, got "
+                                f"{type(band).__name__}")
+            if len(band.fft_shape) != self._nd or len(band.keep) != self._nd:
+                raise ValueError(f"{name}: frozen_band must have {self._nd} fft_shape and keep "
+                                 f"entries (one per spatial axis), got fft_shape="
+                                 f"{tuple(band.fft_shape)}, keep={tuple(band.keep)}")
+            bad = [a for a, (n, k) in enumerate(zip(band.fft_shape, band.keep))
+                   if not 1 <= k <= n // 2 + 1]
+            if bad:
+                raise ValueError(f"{name}: frozen_band.keep must lie in 1..n // 2 + 1 per axis, "
+                                 f"got keep={tuple(band.keep)} for fft_shape="
+                                 f"{tuple(band.fft_shape)}")
+            band = Band.from_keep(band.fft_shape, band.keep)
+        self._frozen_band = band
+
+    def fft_grid(self, x_shape) -> tuple:
+        """The FFT size per spatial axis for an input of shape ``x_shape``.
+
+        ``(N, C_in, *spatial)`` or only the spatial shape; it depends on the
+        input size, kernel, padding, dilation and ``fft_size``, never on the
+        band: the grid a frozen band and its calibration energy live on.
+        """
+        name = type(self).__name__
+        spatial = tuple(int(n) for n in x_shape)
+        spatial = spatial[2:] if len(spatial) == self._nd + 2 else spatial
+        if len(spatial) != self._nd:
+            raise ValueError(f"{name}: x_shape must be (N, C_in) plus {self._nd} spatial "
+                             f"sizes, or the spatial sizes alone, got {tuple(x_shape)}")
+        geom = conv_geometry(name, spatial, self.kernel_size, stride=self.stride,
+                             padding=self.padding, dilation=self.dilation)
+        return fft_shape_for(geom, self.fft_size, fn=name)
+
     def forward(self, x):
+        if self._energy_hook is not None:
+            self._energy_hook(self, x)
         fwd = getattr(_core(), f"conv{self._nd}d_forward")
+        band = self._frozen_band
+        if band is None:
+            policy = dict(compress_rate=self.compress_rate, preserve_energy=self.preserve_energy,
+                          fft_size=self.fft_size)
+        else:
+            if x.ndim == self._nd + 2 and self.fft_grid(x.shape) != band.fft_shape:
+                raise ValueError(
+                    f"{type(self).__name__}: the frozen band was chosen on the FFT grid "
+                    f"{band.fft_shape}, but an input of spatial shape {tuple(x.shape[2:])} gives "
+                    f"{self.fft_grid(x.shape)}; calibrate again on inputs of this size "
+                    f"(blconv.nn.calibrate) or unfreeze (frozen_band = None)")
+            policy = dict(band=band)
         y, ctx = fwd(x, self._params["w"], self._params.get("b"), stride=self.stride,
-                     padding=self.padding, dilation=self.dilation, groups=self.groups,
-                     compress_rate=self.compress_rate, preserve_energy=self.preserve_energy,
-                     fft_size=self.fft_size)
+                     padding=self.padding, dilation=self.dilation, groups=self.groups, **policy)
         self._cache, self.last_band = ctx, ctx.band
         return y
 
@@ -101,6 +160,9 @@ class _ConvNd(Module):
             s += f", preserve_energy={self.preserve_energy}"
         else:
             s += f", compress_rate={self.compress_rate}"
+        band = self._frozen_band
+        if band is not None:
+            s += f", frozen band keep={band.keep} of fft {band.fft_shape}"
         return s
 
 
@@ -123,7 +185,9 @@ compress_rate : float, default 0.0
     Fraction of the one-sided spectrum discarded (see :mod:`blconv.band`).
 preserve_energy : float, optional
     Instead of a fixed rate, keep the smallest band holding this fraction of
-    the input's spectral energy (recomputed at each call).
+    the input's spectral energy (recomputed at each call, from the whole
+    batch: a sample's output then depends on the other samples; freeze the
+    band with :func:`blconv.nn.calibrate` for inference).
 fft_size : default "fast"
     Passed to the core (see :func:`blconv.{fn}_forward`).
 dtype : {{"float32", "float64"}}, default "float32"
@@ -134,6 +198,11 @@ Attributes
 ----------
 compress_rate, preserve_energy, fft_size
     Plain attributes: set them after training to evaluate at another rate.
+frozen_band : blconv.Band or None
+    A fixed band, used instead of ``compress_rate`` and ``preserve_energy``
+    while it is set (by :func:`blconv.nn.calibrate`; ``None`` unfreezes).  It
+    lives on the FFT grid of one input size (:meth:`fft_grid`): an input of
+    another size is refused.  Saved in checkpoints and shown in the repr.
 last_band : blconv.band.Band or None
     The band of the last forward (``effective_rate`` is the compression
     actually applied).
