@@ -223,7 +223,7 @@ def filter_forward(w, band: Band, *, start, step, groups, xp, opts: Settings):
                           xp=xp)
     cdtype = complex_dtype(w.dtype, xp=xp)
     wt = contiguous(xp.permute_dims(xp.reshape(w, (groups, og, cg, p)), (3, 0, 2, 1)), xp=xp)
-    e = _filter_matrix(band, start, step, tuple(k), "fwd_conj", xp=xp, dtype=cdtype, like=w)
+    e = filter_matrix(band, start, step, tuple(k), "fwd_conj", xp=xp, dtype=cdtype, like=w)
     z = e @ xp.astype(xp.reshape(wt, (p, groups * cg * og)), cdtype)      # (F, G*C/G*O/G)
     return xp.reshape(z, (f, groups, cg, og))
 
@@ -239,14 +239,15 @@ def filter_inverse(z, band: Band, *, start, step, count, xp, opts: Settings):
     if f * p > _FILTER_MATRIX_MAX:
         z = xp.reshape(xp.permute_dims(z, (0, 1, 3, 2)), (f, groups * og, cg))
         return inverse(z, band, start=start, step=step, count=count, xp=xp, opts=opts)
-    g = _filter_matrix(band, start, step, tuple(count), "inv_real", xp=xp, dtype=z.dtype,
+    g = filter_matrix(band, start, step, tuple(count), "inv_real", xp=xp, dtype=z.dtype,
                        like=z)
     wt = xp.real(g @ xp.reshape(z, (f, groups * cg * og)))           # (P, G*C/G*O/G)
     wt = xp.permute_dims(xp.reshape(wt, (p, groups, cg, og)), (1, 3, 2, 0))
     return xp.reshape(contiguous(wt, xp=xp), (groups * og, cg) + tuple(count))
 
 
-def _filter_matrix(band, start, step, count, kind, *, xp, dtype, like):
+def filter_matrix(band, start, step, count, kind, *, xp, dtype, like):
+    """The cached DFT matrix of :func:`_filter_dft_host` for ``band`` and the tap positions."""
     rows = tuple(_rows(band, a) for a in range(len(band.fft_shape)))
     key = (band.fft_shape, rows, tuple(start), tuple(step), count)
     return _matrix(*key, kind, xp=xp, dtype=dtype, like=like, host=_filter_dft_host)
