@@ -295,7 +295,7 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
                      ctx.max_workspace_bytes)
     # conj(W[f]) per group: recomputed from the filters (a small GEMM per block)
     filters = _channels.Filters(ctx.w, band, **_taps(geom), groups=G, xp=xp, opts=opts,
-                                nthreads=_channels.threads(opts, xp=xp))
+                                nthreads=_channels.threads(opts, xp=xp), transposed=True)
     dx = dw_acc = None
     for i0, i1 in chunks:
         m = i1 - i0
