@@ -20,57 +20,15 @@ block: one batched product per step, as few kernel launches as possible.
 """
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from . import _backend as B
-from . import spectral
+from . import _threads, spectral
 
-__all__ = ["Filters", "forward", "backward", "threads"]
+__all__ = ["Filters", "forward", "backward", "dw"]
 
 #: Bytes of the filters' spectrum made per block (about a core's L2 cache).
 _BLOCK_BYTES = 1 << 20
-
-_POOL: list = []
-_POOL_LOCK = threading.Lock()
-
-
-def threads(opts, *, xp) -> int:
-    """CPU threads for the frequency blocks: :func:`blconv.fft_workers` (``-1``: the
-    usable cores) on NumPy, one elsewhere."""
-    if not B.is_numpy(xp):
-        return 1
-    if opts.fft_workers > 0:
-        return opts.fft_workers
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _pool(n: int) -> ThreadPoolExecutor:
-    with _POOL_LOCK:
-        if not _POOL or _POOL[0]._max_workers < n:
-            if _POOL:
-                _POOL.pop().shutdown(wait=False)
-            _POOL.append(ThreadPoolExecutor(max_workers=n, thread_name_prefix="blconv"))
-        return _POOL[0]
-
-
-def _parallel(run, n: int, nthreads: int, block: int) -> list:
-    """``run(i0, i1)`` over ``[0, n)`` split into ``nthreads`` runs of whole blocks; the
-    results in order.  The calling thread takes the first run."""
-    nblocks = -(-n // block)
-    parts = max(1, min(nthreads, nblocks))
-    cuts = [min(n, (nblocks * i // parts) * block) for i in range(parts + 1)]
-    if parts == 1:
-        return [run(0, n)]
-    futures = [_pool(parts - 1).submit(run, cuts[i], cuts[i + 1]) for i in range(1, parts)]
-    first = run(cuts[0], cuts[1])
-    return [first] + [f.result() for f in futures]
 
 
 class Filters:
@@ -126,7 +84,7 @@ def forward(x_hat, filters: Filters, *, xp):
             b1 = min(f1, b0 + filters.size)
             np.matmul(x_hat[b0:b1], filters.block(b0, b1), out=y_hat[b0:b1])
 
-    _parallel(run, F, filters.nthreads, filters.size)
+    _threads.parallel(run, F, filters.nthreads, filters.size)
     return y_hat
 
 
@@ -157,7 +115,7 @@ def backward(x_hat, cdy, filters: Filters, *, xp):
                 acc += part
         return acc
 
-    parts = _parallel(run, F, filters.nthreads, filters.size)
+    parts = _threads.parallel(run, F, filters.nthreads, filters.size)
     acc = parts[0]
     for p in parts[1:]:
         acc += p

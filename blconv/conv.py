@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _backend as B
 from . import _validation as V
-from . import _channels, settings, spectral
+from . import _channels, _threads, settings, spectral
 from .band import Band, energy_keep, fft_shape_for, parseval_weights, rate_keep
 
 __all__ = ["conv1d", "conv2d", "conv1d_forward", "conv1d_backward",
@@ -234,7 +234,7 @@ def _forward_impl(x, w, b, plan: _Plan, *, xp):
     F = band.retained
     # conj(W[f])^T per group, so that Y[f] = X[f] @ conj(W[f])^T: made per block of frequencies
     filters = _channels.Filters(w, band, **_taps(geom), groups=G, xp=xp, opts=opts,
-                                nthreads=_channels.threads(opts, xp=xp))
+                                nthreads=_threads.count(opts, xp=xp))
     x_hat = y = None
     for i0, i1 in chunks:
         xc, m = x[i0:i1, ...], i1 - i0
@@ -295,7 +295,7 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
                      ctx.max_workspace_bytes)
     # conj(W[f]) per group: recomputed from the filters (a small GEMM per block)
     filters = _channels.Filters(ctx.w, band, **_taps(geom), groups=G, xp=xp, opts=opts,
-                                nthreads=_channels.threads(opts, xp=xp), transposed=True)
+                                nthreads=_threads.count(opts, xp=xp), transposed=True)
     dx = dw_acc = None
     for i0, i1 in chunks:
         m = i1 - i0

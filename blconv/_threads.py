@@ -1,0 +1,57 @@
+"""blconv's own CPU threads: work split into runs of whole blocks, one run per thread.
+
+NumPy releases the GIL in BLAS and in its copying loops, so a small pool of Python
+threads keeps both cores of a small machine busy on the many medium-sized GEMMs and
+copies of one layer, where BLAS's own threading on each small GEMM does not.  The
+number of threads is :func:`blconv.fft_workers` (``-1``: the usable cores); the split
+depends only on the sizes and the thread count, and every element is computed by
+the same arithmetic whatever the split (sums over blocks aside), so results agree
+across thread counts to rounding.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from . import _backend as B
+
+__all__ = ["count", "parallel"]
+
+_POOL: list = []
+_LOCK = threading.Lock()
+
+
+def count(opts, *, xp) -> int:
+    """Threads for blconv's own CPU work: ``opts.fft_workers`` (``-1``: the usable cores)
+    on NumPy, one on every other namespace (a GPU's work is the device's)."""
+    if not B.is_numpy(xp):
+        return 1
+    if opts.fft_workers > 0:
+        return opts.fft_workers
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    with _LOCK:
+        if not _POOL or _POOL[0]._max_workers < n:
+            if _POOL:
+                _POOL.pop().shutdown(wait=False)
+            _POOL.append(ThreadPoolExecutor(max_workers=n, thread_name_prefix="blconv"))
+        return _POOL[0]
+
+
+def parallel(run, n: int, nthreads: int, block: int) -> list:
+    """``run(i0, i1)`` over ``[0, n)`` cut into at most ``nthreads`` runs of whole blocks of
+    ``block``; their results in order.  The calling thread takes the first run."""
+    nblocks = -(-n // block)
+    parts = max(1, min(nthreads, nblocks))
+    if parts == 1:
+        return [run(0, n)]
+    cuts = [min(n, (nblocks * i // parts) * block) for i in range(parts + 1)]
+    futures = [_pool(parts - 1).submit(run, cuts[i], cuts[i + 1]) for i in range(1, parts)]
+    first = run(cuts[0], cuts[1])
+    return [first] + [f.result() for f in futures]
