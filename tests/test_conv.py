@@ -258,13 +258,15 @@ def test_any_byte_order_is_accepted(d, order):
 def test_frequency_blocks_and_threads_match_masked_float64(monkeypatch, d, size, kernel, geom,
                                                            groups, workers):
     """One frequency per block of the channel products and one sample per slab of the fused
-    transforms, shared among threads: still the independent masked float64 answer."""
+    transforms, shared among threads (over a one-thread BLAS): still the independent
+    masked float64 answer."""
+    from threadpoolctl import threadpool_limits
     from blconv import _channels, spectral
     monkeypatch.setattr(_channels, "_BLOCK_BYTES", 1)
     monkeypatch.setattr(spectral, "_FUSED_SLAB_BYTES", 1)
     rng, x, w, _ = _case(d, size, kernel, 4, 6, groups, np.float64, seed=7, n=5)
     kw = dict(geom, groups=groups)
-    with blconv.fft_workers(workers):
+    with threadpool_limits(1), blconv.fft_workers(workers):
         y, ctx = FWD[d](x, w, **kw, compress_rate=0.5)
         dy = rng.standard_normal(y.shape)
         dx, dw, _ = BWD[d](dy, ctx)
@@ -276,12 +278,13 @@ def test_frequency_blocks_and_threads_match_masked_float64(monkeypatch, d, size,
 def test_thread_count_changes_float32_results_by_rounding_only(monkeypatch):
     """Threads change only the order in which dw's per-block parts are summed: float32
     results agree across thread counts to a few units of rounding of that sum."""
+    from threadpoolctl import threadpool_limits
     from blconv import _channels
     monkeypatch.setattr(_channels, "_BLOCK_BYTES", 1 << 12)
     rng, x, w, b = _case(2, (16, 16), (3, 3), 8, 8, 1, np.float32, seed=2, n=4)
     out = []
     for workers in (1, 2, 4):
-        with blconv.fft_workers(workers):
+        with threadpool_limits(1), blconv.fft_workers(workers):
             y, ctx = blconv.conv2d_forward(x, w, b, padding=1, compress_rate=0.3)
             out.append((y,) + BWD[2](np.ones_like(y), ctx))
     eps = np.finfo(np.float32).eps
