@@ -29,6 +29,7 @@ __all__ = ["Filters", "forward", "backward", "dw"]
 
 #: Bytes of the filters' spectrum made per block (about a core's L2 cache).
 _BLOCK_BYTES = 1 << 20
+_MIN_BLOCK_PER_TAP = 4
 
 
 class Filters:
@@ -61,8 +62,12 @@ class Filters:
         self.wt = wt.reshape(self.taps, -1).astype(self.cdtype)
         self.e = spectral.filter_matrix(band, start, step, self.kernel, "fwd_conj", xp=xp,
                                         dtype=self.cdtype, like=w)              # (F, P)
+        # Each block reads the (P, C*O/G) filters and, in the backward, reads and writes dw's
+        # (P, C*O/G) accumulator: blocks of fewer than a few times P frequencies would move
+        # more than the spectrum they avoid (512 channels on a 5x5 transform: 15 frequencies,
+        # 9 taps), so a block has at least _MIN_BLOCK_PER_TAP * P frequencies.
         per_freq = self.wt.shape[1] * self.wt.itemsize
-        self.size = max(1, min(f, _BLOCK_BYTES // per_freq))
+        self.size = max(1, min(f, max(_BLOCK_BYTES // per_freq, _MIN_BLOCK_PER_TAP * self.taps)))
 
     def block(self, f0, f1):
         if self.whole:
