@@ -60,13 +60,15 @@ def _blas_threads() -> int:
     return max((c.num_threads for c in _BLAS[0]), default=2)
 
 
-def _pool(n: int) -> ThreadPoolExecutor:
+def _submit(n: int, fn, *args):
+    """``fn(*args)`` on the pool, grown to at least ``n`` workers first (under the lock, so
+    that no thread submits to a pool another has just replaced)."""
     with _LOCK:
         if not _POOL or _POOL[0]._max_workers < n:
             if _POOL:
-                _POOL.pop().shutdown(wait=False)
+                _POOL.pop().shutdown(wait=False)       # its queued work still runs
             _POOL.append(ThreadPoolExecutor(max_workers=n, thread_name_prefix="blconv"))
-        return _POOL[0]
+        return _POOL[0].submit(fn, *args)
 
 
 def parallel(run, n: int, nthreads: int, block: int) -> list:
@@ -77,6 +79,6 @@ def parallel(run, n: int, nthreads: int, block: int) -> list:
     if parts == 1:
         return [run(0, n)]
     cuts = [min(n, (nblocks * i // parts) * block) for i in range(parts + 1)]
-    futures = [_pool(parts - 1).submit(run, cuts[i], cuts[i + 1]) for i in range(1, parts)]
+    futures = [_submit(parts - 1, run, cuts[i], cuts[i + 1]) for i in range(1, parts)]
     first = run(cuts[0], cuts[1])
     return [first] + [f.result() for f in futures]

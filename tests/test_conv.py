@@ -291,3 +291,27 @@ def test_thread_count_changes_float32_results_by_rounding_only(monkeypatch):
     for other in out[1:]:
         for got, want in zip(other, out[0]):
             assert rel(got, want) <= 64 * eps
+
+
+def test_concurrent_calls_share_the_thread_pool(monkeypatch):
+    """Calls from several user threads, with different thread counts (the pool grows while
+    others use it), give the answers of one-thread calls."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threadpoolctl import threadpool_limits
+    from blconv import _channels
+    monkeypatch.setattr(_channels, "_BLOCK_BYTES", 1)
+    cases = [_case(2, (10, 10), (3, 3), 4, 4, 1, np.float64, seed=s, n=3)[1:3] for s in range(6)]
+
+    def one(i, workers):
+        x, w = cases[i]
+        with blconv.fft_workers(workers):
+            y, ctx = blconv.conv2d_forward(x, w, padding=1, compress_rate=0.4)
+            return (y,) + BWD[2](np.ones_like(y), ctx)[:2]
+
+    with threadpool_limits(1):
+        want = [one(i, 1) for i in range(len(cases))]
+        with ThreadPoolExecutor(3) as users:
+            got = list(users.map(one, range(len(cases)), [2, 3, 4, 2, 5, 3]))
+    for g, wnt in zip(got, want):
+        for a, b in zip(g, wnt):
+            assert rel(a, b) <= 1e-12
