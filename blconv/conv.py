@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _backend as B
 from . import _validation as V
-from . import settings, spectral
+from . import _channels, _threads, settings, spectral
 from .band import Band, check_band, energy_keep, fft_shape_for, parseval_weights, rate_keep
 
 __all__ = ["conv1d", "conv2d", "conv1d_forward", "conv1d_backward",
@@ -243,9 +243,9 @@ def _forward_impl(x, w, b, plan: _Plan, *, xp):
     if plan.energy is not None:                                     # the band from all of x
         band, full = _energy_band(x, plan, chunks, xp=xp)
     F = band.retained
-    # (F, G, C/G, O/G): conj(W[f])^T per group, so that Y[f] = X[f] @ w_hat[f]
-    w_hat = spectral.filter_forward(w, band, **_taps(geom), groups=G, xp=xp,
-                                    opts=opts)
+    # conj(W[f])^T per group, so that Y[f] = X[f] @ conj(W[f])^T: made per block of frequencies
+    filters = _channels.Filters(w, band, **_taps(geom), groups=G, xp=xp, opts=opts,
+                                nthreads=_threads.count(opts, xp=xp))
     x_hat = y = None
     for i0, i1 in chunks:
         xc, m = x[i0:i1, ...], i1 - i0
@@ -259,7 +259,8 @@ def _forward_impl(x, w, b, plan: _Plan, *, xp):
         # (F, G, m, C/G): one (m x C/G) @ (C/G x O/G) product per frequency and group
         xc_hat = spectral.contiguous(
             xp.permute_dims(xp.reshape(xc_hat, (F, m, G, C // G)), (0, 2, 1, 3)), xp=xp)
-        yc_hat = xp.reshape(xp.permute_dims(xc_hat @ w_hat, (0, 2, 1, 3)), (F, m, O))
+        yc_hat = xp.reshape(xp.permute_dims(_channels.forward(xc_hat, filters, xp=xp),
+                                             (0, 2, 1, 3)), (F, m, O))
         yc = spectral.inverse(yc_hat, band, start=(0,) * d, step=geom.stride, count=geom.out,
                               xp=xp, opts=opts)
         if len(chunks) == 1:
@@ -303,10 +304,10 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
     itemsize = 4 if real == xp.float32 else 8
     chunks = _chunks(fn, N, _bytes_per_sample(geom, band, G * Cg, O, itemsize, False),
                      ctx.max_workspace_bytes)
-    # conj(W[f]) per group, (F, G, O/G, C/G): recomputed from the filters (a small GEMM)
-    w_t = xp.matrix_transpose(spectral.filter_forward(ctx.w, band, **_taps(geom), groups=G, xp=xp,
-                                                      opts=opts))
-    dx = dw_hat = None
+    # conj(W[f]) per group: recomputed from the filters (a small GEMM per block)
+    filters = _channels.Filters(ctx.w, band, **_taps(geom), groups=G, xp=xp, opts=opts,
+                                nthreads=_threads.count(opts, xp=xp), transposed=True)
+    dx = dw_acc = None
     for i0, i1 in chunks:
         m = i1 - i0
         # conj(DY) directly: conjugated DFT matrices on the matrix route
@@ -315,21 +316,20 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
         cdy = spectral.contiguous(
             xp.permute_dims(xp.reshape(cdy, (F, m, G, O // G)), (0, 2, 1, 3)), xp=xp)
         # DX[f] = DY[f] @ W[f] = conj(conj(DY[f]) @ conj(W[f])): the outer conj is the
-        # inverse transform's
-        dxc_hat = xp.reshape(xp.permute_dims(cdy @ w_t, (0, 2, 1, 3)), (F, m, G * Cg))
+        # inverse transform's; DW[f] = X[f]^T @ conj(DY[f]), summed over the batch
+        xc_hat = ctx.x_hat if len(chunks) == 1 else ctx.x_hat[:, :, i0:i1, :]
+        dxc_hat, part = _channels.backward(xc_hat, cdy, filters, xp=xp)
+        dw_acc = part if dw_acc is None else dw_acc + part
+        dxc_hat = xp.reshape(xp.permute_dims(dxc_hat, (0, 2, 1, 3)), (F, m, G * Cg))
         dxc = spectral.inverse(dxc_hat, band, start=(0,) * d, step=(1,) * d,
                                count=geom.length, xp=xp, opts=opts, conj=True)
-        # DW[f] = X[f]^T @ conj(DY[f]), summed over the batch (and over chunks)
-        xc_hat = ctx.x_hat if len(chunks) == 1 else ctx.x_hat[:, :, i0:i1, :]
-        part = xp.matrix_transpose(xc_hat) @ cdy                        # (F, G, C/G, O/G)
-        dw_hat = part if dw_hat is None else dw_hat + part
         if len(chunks) == 1:
             dx = dxc
             break
         if dx is None:
             dx = xp.empty((N, G * Cg) + geom.length, dtype=dxc.dtype, device=B.device(dy))
         dx[i0:i1, ...] = dxc
-    dw = spectral.filter_inverse(dw_hat, band, **_taps(geom), count=geom.kernel, xp=xp, opts=opts)
+    dw = _channels.dw(dw_acc, filters, xp=xp)
     db = xp.sum(dy, axis=(0,) + tuple(range(2, 2 + d))) if ctx.has_bias else None
     return (xp.astype(dx, real, copy=False), xp.astype(dw, real, copy=False), db)
 

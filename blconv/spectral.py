@@ -33,6 +33,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import _backend as B
+from . import _threads
 from .band import Band
 from .settings import Settings
 
@@ -223,7 +224,7 @@ def filter_forward(w, band: Band, *, start, step, groups, xp, opts: Settings):
                           xp=xp)
     cdtype = complex_dtype(w.dtype, xp=xp)
     wt = contiguous(xp.permute_dims(xp.reshape(w, (groups, og, cg, p)), (3, 0, 2, 1)), xp=xp)
-    e = _filter_matrix(band, start, step, tuple(k), "fwd_conj", xp=xp, dtype=cdtype, like=w)
+    e = filter_matrix(band, start, step, tuple(k), "fwd_conj", xp=xp, dtype=cdtype, like=w)
     z = e @ xp.astype(xp.reshape(wt, (p, groups * cg * og)), cdtype)      # (F, G*C/G*O/G)
     return xp.reshape(z, (f, groups, cg, og))
 
@@ -239,14 +240,15 @@ def filter_inverse(z, band: Band, *, start, step, count, xp, opts: Settings):
     if f * p > _FILTER_MATRIX_MAX:
         z = xp.reshape(xp.permute_dims(z, (0, 1, 3, 2)), (f, groups * og, cg))
         return inverse(z, band, start=start, step=step, count=count, xp=xp, opts=opts)
-    g = _filter_matrix(band, start, step, tuple(count), "inv_real", xp=xp, dtype=z.dtype,
+    g = filter_matrix(band, start, step, tuple(count), "inv_real", xp=xp, dtype=z.dtype,
                        like=z)
     wt = xp.real(g @ xp.reshape(z, (f, groups * cg * og)))           # (P, G*C/G*O/G)
     wt = xp.permute_dims(xp.reshape(wt, (p, groups, cg, og)), (1, 3, 2, 0))
     return xp.reshape(contiguous(wt, xp=xp), (groups * og, cg) + tuple(count))
 
 
-def _filter_matrix(band, start, step, count, kind, *, xp, dtype, like):
+def filter_matrix(band, start, step, count, kind, *, xp, dtype, like):
+    """The cached DFT matrix of :func:`_filter_dft_host` for ``band`` and the tap positions."""
     rows = tuple(_rows(band, a) for a in range(len(band.fft_shape)))
     key = (band.fft_shape, rows, tuple(start), tuple(step), count)
     return _matrix(*key, kind, xp=xp, dtype=dtype, like=like, host=_filter_dft_host)
@@ -326,6 +328,65 @@ def _inverse_last(z, n, start, step, count, *, xp, opts: Settings, conj=""):
     return xp.reshape(pairs @ m, lead + (count,))
 
 
+# Bytes of one slab's GEMM output in the fused transform-and-transpose below (in L2).
+_FUSED_SLAB_BYTES = 1 << 18
+
+
+def _fused(xp, opts: Settings, n: int) -> bool:
+    """Whether an axis goes through the fused transform-and-transpose (NumPy, matrix route)."""
+    return B.is_numpy(xp) and opts.use_matrix(n)
+
+
+def _forward_last_major(a, n, k, start, step, *, opts: Settings, conj=""):
+    """NumPy real ``(B, *mid, S)`` -> complex ``(*mid, K, B)``: :func:`_forward_last` with
+    the leading axis moved last (the frequency-major layout), without a spectrum-sized
+    intermediate.
+
+    The GEMM runs in slabs of ``B``; each slab's ``(rows, 2K)`` output is transposed
+    into place while it is in cache, and the slabs are shared among the threads.
+    """
+    b, mid, count = a.shape[0], a.shape[1:-1], a.shape[-1]
+    rows = int(np.prod(mid))
+    a = np.ascontiguousarray(a).reshape(b, rows, count)               # (B, M, S)
+    cdtype = complex_dtype(a.dtype, xp=np)
+    m = _matrix(n, tuple(range(k)), start, step, count, "fwd_real" + conj, xp=np,
+                dtype=a.dtype, like=a)                                # (S, 2K)
+    out = np.empty((rows, k, b), dtype=cdtype)
+    slab = max(1, _FUSED_SLAB_BYTES // (rows * k * np.dtype(cdtype).itemsize))
+
+    def run(i0, i1):
+        for s0 in range(i0, i1, slab):
+            s1 = min(i1, s0 + slab)
+            z = (a[s0:s1].reshape(-1, count) @ m).view(cdtype)          # (nb*M, K)
+            out[:, :, s0:s1] = z.reshape(s1 - s0, rows, k).transpose(1, 2, 0)
+
+    _threads.parallel(run, b, _threads.count(opts, xp=np), slab)
+    return out.reshape(mid + (k, b))
+
+
+def _inverse_last_major(z, n, start, step, count, *, opts: Settings, conj=""):
+    """NumPy complex ``(*mid, K, B)`` -> real ``(B, *mid, count)``: :func:`_inverse_last`
+    of the layout :func:`_forward_last_major` makes, in slabs of ``B`` transposed in cache."""
+    *mid, k, b = z.shape
+    rows = int(np.prod(mid))
+    z = z.reshape(rows, k, b)                                           # (M, K, B)
+    rdtype = real_dtype(z.dtype, xp=np)
+    m = _matrix(n, tuple(range(k)), start, step, count, "inv_real" + conj, xp=np,
+                dtype=rdtype, like=z)                                   # (2K, count)
+    out = np.empty((b, rows, count), dtype=rdtype)
+    slab = max(1, _FUSED_SLAB_BYTES // (rows * k * z.itemsize))
+
+    def run(i0, i1):
+        for s0 in range(i0, i1, slab):
+            s1 = min(i1, s0 + slab)
+            t = np.ascontiguousarray(z[:, :, s0:s1].transpose(2, 0, 1))   # (nb, M, K)
+            np.matmul(t.view(rdtype).reshape(-1, 2 * k), m,
+                      out=out[s0:s1].reshape(-1, count))
+
+    _threads.parallel(run, b, _threads.count(opts, xp=np), slab)
+    return out.reshape((b,) + tuple(mid) + (count,))
+
+
 def _forward_rows(z, n, rows, start, step, *, xp, opts: Settings, conj=""):
     """Complex (S1, M) -> (R1, M): the retained rows of the full axis."""
     if opts.use_matrix(n):
@@ -378,12 +439,18 @@ def forward(a, band: Band, *, start, step, xp, opts: Settings, conj=False):
     c = "_conj" if conj else ""
     b1, b2, *size = a.shape
     n, k = band.fft_shape[-1], band.keep[-1]
-    z = _forward_last(a, n, k, start[-1], step[-1], xp=xp, opts=opts,
-                      conj=c)                                       # (B1, B2, [S1,] K)
-    if len(band.fft_shape) == 1:
-        return _moved(z, 0, 1, (2, 0, 1), xp=xp)                   # (K, B1, B2)
+    if _fused(xp, opts, n):                                         # ([S1,] K, B1*B2)
+        z = _forward_last_major(xp.reshape(a, (b1 * b2, *size)), n, k, start[-1], step[-1],
+                                opts=opts, conj=c)
+        if len(band.fft_shape) == 1:
+            return xp.reshape(z, (k, b1, b2))
+    else:
+        z = _forward_last(a, n, k, start[-1], step[-1], xp=xp, opts=opts,
+                          conj=c)                                   # (B1, B2, [S1,] K)
+        if len(band.fft_shape) == 1:
+            return _moved(z, 0, 1, (2, 0, 1), xp=xp)               # (K, B1, B2)
+        z = _moved(z, 0, 2, (2, 3, 0, 1), xp=xp)                    # (S1, K, B1, B2)
     rows = _rows(band, 0)
-    z = _moved(z, 0, 2, (2, 3, 0, 1), xp=xp)                        # (S1, K, B1, B2)
     z = _forward_rows(xp.reshape(z, (size[0], k * b1 * b2)), band.fft_shape[0], rows,
                       start[0], step[0], xp=xp, opts=opts, conj=c)  # (R1, K*B1*B2)
     return xp.reshape(z, (len(rows) * k, b1, b2))
@@ -404,7 +471,13 @@ def inverse(z, band: Band, *, start, step, count, xp, opts: Settings, conj=False
         z = _inverse_rows(xp.reshape(contiguous(z, xp=xp), (len(rows), k * b1 * b2)),
                           band.fft_shape[0], rows, start[0], step[0], count[0], xp=xp,
                           opts=opts, conj=c)
-        z = _moved(xp.reshape(z, (count[0], k, b1, b2)), 2, 0, (2, 3, 0, 1), xp=xp)
+        z = xp.reshape(z, (count[0], k, b1, b2))
+    if _fused(xp, opts, n):
+        y = _inverse_last_major(xp.reshape(z, z.shape[:-2] + (b1 * b2,)), n, start[-1],
+                                step[-1], count[-1], opts=opts, conj=c)
+        return xp.reshape(y, (b1, b2) + tuple(count))
+    if len(band.fft_shape) == 2:
+        z = _moved(z, 2, 0, (2, 3, 0, 1), xp=xp)                    # (B1, B2, S1, K)
     else:
         z = _moved(z, 1, 0, (1, 2, 0), xp=xp)                       # (B1, B2, K)
     return _inverse_last(z, n, start[-1], step[-1], count[-1], xp=xp, opts=opts, conj=c)

@@ -335,3 +335,70 @@ class TestGivenBand:
         band = blconv.Band.from_keep((24,), (4,))
         np.testing.assert_array_equal(blconv.conv1d(x, w, padding=2, band=band, fft_size=24),
                                       blconv.conv1d(x, w, padding=2, band=band))
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3], ids=["1thread", "2threads", "3threads"])
+@pytest.mark.parametrize("d, size, kernel, geom, groups", [
+    (1, (20,), (5,), dict(stride=1, padding="same", dilation=1), 1),
+    (2, (9, 12), (3, 2), dict(stride=(2, 1), padding=(2, 1), dilation=(1, 2)), 2),
+], ids=["1d", "2d-mixed"])
+def test_frequency_blocks_and_threads_match_masked_float64(monkeypatch, d, size, kernel, geom,
+                                                           groups, workers):
+    """One frequency per block of the channel products and one sample per slab of the fused
+    transforms, shared among threads (over a one-thread BLAS): still the independent
+    masked float64 answer."""
+    from threadpoolctl import threadpool_limits
+    from blconv import _channels, spectral
+    monkeypatch.setattr(_channels, "_BLOCK_BYTES", 1)
+    monkeypatch.setattr(spectral, "_FUSED_SLAB_BYTES", 1)
+    rng, x, w, _ = _case(d, size, kernel, 4, 6, groups, np.float64, seed=7, n=5)
+    kw = dict(geom, groups=groups)
+    with threadpool_limits(1), blconv.fft_workers(workers):
+        y, ctx = FWD[d](x, w, **kw, compress_rate=0.5)
+        dy = rng.standard_normal(y.shape)
+        dx, dw, _ = BWD[d](dy, ctx)
+    ry, rdx, rdw = masked_correlation(x, w, fft_shape=ctx.band.fft_shape, keep=ctx.band.keep,
+                                      dy=dy, **kw)
+    assert rel(y, ry) <= 1e-10 and rel(dx, rdx) <= 1e-10 and rel(dw, rdw) <= 1e-10
+
+
+def test_thread_count_changes_float32_results_by_rounding_only(monkeypatch):
+    """Threads change only the order in which dw's per-block parts are summed: float32
+    results agree across thread counts to a few units of rounding of that sum."""
+    from threadpoolctl import threadpool_limits
+    from blconv import _channels
+    monkeypatch.setattr(_channels, "_BLOCK_BYTES", 1 << 12)
+    rng, x, w, b = _case(2, (16, 16), (3, 3), 8, 8, 1, np.float32, seed=2, n=4)
+    out = []
+    for workers in (1, 2, 4):
+        with threadpool_limits(1), blconv.fft_workers(workers):
+            y, ctx = blconv.conv2d_forward(x, w, b, padding=1, compress_rate=0.3)
+            out.append((y,) + BWD[2](np.ones_like(y), ctx))
+    eps = np.finfo(np.float32).eps
+    for other in out[1:]:
+        for got, want in zip(other, out[0]):
+            assert rel(got, want) <= 64 * eps
+
+
+def test_concurrent_calls_share_the_thread_pool(monkeypatch):
+    """Calls from several user threads, with different thread counts (the pool grows while
+    others use it), give the answers of one-thread calls."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threadpoolctl import threadpool_limits
+    from blconv import _channels
+    monkeypatch.setattr(_channels, "_BLOCK_BYTES", 1)
+    cases = [_case(2, (10, 10), (3, 3), 4, 4, 1, np.float64, seed=s, n=3)[1:3] for s in range(6)]
+
+    def one(i, workers):
+        x, w = cases[i]
+        with blconv.fft_workers(workers):
+            y, ctx = blconv.conv2d_forward(x, w, padding=1, compress_rate=0.4)
+            return (y,) + BWD[2](np.ones_like(y), ctx)[:2]
+
+    with threadpool_limits(1):
+        want = [one(i, 1) for i in range(len(cases))]
+        with ThreadPoolExecutor(3) as users:
+            got = list(users.map(one, range(len(cases)), [2, 3, 4, 2, 5, 3]))
+    for g, wnt in zip(got, want):
+        for a, b in zip(g, wnt):
+            assert rel(a, b) <= 1e-12

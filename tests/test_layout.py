@@ -136,9 +136,10 @@ def test_no_private_name_is_imported_across_modules():
             if not isinstance(node, ast.ImportFrom) or not (
                     node.level or (node.module or "").startswith("blconv")):
                 continue
-            for target in _targets(name, is_init, node, modules):
-                for alias in node.names:
-                    private = alias.name.startswith("_") and not alias.name.startswith("__")
-                    if private and not target.endswith("." + alias.name):
-                        found.append(f"{path.relative_to(ROOT)}:{node.lineno} {alias.name}")
+            for alias in node.names:
+                private = alias.name.startswith("_") and not alias.name.startswith("__")
+                one = ast.ImportFrom(module=node.module, names=[alias], level=node.level)
+                if private and not any(t.endswith("." + alias.name)     # a private module
+                                       for t in _targets(name, is_init, one, modules)):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {alias.name}")
     assert found == []

@@ -136,3 +136,26 @@ def test_clear_caches_keeps_results():
     blconv.clear_caches()
     assert len(spectral._MATRICES) == 0
     np.testing.assert_array_equal(blconv.conv1d(x, w, padding=2, compress_rate=0.5), before)
+
+
+@pytest.mark.parametrize("n, block, nthreads", [(0, 3, 2), (1, 3, 2), (10, 3, 1), (10, 3, 2),
+                                                (10, 3, 8), (10, 20, 4), (12, 1, 5)])
+def test_thread_split_covers_the_range_once_in_whole_blocks(n, block, nthreads):
+    from blconv import _threads
+    runs = _threads.parallel(lambda i0, i1: (i0, i1), n, nthreads, block)
+    assert runs[0][0] == 0 and runs[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(runs, runs[1:]))
+    assert all(i0 % block == 0 for i0, _ in runs) and len(runs) <= max(1, nthreads)
+
+
+def test_own_threads_only_over_a_one_thread_blas():
+    from threadpoolctl import threadpool_limits
+    from blconv import _threads
+    from blconv.settings import Settings
+    with threadpool_limits(1):
+        assert _threads.count(Settings(fft_workers=3), xp=np) == 3
+        assert _threads.count(Settings(fft_workers=1), xp=np) == 1
+    with threadpool_limits(2):
+        if _threads._blas_threads() < 2:
+            pytest.skip("this BLAS runs one thread at most")
+        assert _threads.count(Settings(fft_workers=3), xp=np) == 1
