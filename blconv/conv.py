@@ -9,14 +9,13 @@ See :mod:`blconv.band` for the band and :mod:`blconv.spectral` for the transform
 """
 from __future__ import annotations
 
-import contextlib
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import _backend as B
+from . import _workspace as W
 from . import _validation as V
 from . import _channels, _threads, settings, spectral
 from .band import Band, check_band, energy_keep, fft_shape_for, parseval_weights, rate_keep
@@ -152,44 +151,6 @@ def _crop(full, band, *, xp, like):
         full[..., :band.keep[-1]], tuple(range(2, 2 + d)) + (0, 1)), xp=xp), (band.retained, N, C))
 
 
-def _bytes_per_sample(geom, band, c_in, c_out, itemsize, energy):
-    """Estimated transient bytes one sample needs in forward or backward (see Notes)."""
-    F, K = band.retained, band.keep[-1]
-    rows_in = math.prod(geom.length[:-1])
-    rows_out = math.prod(geom.out[:-1])
-    cs = 2 * itemsize
-    est = cs * (2 * c_in * rows_in * K + 2 * F * (c_in + c_out) + 2 * c_out * rows_out * K)
-    est += itemsize * (c_in * math.prod(geom.length) + c_out * math.prod(geom.out))
-    if energy:
-        est += cs * c_in * math.prod(band.fft_shape[:-1]) * (band.fft_shape[-1] // 2 + 1)
-    return est
-
-
-def _chunks(fn, n, per_sample, max_workspace_bytes):
-    if max_workspace_bytes is None:
-        return [(0, n)]
-    if (not isinstance(max_workspace_bytes, (int, np.integer)) or isinstance(max_workspace_bytes,
-                                                                           bool)
-            or max_workspace_bytes < 1):
-        raise ValueError(f"{fn}: max_workspace_bytes must be None or an int >= 1, "
-                         f"got {max_workspace_bytes!r}")
-    size = max(1, int(max_workspace_bytes) // max(1, per_sample))
-    return [(i, min(n, i + size)) for i in range(0, max(n, 1), size)]
-
-
-@contextlib.contextmanager
-def _memory_hint(fn, xp):
-    """CuPy's out-of-memory error re-raised as ``MemoryError`` naming the option that
-    avoids it; every other error passes through."""
-    try:
-        yield
-    except Exception as err:
-        if B.is_cupy(xp) and type(err).__name__ == "OutOfMemoryError":
-            raise MemoryError(f"{fn}: out of GPU memory ({err}); pass max_workspace_bytes=... "
-                              f"(bytes) to process the batch in chunks") from err
-        raise
-
-
 def _forward(d, x, w, b, args: _Args):
     fn = f"conv{d}d"
     xp = B.namespace(x, w, b, fn=fn, names=("x", "w", "b"))
@@ -212,7 +173,7 @@ def _forward(d, x, w, b, args: _Args):
                  else fft_shape_for(geom, args.fft_size, fn=fn), rate, energy, int(args.groups),
                  opts.max_workspace_bytes if args.max_workspace_bytes is None
                  else args.max_workspace_bytes, opts, band)
-    with _memory_hint(fn, xp):
+    with W.memory_hint(fn, xp):
         return _forward_impl(x, w, b, plan, xp=xp)
 
 
@@ -236,7 +197,7 @@ def _forward_impl(x, w, b, plan: _Plan, *, xp):
     band = (plan.band if plan.band is not None                      # also sizes the chunks
             else Band.from_keep(plan.fft_shape, rate_keep(plan.fft_shape, plan.rate)))
     itemsize = 4 if x.dtype == xp.float32 else 8
-    chunks = _chunks(plan.fn, N, _bytes_per_sample(geom, band, C, O, itemsize,
+    chunks = W.chunks(plan.fn, N, W.bytes_per_sample(geom, band, C, O, itemsize,
                                                    plan.energy is not None),
                      plan.max_workspace_bytes)
     full = None
@@ -293,7 +254,7 @@ def _backward(d, dy, ctx):
     if tuple(dy.shape) != ctx.out_shape:
         raise ValueError(f"{fn}: dy must have the forward output's shape {ctx.out_shape}, "
                          f"got {tuple(dy.shape)}")
-    with _memory_hint(fn, xp):
+    with W.memory_hint(fn, xp):
         return _backward_impl(d, fn, dy, ctx, real, xp=xp, opts=settings.current())
 
 
@@ -302,7 +263,7 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
     F, _, N, Cg = ctx.x_hat.shape
     O = ctx.w_shape[0]
     itemsize = 4 if real == xp.float32 else 8
-    chunks = _chunks(fn, N, _bytes_per_sample(geom, band, G * Cg, O, itemsize, False),
+    chunks = W.chunks(fn, N, W.bytes_per_sample(geom, band, G * Cg, O, itemsize, False),
                      ctx.max_workspace_bytes)
     # conj(W[f]) per group: recomputed from the filters (a small GEMM per block)
     filters = _channels.Filters(ctx.w, band, **_taps(geom), groups=G, xp=xp, opts=opts,
