@@ -49,7 +49,7 @@ class Filters:
         self.nthreads, self.transposed = nthreads, transposed
         f = band.retained
         self.cdtype = spectral.complex_dtype(w.dtype, xp=xp)
-        self.whole = (not B.is_numpy(xp)) or f * self.taps > spectral._FILTER_MATRIX_MAX
+        self.whole = (not B.is_numpy(xp)) or f * self.taps > spectral.FILTER_MATRIX_MAX
         if self.whole:             # one block: the whole spectrum, as one batched product
             self.w_hat = spectral.filter_forward(w, band, start=start, step=step,
                                                  groups=groups, xp=xp, opts=opts)

@@ -132,13 +132,20 @@ def _check_shapes(fn, d, x, w, b, groups):
         raise ValueError(f"{fn}: b must have shape (C_out,) = ({c_out},), got {tuple(b.shape)}")
 
 
-def _power(x, n, *, xp, opts):
-    """Full one-sided spectrum of ``x`` and its power summed over batch and channels."""
+def power_spectrum(x, n, *, xp, opts):
+    """Full one-sided spectrum of ``x`` on the FFT grid ``n`` and its power summed over
+    batch and channels (float64, on ``x``'s device)."""
     axes = tuple(range(2, 2 + len(n)))
     full = B.rfftn(x, n, axes, xp=xp, workers=opts.fft_workers)     # (N, C, *spectrum)
     # squared in float64: float32 power under- and overflows for |x| < 1e-23 or > 1e18
     re, im = xp.astype(xp.real(full), xp.float64), xp.astype(xp.imag(full), xp.float64)
     return full, xp.sum(re * re + im * im, axis=(0, 1))
+
+
+def host_energy(power, n) -> np.ndarray:
+    """The power of :func:`power_spectrum` on the host, weighted to two-sided energy per
+    one-sided position (:func:`blconv.band.parseval_weights`): what ``energy_keep`` reads."""
+    return np.asarray(B.to_numpy(power), dtype=np.float64) * parseval_weights(n)
 
 
 def _crop(full, band, *, xp, like):
@@ -182,11 +189,9 @@ def _energy_band(x, plan: _Plan, chunks, *, xp):
     full spectrum when it was computed in one piece."""
     n, power, full = plan.fft_shape, None, None
     for i0, i1 in chunks:
-        full, p = _power(x[i0:i1, ...], n, xp=xp, opts=plan.opts)
+        full, p = power_spectrum(x[i0:i1, ...], n, xp=xp, opts=plan.opts)
         power = p if power is None else power + p
-    # float64 on the host: the one-sided energy weighted to two-sided
-    energy = np.asarray(B.to_numpy(power), dtype=np.float64) * parseval_weights(n)
-    band = Band.from_keep(n, energy_keep(energy, n, plan.energy))
+    band = Band.from_keep(n, energy_keep(host_energy(power, n), n, plan.energy))
     return band, (full if len(chunks) == 1 else None)
 
 
@@ -214,7 +219,7 @@ def _forward_impl(x, w, b, plan: _Plan, *, xp):
             xc_hat = spectral.forward(xc, band, start=(0,) * d, step=(1,) * d, xp=xp,
                                       opts=opts)
         else:
-            xc_hat = _crop(full if full is not None else _power(xc, plan.fft_shape, xp=xp,
+            xc_hat = _crop(full if full is not None else power_spectrum(xc, plan.fft_shape, xp=xp,
                                                                 opts=opts)[0],
                            band, xp=xp, like=x)
         # (F, G, m, C/G): one (m x C/G) @ (C/G x O/G) product per frequency and group

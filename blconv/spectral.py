@@ -200,10 +200,10 @@ def _filter_dft_host(fft_shape, rows, start, step, count, kind):
     return np.ascontiguousarray((e * a.reshape(-1, 1)).T) / int(np.prod(fft_shape))
 
 
-# Largest (frequencies x filter positions) DFT matrix built for a filter; beyond it
-# (filters of hundreds of taps on axes of thousands) the filters are transformed as the
-# input is.
-_FILTER_MATRIX_MAX = 1 << 22
+#: Largest (frequencies x filter positions) DFT matrix built for a filter; beyond it
+#: (filters of hundreds of taps on axes of thousands) the filters are transformed as the
+#: input is.
+FILTER_MATRIX_MAX = 1 << 22
 
 
 def filter_forward(w, band: Band, *, start, step, groups, xp, opts: Settings):
@@ -212,13 +212,13 @@ def filter_forward(w, band: Band, *, start, step, groups, xp, opts: Settings):
     ``out[f, g, c, o] = conj(W[g * O/G + o, c, f])`` (so that ``Y[f] = X[f] @ out[f]``
     per group), computed as one GEMM of the small ``(F, prod(k))`` DFT matrix of the
     filter's positions with the filters: never padded to the FFT size, never
-    transposed at spectrum size (unless that matrix would pass ``_FILTER_MATRIX_MAX``
+    transposed at spectrum size (unless that matrix would pass ``FILTER_MATRIX_MAX``
     elements).
     """
     o, cg, *k = w.shape
     og, p = o // groups, int(np.prod(k))
     f = band.retained
-    if f * p > _FILTER_MATRIX_MAX:                  # long filters on long axes: transform
+    if f * p > FILTER_MATRIX_MAX:                  # long filters on long axes: transform
         z = xp.conj(forward(w, band, start=start, step=step, xp=xp, opts=opts))  # (F, O, C/G)
         return contiguous(xp.permute_dims(xp.reshape(z, (f, groups, og, cg)), (0, 1, 3, 2)),
                           xp=xp)
@@ -237,7 +237,7 @@ def filter_inverse(z, band: Band, *, start, step, count, xp, opts: Settings):
     """
     f, groups, cg, og = z.shape
     p = int(np.prod(count))
-    if f * p > _FILTER_MATRIX_MAX:
+    if f * p > FILTER_MATRIX_MAX:
         z = xp.reshape(xp.permute_dims(z, (0, 1, 3, 2)), (f, groups * og, cg))
         return inverse(z, band, start=start, step=step, count=count, xp=xp, opts=opts)
     g = filter_matrix(band, start, step, tuple(count), "inv_real", xp=xp, dtype=z.dtype,

@@ -1,7 +1,7 @@
 """The filter transforms of :mod:`blconv.spectral` against independent full-size FFTs.
 
 ``filter_forward`` and ``filter_inverse`` take filters to and from their retained
-spectrum through one small DFT-matrix GEMM (or, past ``_FILTER_MATRIX_MAX``, through
+spectrum through one small DFT-matrix GEMM (or, past ``FILTER_MATRIX_MAX``, through
 the input's transform).  Here both are checked against float64 ``numpy.fft`` on the
 filter placed, by hand, at its positions in a zero array of the FFT size.
 """
@@ -42,7 +42,7 @@ def _retained(full, band):
 @pytest.fixture(params=["matrix", "transform"])
 def branch(request, monkeypatch):
     if request.param == "transform":
-        monkeypatch.setattr(spectral, "_FILTER_MATRIX_MAX", 0)
+        monkeypatch.setattr(spectral, "FILTER_MATRIX_MAX", 0)
     return request.param
 
 

@@ -14,7 +14,8 @@ import numpy as np
 from .. import _backend as B
 from .. import settings
 from .._validation import check_energy, check_int
-from ..band import Band, energy_keep, parseval_weights
+from ..band import Band, energy_keep
+from ..conv import host_energy, power_spectrum
 from ._base import check_module, np_dtype
 from .conv import Conv1d, Conv2d
 
@@ -58,12 +59,8 @@ def _input_energy(layer, x, *, xp):
     """``(fft_shape, energy)``: the Parseval-weighted energy of ``x`` per one-sided position
     of the layer's FFT grid, summed over batch and channels (float64, host)."""
     n = layer.fft_grid(x.shape)
-    axes = tuple(range(2, 2 + len(n)))
-    full = B.rfftn(x, n, axes, xp=xp, workers=settings.current().fft_workers)
-    # squared in float64, as the core's energy mode does
-    re, im = xp.astype(xp.real(full), xp.float64), xp.astype(xp.imag(full), xp.float64)
-    power = xp.sum(re * re + im * im, axis=(0, 1))
-    return n, np.asarray(B.to_numpy(power), dtype=np.float64) * parseval_weights(n)
+    _, power = power_spectrum(x, n, xp=xp, opts=settings.current())   # as the energy mode
+    return n, host_energy(power, n)
 
 
 class _Accumulator:
