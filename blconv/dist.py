@@ -9,6 +9,11 @@ this process writes each record as its own file
 ``out_dir/runs/<config hash>.json`` as it arrives (:mod:`blconv.results`), so
 Dask workers need no shared file system, only ``blconv`` and the datasets.  The
 summary is then rebuilt from those files (:func:`~blconv.results.collect`).
+Runs in this process or on a :func:`local_cluster` also save their training
+every minute under ``out_dir/checkpoints/<config hash>/`` (removed when the run
+is done), so that an interrupted sweep resumes each run where it was saved,
+not from its first epoch; runs on another cluster, whose workers may not see
+``out_dir``, start over.
 Dask is the ``dist`` extra (``pip install "blconv[dist]"``); without it only
 in-process sweeps run.  ``SweepResult``, ``collect``, ``read_run``,
 ``write_run`` and ``run_path`` are those of :mod:`blconv.results`, re-exported.
@@ -29,13 +34,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import time
 import traceback
 import uuid
 
 from ._progress import MODES, LocalEpochs, SweepProgress, WorkerEpochs
-from .results import (SweepResult, collect, read_run, run_path, split_records, write_results,
-                      write_run)
+from .results import (SweepResult, checkpoint_dir, collect, read_run, run_path, split_records,
+                      write_results, write_run)
 from .runs import make_record, run_one, thread_limits
 
 __all__ = ["run_sweep", "SweepResult", "collect", "read_run", "write_run", "run_path",
@@ -74,6 +80,8 @@ def run_sweep(runs, *, client=None, workers=None, out_dir=None, threads=None, re
     def on_result(record):
         if out_dir is not None:
             write_run(out_dir, record)
+            if record["status"] == "done":
+                shutil.rmtree(checkpoint_dir(out_dir, record["hash"]), ignore_errors=True)
         results[record["hash"]] = record
 
     done = [run for run in runs if run.config_hash in results]
@@ -81,14 +89,16 @@ def run_sweep(runs, *, client=None, workers=None, out_dir=None, threads=None, re
     try:
         if todo and client is None and workers is None:
             reporter = _reporter(progress, todo, done)
-            _run_here(todo, on_result=on_result, threads=threads, progress=reporter)
+            _run_here(todo, on_result=on_result, threads=threads, progress=reporter,
+                      out_dir=out_dir)
         elif todo:
             with _cluster(client, workers) as client:
                 # made once the cluster is up, so that its description is not drawn over
                 reporter = _reporter(progress, todo, done)
                 run_on(client, todo, on_result=on_result,
                        threads=1 if threads is None else threads, retries=retries,
-                       progress=reporter if reporter is not None else False)
+                       progress=reporter if reporter is not None else False,
+                       out_dir=out_dir if workers is not None else None)
     finally:
         if reporter is not None:
             reporter.close()
@@ -135,15 +145,21 @@ def _reporter(progress, todo, done):
     return SweepProgress(todo, done=done, mode=progress)
 
 
-def _run_here(runs, *, on_result, threads, progress=None) -> None:
+def _saves(out_dir, run) -> str | None:
+    """Where ``run`` saves its training: None without ``out_dir``."""
+    return None if out_dir is None else checkpoint_dir(out_dir, run.config_hash)
+
+
+def _run_here(runs, *, on_result, threads, progress=None, out_dir=None) -> None:
     """Execute ``runs`` one after the other in this process, each epoch told to ``progress``."""
     with thread_limits(threads):
         for run in runs:
             if progress is None:
-                record = run_one(run)
+                record = run_one(run, checkpoint_dir=_saves(out_dir, run))
             else:
                 progress.poll(running=1)
-                record = run_one(run, callbacks=[LocalEpochs(progress, run.config_hash)])
+                record = run_one(run, callbacks=[LocalEpochs(progress, run.config_hash)],
+                                 checkpoint_dir=_saves(out_dir, run))
             on_result(record)
             if progress is not None:
                 progress.finished(record)
@@ -218,7 +234,7 @@ def describe(client) -> str:
 
 
 def run_on(client, runs, *, on_result, threads: int | None = 1, retries: int = 2,
-           progress=True, poll: float = 0.5) -> None:
+           progress=True, poll: float = 0.5, out_dir=None) -> None:
     """Execute ``runs`` as Dask tasks; call ``on_result(record)`` in this process as each ends.
 
     Parameters
@@ -238,6 +254,10 @@ def run_on(client, runs, *, on_result, threads: int | None = 1, retries: int = 2
         :func:`blconv.experiments.sweep`); ``False``: nothing.
     poll : float
         Seconds between updates of the display and of the running count.
+    out_dir : str or os.PathLike, optional
+        A folder the workers share with this process: each run saves its
+        training under ``out_dir/checkpoints/<hash>/`` and resumes from it (see
+        :func:`blconv.runs.execute`); ``None``: runs start over when retried.
 
     Notes
     -----
@@ -260,7 +280,8 @@ def run_on(client, runs, *, on_result, threads: int | None = 1, retries: int = 2
         key = f"blconv-run-{run.config_hash[:16]}-{token}"
         callbacks = [] if topic is None else [WorkerEpochs(topic, run.config_hash, run.epochs)]
         futures[client.submit(run_one, run, threads=threads, callbacks=callbacks, key=key,
-                              retries=retries, pure=False)] = run
+                              checkpoint_dir=_saves(out_dir, run), retries=retries,
+                              pure=False)] = run
     keys = {f.key for f in futures}
     try:
         pending = set(futures)

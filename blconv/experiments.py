@@ -61,7 +61,11 @@ def sweep(spec=None, client=None, *, workers: int | None = None, out_dir=None,
         as it ends (see :func:`~blconv.runs.run_one` for the fields); runs whose
         file says ``done`` are not executed again (failed ones are).  At the end
         ``results.json``, ``results.csv``, the plots and ``failures.json`` are
-        rebuilt from the per-run files of ``spec``'s runs.
+        rebuilt from the per-run files of ``spec``'s runs.  Runs here or on
+        a cluster made with ``workers`` save their training every minute in
+        ``out_dir/checkpoints/<hash>/`` and pick it up again when interrupted
+        (the records are those of an uninterrupted run); the folder goes when
+        the run is done.
     threads : int, optional
         BLAS and FFT threads of each run (default: this process's settings
         when running here, 1 on Dask workers).

@@ -83,6 +83,11 @@ def run_path(out_dir, run) -> str:
     return os.path.join(os.fspath(out_dir), "runs", f"{run.config_hash}.json")
 
 
+def checkpoint_dir(out_dir, run_hash: str) -> str:
+    """``out_dir/checkpoints/<run_hash>``: where a sweep's run saves its training as it goes."""
+    return os.path.join(os.fspath(out_dir), "checkpoints", run_hash)
+
+
 def write_run(out_dir, record: dict) -> str:
     """Write a :func:`blconv.runs.run_one` record atomically; returns its path.
 

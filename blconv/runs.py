@@ -32,6 +32,9 @@ __all__ = ["Run", "RECIPES", "FORMAT", "prepare", "execute", "run_one", "make_re
 
 #: Version of the per-run record (``runs/<hash>.json``); files of another are redone.
 FORMAT = 1
+#: Seconds between a sweep run's checkpoints (see :func:`execute`): a run killed
+#: mid-training loses at most this much of its work.
+CHECKPOINT_INTERVAL = 60.0
 
 
 @dataclass(frozen=True)
@@ -221,11 +224,18 @@ def prepare(run: Run):
     return tr, te, model_name, model, opt, sched
 
 
-def execute(run: Run, *, progress: bool = False, callbacks=()) -> list[dict]:
+def execute(run: Run, *, progress: bool = False, callbacks=(), checkpoint_dir=None) -> list[dict]:
     """Train one run and evaluate it at each test rate; one record per test rate.
 
     ``callbacks`` are passed to :func:`blconv.train.fit` (a sweep's progress
     counts epochs through one); they cannot change the result.
+
+    With ``checkpoint_dir``, the training is saved there (at most every
+    :data:`CHECKPOINT_INTERVAL` seconds, and at its end) and resumed from it
+    when a checkpoint is already there, so that a run interrupted mid-training
+    continues from its last save; the records are those of an uninterrupted run
+    (:func:`blconv.train.fit`'s resume is exact), but for ``train_seconds``,
+    which counts this call's training only.
 
     A run trained with ``preserve_energy`` is tested, at its own test rate
     (``test_compress_rate`` equal to ``train_compress_rate``, 0), with the band
@@ -239,9 +249,13 @@ def execute(run: Run, *, progress: bool = False, callbacks=()) -> list[dict]:
     from . import train as T
     tr, te, model_name, model, opt, sched = prepare(run)
     t0 = time.perf_counter()
+    saving = {} if checkpoint_dir is None else {
+        "checkpoint_dir": checkpoint_dir, "resume": True,
+        "checkpoint_interval": CHECKPOINT_INTERVAL,
+        "data_info": describe_training_data(run.dataset, tr)}
     hist = T.fit(model, tr, epochs=run.epochs, batch_size=run.batch_size, optimizer=opt,
                  scheduler=sched, seed=run.seed, progress=progress, monitor="loss",
-                 callbacks=callbacks)
+                 callbacks=callbacks, **saving)
     seconds = time.perf_counter() - t0
     calibrated = None
     if run.train_preserve_energy is not None:
@@ -271,7 +285,7 @@ def execute(run: Run, *, progress: bool = False, callbacks=()) -> list[dict]:
     return records
 
 
-def run_one(run: Run, *, threads: int | None = None, callbacks=()) -> dict:
+def run_one(run: Run, *, threads: int | None = None, callbacks=(), checkpoint_dir=None) -> dict:
     """Execute ``run``, catching its errors: the record that a sweep writes for it.
 
     Parameters
@@ -285,6 +299,8 @@ def run_one(run: Run, *, threads: int | None = None, callbacks=()) -> dict:
     callbacks : list, optional
         :func:`blconv.train.fit` callbacks that watch the training (progress
         reports); they must not stop it or change it.
+    checkpoint_dir : str or os.PathLike, optional
+        Save the training there and resume from it (see :func:`execute`).
 
     Returns
     -------
@@ -303,7 +319,7 @@ def run_one(run: Run, *, threads: int | None = None, callbacks=()) -> dict:
     if threads is not None:
         _set_threads(threads)
     try:
-        records = execute(run, callbacks=callbacks)
+        records = execute(run, callbacks=callbacks, checkpoint_dir=checkpoint_dir)
     except Exception as e:  # recorded, never raised: one bad run must not stop a sweep
         return make_record(run, status="failed", error=f"{type(e).__name__}: {e}",
                            traceback=_traceback.format_exc(), started=started)

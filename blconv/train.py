@@ -219,8 +219,8 @@ def evaluate(model: Module, data: Dataset, *, compress_rate=None, preserve_energ
 # --- training ---------------------------------------------------------------------------------
 def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: int,
         batch_size: int, optimizer, scheduler=None, seed: int, progress: bool = True,
-        checkpoint_dir=None, resume: bool = False, device=None,
-        monitor: str | None = None, data_info=None, callbacks=()) -> History:
+        checkpoint_dir=None, resume: bool = False, checkpoint_interval: float = 0.0,
+        device=None, monitor: str | None = None, data_info=None, callbacks=()) -> History:
     """Train ``model`` with mini-batch cross-entropy; optionally checkpoint and resume.
 
     Parameters
@@ -257,6 +257,11 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
         Continue from ``checkpoint_dir/last.npz`` if it exists (from scratch if
         not): loads its state into ``model``, ``optimizer`` and ``scheduler``
         and trains from the next epoch.  Needs ``checkpoint_dir``.
+    checkpoint_interval : float, default 0.0
+        Seconds: save after an epoch only when at least this long has passed
+        since the last save (or the start), and always after the last epoch;
+        0 saves every epoch.  Long runs of short epochs use it to keep the
+        saving cost small; which epochs are saved never changes the result.
     device : {None, "cpu", "gpu"}, optional
         Move the model (:func:`blconv.nn.to_device`) and the optimizer's
         buffers (``optimizer.to``) first; ``None`` keeps them where they are.
@@ -363,7 +368,8 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
     epochs, batch_size, seed, monitor, callbacks = _check_fit_args(
         model, train, val, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
         scheduler=scheduler, seed=seed, progress=progress, checkpoint_dir=checkpoint_dir,
-        resume=resume, device=device, monitor=monitor, callbacks=callbacks)
+        resume=resume, checkpoint_interval=checkpoint_interval, device=device,
+        monitor=monitor, callbacks=callbacks)
     if device is not None:
         _move(model, optimizer, device)
     path = None
@@ -380,24 +386,32 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
     callbacks = ((EpochBar(),) if progress else ()) + callbacks
     info = {"epochs": epochs, "batches_per_epoch": run.n_batches, "validation": val is not None,
             "history": History.from_dict(history.to_dict())}
+    saved, due = time.monotonic(), True
     try:
         stop = notify(callbacks, "on_train_begin", info)
         for epoch in range(start, epochs):
             if stop:
                 break
             history.append(run.epoch(epoch))
-            if path is not None:
+            due = time.monotonic() - saved >= checkpoint_interval or epoch + 1 == epochs
+            if path is not None and due:
+                saved = time.monotonic()
                 save(model, path, optimizer=optimizer, scheduler=scheduler, data_info=data_info,
                      state={"epoch": epoch + 1, "epochs": epochs, "seed": seed,
                             "history": history.to_dict()})
             stop = notify(callbacks, "on_epoch_end", epoch + 1, history.row(len(history) - 1))
+        if stop and path is not None and not due:   # stopped early: the last epoch is kept
+            save(model, path, optimizer=optimizer, scheduler=scheduler, data_info=data_info,
+                 state={"epoch": len(history), "epochs": epochs, "seed": seed,
+                        "history": history.to_dict()})
     finally:
         notify(callbacks, "on_train_end", history)
     return history
 
 
 def _check_fit_args(model, train, val, *, epochs, batch_size, optimizer, scheduler, seed,
-                    progress, checkpoint_dir, resume, device, monitor, callbacks):
+                    progress, checkpoint_dir, resume, checkpoint_interval, device, monitor,
+                    callbacks):
     """Every argument of :func:`fit` checked; returns the normalised epochs, batch_size,
     seed, monitor and callbacks."""
     fn = "fit"
@@ -421,6 +435,11 @@ def _check_fit_args(model, train, val, *, epochs, batch_size, optimizer, schedul
     if not isinstance(progress, bool) or not isinstance(resume, bool):
         raise TypeError(f"{fn}: progress and resume must be True or False, got "
                         f"progress={progress!r}, resume={resume!r}")
+    if (isinstance(checkpoint_interval, bool)
+            or not isinstance(checkpoint_interval, (int, float, np.integer, np.floating))
+            or not checkpoint_interval >= 0 or not math.isfinite(checkpoint_interval)):
+        raise ValueError(f"{fn}: checkpoint_interval must be a finite number of seconds "
+                         f">= 0, got {checkpoint_interval!r}")
     if resume and checkpoint_dir is None:
         raise ValueError(f"{fn}: resume=True needs checkpoint_dir, got checkpoint_dir=None")
     if device not in (None, "cpu", "gpu"):

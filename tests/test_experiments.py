@@ -236,6 +236,35 @@ def test_interrupted_sweep_resumes_to_the_uninterrupted_result(tmp_path, count_e
     assert results(saved) == results(straight)
 
 
+def test_a_run_interrupted_mid_training_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    """Interrupted at epoch 2 of 4, the sweep's next call trains epochs 3 and 4 only, to the
+    records of an uninterrupted run; the checkpoint is removed once the run is done."""
+    monkeypatch.setattr(R, "CHECKPOINT_INTERVAL", 0.0)   # save every epoch
+    seen, stop_at, real = [], [2], R.execute
+
+    class Watch:
+        def on_epoch_end(self, epoch, row):
+            seen.append(epoch)
+            if epoch == stop_at[0]:
+                raise KeyboardInterrupt
+
+    def watched(run, **kw):
+        return real(run, **kw | {"callbacks": [Watch()]})
+    monkeypatch.setattr(R, "execute", watched)
+    run = E.Run(**TINY | {"epochs": 4}, test_rates=(0.0, 0.5))
+    with pytest.raises(KeyboardInterrupt):
+        E.sweep([run], out_dir=tmp_path / "a", progress=False)
+    saved = tmp_path / "a" / "checkpoints" / run.config_hash / "last.npz"
+    assert seen == [1, 2] and blconv.train.load_checkpoint(saved).state["epoch"] == 2
+    stop_at[0] = None
+    resumed = E.sweep([run], out_dir=tmp_path / "a", progress=False)
+    assert seen == [1, 2, 3, 4] and resumed.executed == 1
+    assert not saved.parent.exists() and os.listdir(tmp_path / "a" / "checkpoints") == []
+    straight = E.sweep([run], out_dir=tmp_path / "b", progress=False)
+    assert seen == [1, 2, 3, 4, 1, 2, 3, 4]
+    assert results(resumed) == results(straight)
+
+
 def test_grid_keywords_and_duplicates(count_executions):
     calls, _ = count_executions
     run = E.Run(**TINY)

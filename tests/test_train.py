@@ -366,6 +366,43 @@ def _run(train, val, epochs, ckdir=None, resume=False, scramble=False, optimizer
     return model, opt, h
 
 
+@pytest.mark.parametrize("interval, stop_at, saved", [
+    (0.0, None, [1, 2, 3, 4]),       # every epoch
+    (1e9, None, [4]),                # never due: the last epoch only
+    (1e9, 2, [2]),                   # stopped by a callback: the epoch it stopped at
+])
+def test_checkpoint_interval_saves_when_due_and_at_the_end(task, tmp_path, monkeypatch,
+                                                           interval, stop_at, saved):
+    import blconv.train as T
+    train, _ = task
+    epochs, real = [], T.save
+
+    def counting(model, path, **kw):
+        epochs.append(kw["state"]["epoch"])
+        return real(model, path, **kw)
+    monkeypatch.setattr(T, "save", counting)
+
+    class Stop:
+        def on_epoch_end(self, epoch, row):
+            return epoch == stop_at
+    model = tiny()
+    opt = SGD(model, lr=0.1)
+    fit(model, train, epochs=4, batch_size=16, seed=0, progress=False, optimizer=opt,
+        checkpoint_dir=tmp_path, checkpoint_interval=interval, callbacks=[Stop()])
+    assert epochs == saved
+    assert load_checkpoint(tmp_path / "last.npz").state["epoch"] == saved[-1]
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), "60", True, None])
+def test_checkpoint_interval_errors(task, tmp_path, bad):
+    train, _ = task
+    model = tiny()
+    with pytest.raises(ValueError, match=r"fit: checkpoint_interval must be a finite number "
+                                         r"of seconds >= 0, got "):
+        fit(model, train, epochs=1, batch_size=8, optimizer=SGD(model, lr=0.1), seed=0,
+            progress=False, checkpoint_dir=tmp_path, checkpoint_interval=bad)
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_interrupted_and_resumed_run_ends_with_identical_weights(task, tmp_path, optimizer):
     train, test = task
