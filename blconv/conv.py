@@ -17,7 +17,7 @@ import numpy as np
 from . import _backend as B
 from . import _workspace as W
 from . import _validation as V
-from . import _channels, _threads, settings, spectral
+from . import _channels, _taps, _threads, settings, spectral
 from .band import Band, check_band, energy_keep, fft_shape_for, parseval_weights, rate_keep
 
 __all__ = ["conv1d", "conv2d", "conv1d_forward", "conv1d_backward",
@@ -35,8 +35,9 @@ class ConvContext:
     geometry : blconv._validation.Geometry
         Per-axis sizes (input, kernel, stride, dilation, padding, outputs).
     groups : int
-    x_hat : array, shape (F, groups, N, C_in / groups)
-        Retained spectrum of the input: the only spectrum kept.
+    x_hat : array, shape (F, groups, N, C_in / groups) or (groups, C_in / groups, N, F)
+        Retained spectrum of the input: the only spectrum kept; frequency-major, or
+        channel-major where ``layout`` is ``"taps"``.
     w : array, shape (C_out, C_in / groups, k) or (C_out, C_in / groups, kH, kW)
         The filters, referenced, not copied (as autograd frameworks save them): do
         not modify them in place between a forward and its backward.  The backward
@@ -47,6 +48,10 @@ class ConvContext:
         The forward that made it (``"conv1d"`` or ``"conv2d"``).
     max_workspace_bytes : int or None
         The forward's bound, used again by the backward.
+    layout : {"freq", "taps"}
+        How the channel products run: per retained frequency (:mod:`blconv._channels`)
+        or as real GEMMs over the filter taps (:mod:`blconv._taps`, chosen by the
+        forward from the shapes alone); the backward runs them the same way.
     """
     band: Band
     geometry: V.Geometry
@@ -56,6 +61,7 @@ class ConvContext:
     has_bias: bool
     fn: str
     max_workspace_bytes: int | None = None
+    layout: str = "freq"
 
     @property
     def nbytes(self) -> int:
@@ -102,7 +108,7 @@ class _Plan:
     band: Band | None = None            # a band given explicitly: no rate or energy choice
 
 
-def _taps(geom: V.Geometry) -> dict:
+def _tap_grid(geom: V.Geometry) -> dict:
     """``start``/``step`` of the filter taps: padding is a phase of their spectrum."""
     return dict(start=tuple(-p for p in geom.pad_lo), step=geom.dilation)
 
@@ -205,12 +211,22 @@ def _forward_impl(x, w, b, plan: _Plan, *, xp):
     chunks = W.chunks(plan.fn, N, W.bytes_per_sample(geom, band, C, O, itemsize,
                                                    plan.energy is not None),
                      plan.max_workspace_bytes)
+    taps = int(np.prod(w.shape[2:]))
+    if _taps.use(d=d, n=N, taps=taps, c_in_group=C // G, xp_is_numpy=B.is_numpy(xp),
+                 matrix_route=opts.use_matrix(plan.fft_shape[-1]), energy=plan.energy,
+                 workspace_ok=_taps.fits(N, C, O, taps, band.retained, itemsize,
+                                         plan.max_workspace_bytes)):
+        y, x_hat = _taps.forward(x, w, band, geom, G)
+        if b is not None:
+            y += xp.reshape(b, (O,) + (1,) * d)
+        return y, ConvContext(band, geom, G, x_hat, w, b is not None, plan.fn,
+                              plan.max_workspace_bytes, layout="taps")
     full = None
     if plan.energy is not None:                                     # the band from all of x
         band, full = _energy_band(x, plan, chunks, xp=xp)
     F = band.retained
     # conj(W[f])^T per group, so that Y[f] = X[f] @ conj(W[f])^T: made per block of frequencies
-    filters = _channels.Filters(w, band, **_taps(geom), groups=G, xp=xp, opts=opts,
+    filters = _channels.Filters(w, band, **_tap_grid(geom), groups=G, xp=xp, opts=opts,
                                 nthreads=_threads.count(opts, xp=xp))
     x_hat = y = None
     for i0, i1 in chunks:
@@ -265,13 +281,17 @@ def _backward(d, dy, ctx):
 
 def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
     geom, band, G = ctx.geometry, ctx.band, ctx.groups
+    db = xp.sum(dy, axis=(0,) + tuple(range(2, 2 + d))) if ctx.has_bias else None
+    if ctx.layout == "taps":
+        dx, dw = _taps.backward(dy, ctx.x_hat, ctx.w, band, geom, G)
+        return dx, dw, db
     F, _, N, Cg = ctx.x_hat.shape
     O = ctx.w_shape[0]
     itemsize = 4 if real == xp.float32 else 8
     chunks = W.chunks(fn, N, W.bytes_per_sample(geom, band, G * Cg, O, itemsize, False),
                      ctx.max_workspace_bytes)
     # conj(W[f]) per group: recomputed from the filters (a small GEMM per block)
-    filters = _channels.Filters(ctx.w, band, **_taps(geom), groups=G, xp=xp, opts=opts,
+    filters = _channels.Filters(ctx.w, band, **_tap_grid(geom), groups=G, xp=xp, opts=opts,
                                 nthreads=_threads.count(opts, xp=xp), transposed=True)
     dx = dw_acc = None
     for i0, i1 in chunks:
@@ -296,7 +316,6 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
             dx = xp.empty((N, G * Cg) + geom.length, dtype=dxc.dtype, device=B.device(dy))
         dx[i0:i1, ...] = dxc
     dw = _channels.dw(dw_acc, filters, xp=xp)
-    db = xp.sum(dy, axis=(0,) + tuple(range(2, 2 + d))) if ctx.has_bias else None
     return (xp.astype(dx, real, copy=False), xp.astype(dw, real, copy=False), db)
 
 

@@ -184,6 +184,9 @@ def _filter_dft_host(fft_shape, rows, start, step, count, kind):
     "inv_real": ``a_f exp(+i theta) / prod(n)``, shape (P, F), whose real part after
     the product is the real inverse of a one-sided spectrum (``a_f`` = 2 except on
     the last axis' DC and Nyquist columns, as ``irfftn`` counts them).
+    "taps_fwd", "taps_adj" and "taps_grad" (each (P, F), for :mod:`blconv._taps`):
+    the transpose of "fwd_conj", the transpose of its conjugate, and the conjugate of
+    "inv_real".
     """
     phase = np.zeros((1, 1))                                # (F, P) in turns
     for n, u, s0, st, c in zip(fft_shape, rows, start, step, count):
@@ -194,6 +197,12 @@ def _filter_dft_host(fft_shape, rows, start, step, count, kind):
     e = np.exp(2j * np.pi * (phase % 1.0))
     if kind == "fwd_conj":
         return e
+    if kind == "taps_fwd":
+        return np.ascontiguousarray(e.T)
+    if kind == "taps_adj":
+        return np.ascontiguousarray(np.conj(e).T)
+    if kind == "taps_grad":
+        return np.conj(_filter_dft_host(fft_shape, rows, start, step, count, "inv_real"))
     n_last, u_last = fft_shape[-1], np.asarray(rows[-1])
     a_last = np.where((u_last == 0) | (2 * u_last == n_last), 1.0, 2.0)
     a = np.broadcast_to(a_last, (int(np.prod([len(u) for u in rows[:-1]])), len(u_last)))
@@ -252,6 +261,16 @@ def filter_matrix(band, start, step, count, kind, *, xp, dtype, like):
     rows = tuple(_rows(band, a) for a in range(len(band.fft_shape)))
     key = (band.fft_shape, rows, tuple(start), tuple(step), count)
     return _matrix(*key, kind, xp=xp, dtype=dtype, like=like, host=_filter_dft_host)
+
+
+def dft_matrix(n, k, start, step, count, kind, *, dtype):
+    """The cached NumPy DFT matrix of :func:`_dft_host` between the first ``k`` one-sided
+    frequencies of size ``n`` and the positions ``start + step * i``, ``i < count``."""
+    return _matrix(n, tuple(range(k)), start, step, count, kind, xp=np, dtype=dtype,
+                   like=_HOST)
+
+
+_HOST = np.empty(0)
 
 
 def _matrix(n, rows, start, step, count, kind, *, xp, dtype, like, host=None):
