@@ -12,16 +12,16 @@ complex array is its real and imaginary parts side by side, so a real matrix on 
 left multiplies both at once).  The backward is two more: ``DX = W^T @ (conj(e) DY)``
 expanded over the output channels, and ``dw = Re(X @ (g DY)^T)`` with ``g`` the
 filters' inverse transform.  The input, output and gradient transforms write and
-read this channel-major layout ``(C, N, F)`` directly (one GEMM per sample with a
-strided output).
+read this channel-major layout ``(C, N, F)`` directly on the DFT-matrix route (one
+GEMM per sample with a strided output; the FFT route transposes).
 
 Each product costs ``4 P N F C_in C_out`` real flops, ``P/2`` times the ``8 N F C_in
 C_out`` of the per-frequency complex products (:mod:`blconv._channels`), but runs as
 one large GEMM at the BLAS's full rate, where the per-frequency products, each
 ``(N x C_in) @ (C_in x C_out)``, reuse every filter coefficient only ``N`` times and
 run at a fraction of it.  With few taps and a small batch this route is the faster
-(measured: :data:`MAX_TAPS_BATCH`); it is a NumPy, 1D, fixed-band route on the
-DFT-matrix transforms, within the workspace bound.  Both routes compute the same
+(measured: :data:`MAX_TAPS_BATCH`); it is a NumPy, 1D, fixed-band route, within the
+workspace bound.  Both routes compute the same
 correlation; they differ by float rounding only.
 """
 from __future__ import annotations
@@ -32,13 +32,12 @@ from . import spectral
 
 __all__ = ["use", "fits", "forward", "backward", "workspace_bytes"]
 
-#: The route is taken when taps x batch is at most this (measured on the FCN's
-#: layers, 2 cores with AVX-512: ``k = 3`` at batch 8 and 16, ``k = 5`` at batch 8 faster
-#: than the per-frequency products; ``k = 5`` at batch 16 and 3x3 filters slower).
-MAX_TAPS_BATCH = 48
-#: ... and when the expanded GEMM's inner dimension ``C_in/groups * P`` is at least this
-#: (the first layer of a network, one input channel, gains nothing).
-MIN_INNER = 32
+#: The route is taken when taps x batch is at most this.  Measured on the FCN's layers
+#: (one thread, AMD EPYC with AVX-512), time on this route over the per-frequency one:
+#: 0.5-0.7 for ``k = 3`` at batch 8, 0.75-0.95 at batch 16; 0.7-0.8 for ``k = 5`` at
+#: batch 8 and 1.1 at batch 16; 0.8-0.9 for ``k = 8`` from one channel at batch 8;
+#: 1.0-1.5 beyond.
+MAX_TAPS_BATCH = 64
 
 
 def workspace_bytes(n, c_in, c_out, taps, f, itemsize) -> int:
@@ -53,26 +52,37 @@ def fits(n, c_in, c_out, taps, f, itemsize, max_workspace_bytes) -> bool:
             or workspace_bytes(n, c_in, c_out, taps, f, itemsize) <= max_workspace_bytes)
 
 
-def use(*, d, n, taps, c_in_group, xp_is_numpy, matrix_route, energy, workspace_ok) -> bool:
+def use(*, d, n, taps, xp_is_numpy, energy, workspace_ok) -> bool:
     """Whether a correlation goes through this route (see the module's docstring)."""
-    return (d == 1 and xp_is_numpy and matrix_route and energy is None and workspace_ok
-            and taps * n <= MAX_TAPS_BATCH and c_in_group * taps >= MIN_INNER)
+    return (d == 1 and xp_is_numpy and energy is None and workspace_ok
+            and taps * n <= MAX_TAPS_BATCH)
 
 
-def _transform(a, n_fft, k, start, step, cdtype):
-    """Real ``(N, C, S)`` -> complex channel-major ``(C, N, K)``: one GEMM per sample with
-    the real DFT matrix, written through a strided view of the output."""
+def _transform(a, band, start, step, opts):
+    """Real ``(N, C, S)`` -> complex channel-major ``(C, N, K)``.  On the DFT-matrix route,
+    one GEMM per sample with the real DFT matrix, written through a strided view of the
+    output; on the FFT route, the FFT's spectrum transposed."""
     b, c, count = a.shape
+    n_fft, k = band.fft_shape[0], band.retained
+    if not opts.use_matrix(n_fft):
+        z = spectral.forward_last(a, n_fft, k, start, step, xp=np, opts=opts)    # (N, C, K)
+        return np.ascontiguousarray(z.transpose(1, 0, 2))
     m = spectral.dft_matrix(n_fft, k, start, step, count, "fwd_real", dtype=a.dtype)  # (S, 2K)
     out = np.empty((c, b, 2 * k), dtype=a.dtype)
     np.matmul(np.ascontiguousarray(a), m, out=out.transpose(1, 0, 2))
-    return out.view(cdtype)
+    return out.view(spectral.complex_dtype(a.dtype, xp=np))
 
 
-def _inverse(z, n_fft, start, step, count, rdtype):
-    """Complex channel-major ``(C, N, K)`` -> real ``(N, C, count)`` (one GEMM per sample)."""
+def _inverse(z, band, step, count, opts):
+    """Complex channel-major ``(C, N, K)`` -> real ``(N, C, count)`` at positions ``step * i``
+    (one GEMM per sample on the DFT-matrix route)."""
     c, b, k = z.shape
-    m = spectral.dft_matrix(n_fft, k, start, step, count, "inv_real", dtype=rdtype)  # (2K, S)
+    n_fft = band.fft_shape[0]
+    rdtype = spectral.real_dtype(z.dtype, xp=np)
+    if not opts.use_matrix(n_fft):
+        return spectral.inverse_last(z.transpose(1, 0, 2), n_fft, 0, step, count, xp=np,
+                                     opts=opts)
+    m = spectral.dft_matrix(n_fft, k, 0, step, count, "inv_real", dtype=rdtype)      # (2K, S)
     out = np.empty((b, c, count), dtype=rdtype)
     np.matmul(z.view(rdtype).transpose(1, 0, 2), m, out=out)
     return out
@@ -88,35 +98,35 @@ def _expand(z, phases, groups):
         groups, (c // groups) * p, 2 * b * k)
 
 
-def forward(x, w, band, geom, groups):
+def forward(x, w, band, geom, groups, opts):
     """``(y, x_hat)``: the correlation ``(N, C_out, L_out)`` (no bias) and the input's
     retained spectrum, channel-major ``(G, C_in/G, N, F)``."""
     n, c, _ = x.shape
     o, cg, k = w.shape
-    f, n_fft = band.retained, band.fft_shape[0]
-    cdtype = np.complex64 if x.dtype == np.float32 else np.complex128
-    x_hat = _transform(x, n_fft, f, 0, 1, cdtype)                           # (C, N, F)
+    f = band.retained
+    cdtype = spectral.complex_dtype(x.dtype, xp=np)
+    x_hat = _transform(x, band, 0, 1, opts)                                 # (C, N, F)
     phases = _phases(band, geom, k, "taps_fwd", cdtype)                     # (P, F)
     xt = _expand(x_hat, phases, groups)                                     # (G, C/G*P, 2NF)
     y_hat = np.matmul(w.reshape(groups, o // groups, cg * k), xt)          # (G, O/G, 2NF)
-    y = _inverse(y_hat.reshape(o, n, 2 * f).view(cdtype), n_fft, 0, geom.stride[0],
-                 geom.out[0], x.dtype)
+    y = _inverse(y_hat.reshape(o, n, 2 * f).view(cdtype), band, geom.stride[0], geom.out[0],
+                 opts)
     return y, x_hat.reshape(groups, cg, n, f)
 
 
-def backward(dy, x_hat, w, band, geom, groups):
+def backward(dy, x_hat, w, band, geom, groups, opts):
     """``(dx, dw)`` from ``dy`` ``(N, C_out, L_out)`` and :func:`forward`'s ``x_hat``."""
     o, cg, k = w.shape
     og = o // groups
-    n, f, n_fft = dy.shape[0], band.retained, band.fft_shape[0]
+    n, f = dy.shape[0], band.retained
     cdtype = x_hat.dtype
-    dy_hat = _transform(dy, n_fft, f, 0, geom.stride[0], cdtype)           # (O, N, F)
+    dy_hat = _transform(dy, band, 0, geom.stride[0], opts)                  # (O, N, F)
     # DX[c] = sum_{o, p} w[o, c, p] conj(e[p]) DY[o]
     e1 = _expand(dy_hat, _phases(band, geom, k, "taps_adj", cdtype), groups)   # (G, O/G*P, .)
     wt = w.reshape(groups, og, cg, k).transpose(0, 2, 1, 3).reshape(groups, cg, og * k)
     dx_hat = np.matmul(wt, e1).reshape(groups * cg, n, 2 * f).view(cdtype)   # (C, N, F)
     del e1
-    dx = _inverse(dx_hat, n_fft, 0, 1, geom.length[0], dy.dtype)
+    dx = _inverse(dx_hat, band, 1, geom.length[0], opts)
     # dw[o, c, p] = Re sum_{n, f} X[c, n, f] g[p, f] conj(DY[o, n, f]); as interleaved real
     # pairs, sum (a_re b_re + a_im b_im) = Re(a conj(b)), so the right factor is conj(g) DY
     e2 = _expand(dy_hat, _phases(band, geom, k, "taps_grad", cdtype), groups)

@@ -212,11 +212,10 @@ def _forward_impl(x, w, b, plan: _Plan, *, xp):
                                                    plan.energy is not None),
                      plan.max_workspace_bytes)
     taps = int(np.prod(w.shape[2:]))
-    if _taps.use(d=d, n=N, taps=taps, c_in_group=C // G, xp_is_numpy=B.is_numpy(xp),
-                 matrix_route=opts.use_matrix(plan.fft_shape[-1]), energy=plan.energy,
+    if _taps.use(d=d, n=N, taps=taps, xp_is_numpy=B.is_numpy(xp), energy=plan.energy,
                  workspace_ok=_taps.fits(N, C, O, taps, band.retained, itemsize,
                                          plan.max_workspace_bytes)):
-        y, x_hat = _taps.forward(x, w, band, geom, G)
+        y, x_hat = _taps.forward(x, w, band, geom, G, opts)
         if b is not None:
             y += xp.reshape(b, (O,) + (1,) * d)
         return y, ConvContext(band, geom, G, x_hat, w, b is not None, plan.fn,
@@ -283,7 +282,7 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
     geom, band, G = ctx.geometry, ctx.band, ctx.groups
     db = xp.sum(dy, axis=(0,) + tuple(range(2, 2 + d))) if ctx.has_bias else None
     if ctx.layout == "taps":
-        dx, dw = _taps.backward(dy, ctx.x_hat, ctx.w, band, geom, G)
+        dx, dw = _taps.backward(dy, ctx.x_hat, ctx.w, band, geom, G, opts)
         return dx, dw, db
     F, _, N, Cg = ctx.x_hat.shape
     O = ctx.w_shape[0]

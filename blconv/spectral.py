@@ -311,7 +311,7 @@ def _take_last(y, n, start, step, count, *, xp):
 
 
 # --- one axis at a time --------------------------------------------------------------
-def _forward_last(a, n, k, start, step, *, xp, opts: Settings, conj=""):
+def forward_last(a, n, k, start, step, *, xp, opts: Settings, conj=""):
     """Real (..., S) -> complex (..., K): the first K one-sided coefficients (conjugated
     with ``conj="_conj"``, matrix route only)."""
     lead, count = a.shape[:-1], a.shape[-1]
@@ -329,7 +329,7 @@ def _forward_last(a, n, k, start, step, *, xp, opts: Settings, conj=""):
     return xp.astype(z[..., 0], cdtype) + 1j * xp.astype(z[..., 1], cdtype)
 
 
-def _inverse_last(z, n, start, step, count, *, xp, opts: Settings, conj=""):
+def inverse_last(z, n, start, step, count, *, xp, opts: Settings, conj=""):
     """Complex (..., K) one-sided coefficients -> real (..., count) at the positions (of
     the conjugated coefficients with ``conj="_conj"``, matrix route only)."""
     lead, k = z.shape[:-1], z.shape[-1]
@@ -357,7 +357,7 @@ def _fused(xp, opts: Settings, n: int) -> bool:
 
 
 def _forward_last_major(a, n, k, start, step, *, opts: Settings, conj=""):
-    """NumPy real ``(B, *mid, S)`` -> complex ``(*mid, K, B)``: :func:`_forward_last` with
+    """NumPy real ``(B, *mid, S)`` -> complex ``(*mid, K, B)``: :func:`forward_last` with
     the leading axis moved last (the frequency-major layout), without a spectrum-sized
     intermediate.
 
@@ -384,7 +384,7 @@ def _forward_last_major(a, n, k, start, step, *, opts: Settings, conj=""):
 
 
 def _inverse_last_major(z, n, start, step, count, *, opts: Settings, conj=""):
-    """NumPy complex ``(*mid, K, B)`` -> real ``(B, *mid, count)``: :func:`_inverse_last`
+    """NumPy complex ``(*mid, K, B)`` -> real ``(B, *mid, count)``: :func:`inverse_last`
     of the layout :func:`_forward_last_major` makes, in slabs of ``B`` transposed in cache."""
     *mid, k, b = z.shape
     rows = int(np.prod(mid))
@@ -464,7 +464,7 @@ def forward(a, band: Band, *, start, step, xp, opts: Settings, conj=False):
         if len(band.fft_shape) == 1:
             return xp.reshape(z, (k, b1, b2))
     else:
-        z = _forward_last(a, n, k, start[-1], step[-1], xp=xp, opts=opts,
+        z = forward_last(a, n, k, start[-1], step[-1], xp=xp, opts=opts,
                           conj=c)                                   # (B1, B2, [S1,] K)
         if len(band.fft_shape) == 1:
             return _moved(z, 0, 1, (2, 0, 1), xp=xp)               # (K, B1, B2)
@@ -499,4 +499,4 @@ def inverse(z, band: Band, *, start, step, count, xp, opts: Settings, conj=False
         z = _moved(z, 2, 0, (2, 3, 0, 1), xp=xp)                    # (B1, B2, S1, K)
     else:
         z = _moved(z, 1, 0, (1, 2, 0), xp=xp)                       # (B1, B2, K)
-    return _inverse_last(z, n, start[-1], step[-1], count[-1], xp=xp, opts=opts, conj=c)
+    return inverse_last(z, n, start[-1], step[-1], count[-1], xp=xp, opts=opts, conj=c)

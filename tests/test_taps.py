@@ -12,7 +12,7 @@ from blconv import _taps
 
 from helpers import masked_correlation, rel
 
-# (N, C_in, C_out, L, k, keywords): each with C_in/groups * k >= 32 and N * k <= 48
+# (N, C_in, C_out, L, k, keywords): each with N * k <= 64
 CASES = {
     "same-k3": (4, 16, 8, 40, 3, dict(padding="same")),
     "k5-stride2": (2, 8, 12, 33, 5, dict(padding=2, stride=2)),
@@ -34,7 +34,7 @@ def _data(name, dtype=np.float64):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_the_taps_route_computes_the_masked_correlation_and_its_gradients(name):
+def test_the_taps_route_computes_the_masked_correlation_and_its_gradients(name, route):
     x, w, b, kw = _data(name)
     y, ctx = blconv.conv1d_forward(x, w, b, **kw)
     assert ctx.layout == "taps"
@@ -71,12 +71,13 @@ def test_float32_on_the_taps_route_is_float64_to_rounding(name):
 
 
 def test_the_two_routes_agree():
-    """The same call on the per-frequency route (the FFT transforms force it)."""
+    """The same call on the per-frequency route (a workspace bound too small for the
+    expanded spectra forces it)."""
     x, w, b, kw = _data("dilated-half")
     y, ctx = blconv.conv1d_forward(x, w, b, **kw)
     dy = np.random.default_rng(3).standard_normal(y.shape)
     grads = blconv.conv1d_backward(dy, ctx)
-    with blconv.transform("fft"):
+    with blconv.max_workspace_bytes(1000):
         y2, ctx2 = blconv.conv1d_forward(x, w, b, **kw)
         grads2 = blconv.conv1d_backward(dy, ctx2)
     assert (ctx.layout, ctx2.layout) == ("taps", "freq") and ctx.band == ctx2.band
@@ -93,16 +94,14 @@ def _layout(x_shape, w_shape, **kw):
 
 
 def test_which_calls_take_the_taps_route():
-    assert _layout((16, 32, 40), (8, 32, 3)) == "taps"                       # 16 * 3 = 48
-    assert _layout((17, 32, 40), (8, 32, 3)) == "freq"                       # 17 * 3 > 48
-    assert _layout((8, 32, 40), (8, 32, 5)) == "taps"                        # 8 * 5 = 40
-    assert _layout((16, 32, 40), (8, 32, 5)) == "freq"                       # 80 > 48
-    assert _layout((8, 1, 40), (8, 1, 5)) == "freq"                          # 1 * 5 < 32
-    assert _layout((8, 10, 40), (8, 10, 3)) == "freq"                        # 10 * 3 < 32
+    assert _layout((21, 32, 40), (8, 32, 3)) == "taps"                       # 21 * 3 = 63
+    assert _layout((22, 32, 40), (8, 32, 3)) == "freq"                       # 66 > 64
+    assert _layout((8, 1, 40), (8, 1, 8)) == "taps"                          # 8 * 8 = 64
+    assert _layout((16, 32, 40), (8, 32, 5)) == "freq"                       # 80 > 64
     assert _layout((4, 8, 12, 12), (4, 8, 3, 3)) == "freq"                   # 2D
     assert _layout((8, 32, 40), (8, 32, 3), preserve_energy=0.9) == "freq"   # band per call
     with blconv.transform("fft"):
-        assert _layout((8, 32, 40), (8, 32, 3)) == "freq"
+        assert _layout((8, 32, 400), (8, 32, 3)) == "taps"
     with blconv.max_workspace_bytes(1000):                                   # too small
         assert _layout((8, 32, 40), (8, 32, 3)) == "freq"
     assert _layout((8, 32, 40), (8, 32, 3), max_workspace_bytes=10**8) == "taps"
