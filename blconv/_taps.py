@@ -9,9 +9,10 @@ conjugated spectrum is ``conj(W[f]) = sum_p e[p, f] w_p`` (``w_p`` the real
 one real GEMM of the ``(C_out, C_in * P)`` filters with the spectrum "expanded" over
 the taps, ``(C_in * P, N * F)`` complex numbers read as ``2 N F`` real columns (a
 complex array is its real and imaginary parts side by side, so a real matrix on the
-left multiplies both at once).  The backward is two more: ``DX = W^T @ (conj(e) DY)``
-expanded over the output channels, and ``dw = Re(X @ (g DY)^T)`` with ``g`` the
-filters' inverse transform.  The input, output and gradient transforms write and
+left multiplies both at once).  The backward is two more over one expansion of the
+output gradient: ``DX = W^T @ (conj(e) DY)`` and ``dw = Re(X @ conj(g conj(DY))^T)``
+with ``g`` the filters' inverse transform, which is ``conj(e)`` weighted per
+frequency.  The input, output and gradient transforms write and
 read this channel-major layout ``(C, N, F)`` directly on the DFT-matrix route (one
 GEMM per sample with a strided output; the FFT route transposes).
 
@@ -125,15 +126,23 @@ def backward(dy, x_hat, w, band, geom, groups, opts):
     e1 = _expand(dy_hat, _phases(band, geom, k, "taps_adj", cdtype), groups)   # (G, O/G*P, .)
     wt = w.reshape(groups, og, cg, k).transpose(0, 2, 1, 3).reshape(groups, cg, og * k)
     dx_hat = np.matmul(wt, e1).reshape(groups * cg, n, 2 * f).view(cdtype)   # (C, N, F)
-    del e1
     dx = _inverse(dx_hat, band, 1, geom.length[0], opts)
-    # dw[o, c, p] = Re sum_{n, f} X[c, n, f] g[p, f] conj(DY[o, n, f]); as interleaved real
-    # pairs, sum (a_re b_re + a_im b_im) = Re(a conj(b)), so the right factor is conj(g) DY
-    e2 = _expand(dy_hat, _phases(band, geom, k, "taps_grad", cdtype), groups)
-    xr = x_hat.view(e2.dtype).reshape(groups, cg, 2 * n * f)
-    dw = np.matmul(xr, e2.transpose(0, 2, 1))                              # (G, C/G, O/G*P)
+    # dw[o, c, p] = Re sum_{n, f} X[c, n, f] g[p, f] conj(DY[o, n, f]) with g the filters'
+    # inverse transform, g[p, f] = (a_f / n) conj(conj(e[p, f])) (a_f = 1 at DC and Nyquist,
+    # 2 elsewhere).  As interleaved real pairs, sum (a_re b_re + a_im b_im) = Re(a conj(b)),
+    # so the right factor is conj(g) DY = (a_f / n) e1: the weights go on X, e1 is reused
+    xw = x_hat.reshape(groups * cg, n, f) * _weights(band, x_hat.real.dtype)
+    xr = xw.view(e1.dtype).reshape(groups, cg, 2 * n * f)
+    dw = np.matmul(xr, e1.transpose(0, 2, 1))                              # (G, C/G, O/G*P)
     dw = dw.reshape(groups, cg, og, k).transpose(0, 2, 1, 3).reshape(o, cg, k)
     return dx, np.ascontiguousarray(dw)
+
+
+def _weights(band, rdtype):
+    """``a_f / n`` per retained frequency: the real inverse transform's weights."""
+    n = band.fft_shape[0]
+    u = np.arange(band.retained)
+    return (np.where((u == 0) | (2 * u == n), 1.0, 2.0) / n).astype(rdtype)
 
 
 def _phases(band, geom, k, kind, cdtype):

@@ -184,9 +184,8 @@ def _filter_dft_host(fft_shape, rows, start, step, count, kind):
     "inv_real": ``a_f exp(+i theta) / prod(n)``, shape (P, F), whose real part after
     the product is the real inverse of a one-sided spectrum (``a_f`` = 2 except on
     the last axis' DC and Nyquist columns, as ``irfftn`` counts them).
-    "taps_fwd", "taps_adj" and "taps_grad" (each (P, F), for :mod:`blconv._taps`):
-    the transpose of "fwd_conj", the transpose of its conjugate, and the conjugate of
-    "inv_real".
+    "taps_fwd" and "taps_adj" (each (P, F), for :mod:`blconv._taps`): the transpose
+    of "fwd_conj" and the transpose of its conjugate.
     """
     phase = np.zeros((1, 1))                                # (F, P) in turns
     for n, u, s0, st, c in zip(fft_shape, rows, start, step, count):
@@ -201,8 +200,6 @@ def _filter_dft_host(fft_shape, rows, start, step, count, kind):
         return np.ascontiguousarray(e.T)
     if kind == "taps_adj":
         return np.ascontiguousarray(np.conj(e).T)
-    if kind == "taps_grad":
-        return np.conj(_filter_dft_host(fft_shape, rows, start, step, count, "inv_real"))
     n_last, u_last = fft_shape[-1], np.asarray(rows[-1])
     a_last = np.where((u_last == 0) | (2 * u_last == n_last), 1.0, 2.0)
     a = np.broadcast_to(a_last, (int(np.prod([len(u) for u in rows[:-1]])), len(u_last)))
