@@ -34,11 +34,12 @@ from . import spectral
 __all__ = ["use", "fits", "forward", "backward", "workspace_bytes"]
 
 #: The route is taken when taps x batch is at most this.  Measured on the FCN's layers
-#: (one thread, AMD EPYC with AVX-512), time on this route over the per-frequency one:
-#: 0.5-0.7 for ``k = 3`` at batch 8, 0.75-0.95 at batch 16; 0.7-0.8 for ``k = 5`` at
-#: batch 8 and 1.1 at batch 16; 0.8-0.9 for ``k = 8`` from one channel at batch 8;
-#: 1.0-1.5 beyond.
-MAX_TAPS_BATCH = 64
+#: (AMD EPYC with AVX-512), time on this route over the per-frequency one at c = 0, 0.5
+#: and 0.75, with two threads: ``k = 3`` 0.3-0.35 at batch 8, 0.4-0.5 at 16, 0.5-0.7 at
+#: 32; ``k = 5`` 0.4-0.5 at batch 8, 0.5-0.85 at 16, 0.8-0.9 at 32.  With one thread
+#: (Dask's workers) the gain is smaller and turns to a loss sooner: ``k = 3`` 0.5-0.7 at
+#: batch 8, 0.75-0.95 at 16, 1.0-1.2 at 32; ``k = 5`` 0.7-0.8 at 8, 1.1 at 16.
+MAX_TAPS_BATCH = 80
 
 
 def workspace_bytes(n, c_in, c_out, taps, f, itemsize) -> int:

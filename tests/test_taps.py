@@ -12,7 +12,7 @@ from blconv import _taps
 
 from helpers import masked_correlation, rel
 
-# (N, C_in, C_out, L, k, keywords): each with N * k <= 64
+# (N, C_in, C_out, L, k, keywords): each with N * k <= 80
 CASES = {
     "same-k3": (4, 16, 8, 40, 3, dict(padding="same")),
     "k5-stride2": (2, 8, 12, 33, 5, dict(padding=2, stride=2)),
@@ -94,10 +94,10 @@ def _layout(x_shape, w_shape, **kw):
 
 
 def test_which_calls_take_the_taps_route():
-    assert _layout((21, 32, 40), (8, 32, 3)) == "taps"                       # 21 * 3 = 63
-    assert _layout((22, 32, 40), (8, 32, 3)) == "freq"                       # 66 > 64
-    assert _layout((8, 1, 40), (8, 1, 8)) == "taps"                          # 8 * 8 = 64
-    assert _layout((16, 32, 40), (8, 32, 5)) == "freq"                       # 80 > 64
+    assert _layout((26, 32, 40), (8, 32, 3)) == "taps"                       # 26 * 3 = 78
+    assert _layout((27, 32, 40), (8, 32, 3)) == "freq"                       # 81 > 80
+    assert _layout((10, 1, 40), (8, 1, 8)) == "taps"                         # 10 * 8 = 80
+    assert _layout((17, 32, 40), (8, 32, 5)) == "freq"                       # 85 > 80
     assert _layout((4, 8, 12, 12), (4, 8, 3, 3)) == "freq"                   # 2D
     assert _layout((8, 32, 40), (8, 32, 3), preserve_energy=0.9) == "freq"   # band per call
     with blconv.transform("fft"):
