@@ -43,9 +43,10 @@ MAX_TAPS_BATCH = 80
 
 
 def workspace_bytes(n, c_in, c_out, taps, f, itemsize) -> int:
-    """Bytes of the expanded spectra of a forward or backward over ``n`` samples
-    (``itemsize``: the real dtype's)."""
-    return 2 * itemsize * n * taps * f * max(c_in, 2 * c_out)
+    """Bytes of the largest spectra a forward or backward over ``n`` samples holds at once
+    (``itemsize``: the real dtype's): the input expanded over the taps in the forward;
+    the output gradient expanded, the weighted input and ``DX`` in the backward."""
+    return 2 * itemsize * n * f * max(c_in * taps, c_out * taps + 2 * c_in)
 
 
 def fits(n, c_in, c_out, taps, f, itemsize, max_workspace_bytes) -> bool:
@@ -123,16 +124,16 @@ def backward(dy, x_hat, w, band, geom, groups, opts):
     n, f = dy.shape[0], band.retained
     cdtype = x_hat.dtype
     dy_hat = _transform(dy, band, 0, geom.stride[0], opts)                  # (O, N, F)
-    # DX[c] = sum_{o, p} w[o, c, p] conj(e[p]) DY[o]
+    # DX[c] = sum_{o, p} w[o, c, p] conj(e[p]) DY[o], e the forward's phases
     e1 = _expand(dy_hat, _phases(band, geom, k, "taps_adj", cdtype), groups)   # (G, O/G*P, .)
     wt = w.reshape(groups, og, cg, k).transpose(0, 2, 1, 3).reshape(groups, cg, og * k)
     dx_hat = np.matmul(wt, e1).reshape(groups * cg, n, 2 * f).view(cdtype)   # (C, N, F)
     dx = _inverse(dx_hat, band, 1, geom.length[0], opts)
     # dw[o, c, p] = Re sum_{n, f} X[c, n, f] g[p, f] conj(DY[o, n, f]) with g the filters'
-    # inverse transform, g[p, f] = (a_f / n) conj(conj(e[p, f])) (a_f = 1 at DC and Nyquist,
-    # 2 elsewhere).  As interleaved real pairs, sum (a_re b_re + a_im b_im) = Re(a conj(b)),
+    # inverse transform, g[p, f] = (a_f / n) e[p, f] (a_f = 1 at DC and Nyquist, 2
+    # elsewhere).  As interleaved real pairs, sum (a_re b_re + a_im b_im) = Re(a conj(b)),
     # so the right factor is conj(g) DY = (a_f / n) e1: the weights go on X, e1 is reused
-    xw = x_hat.reshape(groups * cg, n, f) * _weights(band, x_hat.real.dtype)
+    xw = x_hat.reshape(groups * cg, n, f) * _weights(band, spectral.real_dtype(cdtype, xp=np))
     xr = xw.view(e1.dtype).reshape(groups, cg, 2 * n * f)
     dw = np.matmul(xr, e1.transpose(0, 2, 1))                              # (G, C/G, O/G*P)
     dw = dw.reshape(groups, cg, og, k).transpose(0, 2, 1, 3).reshape(o, cg, k)

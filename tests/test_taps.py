@@ -128,6 +128,7 @@ def test_the_taps_route_through_the_pytorch_adapter_matches_torch():
 
 
 def test_workspace_estimate_counts_the_expanded_spectra():
-    # forward: C_in * P * N * F complex; backward: two O * P * N * F expansions
-    assert _taps.workspace_bytes(4, 16, 8, 3, 21, 8) == 2 * 8 * 4 * 3 * 21 * 16
-    assert _taps.workspace_bytes(4, 8, 16, 3, 21, 4) == 2 * 4 * 4 * 3 * 21 * 32
+    # forward: C_in * P * N * F complex; backward: O * P * N * F expanded, and two C_in * N * F
+    assert _taps.workspace_bytes(4, 32, 8, 3, 21, 8) == 2 * 8 * 4 * 21 * 32 * 3      # forward
+    assert _taps.workspace_bytes(4, 16, 8, 3, 21, 8) == 2 * 8 * 4 * 21 * (8 * 3 + 2 * 16)
+    assert _taps.workspace_bytes(4, 8, 16, 3, 21, 4) == 2 * 4 * 4 * 21 * (16 * 3 + 2 * 8)
