@@ -107,8 +107,10 @@ class SweepProgress:
         self.total = sum(self.epochs_of.values()) + sum(run.epochs for run in done)
         self.finished_runs, self.failed, self.running = len(done), 0, 0
         self.n = sum(run.epochs for run in done)
+        self._before = self.n        # epochs done before this sweep: not in its pace (ETA)
         self._count = dict.fromkeys(self.epochs_of, 0)
         self._pending: dict[str, int] = {}          # from the Dask event thread
+        self._pending_resumed: dict[str, int] = {}
         self._lock = threading.Lock()
         self._t0 = time.perf_counter()
         self._last_line = self._t0
@@ -131,20 +133,44 @@ class SweepProgress:
             self._count[run_hash] = count
             self._advance(delta)
 
+    def resumed(self, run_hash: str, count: int) -> None:
+        """Run ``run_hash`` continues from a checkpoint of ``count`` epochs: they count as
+        done, but were not done by this sweep, so the ETA's pace leaves them out."""
+        if run_hash not in self._count or self._count[run_hash] > 0:
+            return
+        count = min(int(count), self.epochs_of[run_hash])
+        if count > 0:
+            self._count[run_hash] = count
+            self._before += count
+            self.n += count
+            self._line_n += count
+            if self.bar is not None:          # moved without update(): not in tqdm's rate
+                self.bar.initial += count
+                self.bar.n += count
+                self.bar.last_print_n += count
+                self.bar.refresh()
+
     def event(self, event) -> None:
-        """A Dask event ``(time, {"run": hash, "epochs": count})``; safe from any thread."""
+        """A Dask event ``(time, {"run": hash, "epochs": count})`` (or ``"resumed": count``
+        instead of ``"epochs"``); safe from any thread."""
         try:
             msg = event[1]
-            run_hash, count = str(msg["run"]), int(msg["epochs"])
+            run_hash = str(msg["run"])
+            resumed = "resumed" in msg
+            count = int(msg["resumed"] if resumed else msg["epochs"])
         except (TypeError, KeyError, IndexError, ValueError):
             return
         with self._lock:
-            self._pending[run_hash] = max(count, self._pending.get(run_hash, 0))
+            pending = self._pending_resumed if resumed else self._pending
+            pending[run_hash] = max(count, pending.get(run_hash, 0))
 
     def poll(self, running: int | None = None) -> None:
         """Take in the epochs reported by events; refresh the display."""
         with self._lock:
             pending, self._pending = self._pending, {}
+            resumed, self._pending_resumed = self._pending_resumed, {}
+        for run_hash, count in resumed.items():
+            self.resumed(run_hash, count)
         for run_hash, count in pending.items():
             self.epochs(run_hash, count)
         if running is not None and running != self.running:
@@ -217,14 +243,10 @@ class SweepProgress:
         if what == "progress" and self.running:
             line += f", {self.running} running"
         line += f", elapsed {_clock(elapsed)}"
-        done_now = self.n - self._initial_n
+        done_now = self.n - self._before
         if what == "progress" and done_now > 0 and self.n < self.total:
             line += f", ETA {_clock(elapsed * (self.total - self.n) / done_now)}"
         return line
-
-    @property
-    def _initial_n(self) -> int:
-        return self.total - sum(self.epochs_of.values())
 
 
 class LocalEpochs:
@@ -232,6 +254,9 @@ class LocalEpochs:
 
     def __init__(self, progress: SweepProgress, run_hash: str):
         self.progress, self.run_hash = progress, run_hash
+
+    def on_train_begin(self, info: dict) -> None:
+        self.progress.resumed(self.run_hash, len(info["history"]))
 
     def on_epoch_end(self, epoch: int, row: dict) -> None:
         self.progress.epochs(self.run_hash, epoch)
@@ -242,7 +267,8 @@ class WorkerEpochs:
     """A :func:`blconv.train.fit` callback, on a Dask worker, logging epoch counts as events.
 
     Sends ``{"run": hash, "epochs": count}`` to ``topic`` at most every ``every``
-    seconds, and at the last epoch.  Counts are cumulative, so a lost or late
+    seconds, and at the last epoch (and ``{"run": hash, "resumed": count}`` first when
+    the run continues from a checkpoint).  Counts are cumulative, so a lost or late
     event costs nothing but a slower bar.  Progress never fails a run: without a
     worker (run in a plain process) or on any error it stops reporting.
     """
@@ -258,14 +284,25 @@ class WorkerEpochs:
     def __setstate__(self, state):
         self.__init__(**state)
 
+    def on_train_begin(self, info: dict) -> None:
+        if len(info["history"]):              # resumed from a checkpoint
+            self._log({"run": self.run_hash, "resumed": len(info["history"])})
+
     def on_epoch_end(self, epoch: int, row: dict) -> None:
         now = time.monotonic()
         if self._last is False or (self._last is not None and now - self._last < self.every
                                    and epoch < self.epochs):
             return
+        if self._log({"run": self.run_hash, "epochs": int(epoch)}):
+            self._last = now
+
+    def _log(self, msg: dict) -> bool:
+        if self._last is False:
+            return False
         try:
             from distributed import get_worker
-            get_worker().log_event(self.topic, {"run": self.run_hash, "epochs": int(epoch)})
-            self._last = now
+            get_worker().log_event(self.topic, msg)
+            return True
         except Exception:         # noqa: BLE001 -- no worker, no scheduler: no progress
             self._last = False
+            return False

@@ -93,6 +93,32 @@ def test_dask_events_are_taken_in_when_polled():
     assert p.n == 2
 
 
+def test_epochs_of_a_resumed_run_count_as_done_but_not_in_the_pace(monkeypatch):
+    """A run resumed at epoch 90 of 100 that then does one epoch in 10 s has 9 left: 90 s,
+    not the 1 s that 91 epochs in 10 s would say."""
+    clock = [1000.0]
+    monkeypatch.setattr(P.time, "perf_counter", lambda: clock[0])
+    rs, out = runs(1, epochs=100), io.StringIO()
+    p = P.SweepProgress(rs, mode="lines", file=out, every=0)
+    p.event((0.0, {"run": rs[0].config_hash, "resumed": 90}))
+    p.poll(running=1)
+    assert p.n == 90 and out.getvalue() == ""               # no line for the resumed epochs
+    clock[0] += 10.0
+    p.event((0.0, {"run": rs[0].config_hash, "epochs": 91}))
+    p.poll()
+    assert out.getvalue().splitlines() == [
+        "progress: 91/100 epochs (91%), runs 0/1, 1 running, elapsed 0:10, ETA 1:30"]
+    p.resumed(rs[0].config_hash, 95)                          # only before the first count
+    assert p.n == 91
+
+
+def test_a_resumed_run_in_this_process_tells_the_progress():
+    rs = runs(1, epochs=10)
+    p = P.SweepProgress(rs, mode="lines", file=io.StringIO(), every=3600)
+    P.LocalEpochs(p, rs[0].config_hash).on_train_begin({"history": [{}] * 4})   # 4 epochs
+    assert (p.n, p._before) == (4, 4)
+
+
 def test_format_run_line_for_energy_runs():
     run = E.Run(train_preserve_energy=0.9, test_rates=(0.0, 0.5), seed=3)
     rec = record(run, accuracy=0.9)
