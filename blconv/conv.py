@@ -50,8 +50,9 @@ class ConvContext:
         The forward's bound, used again by the backward.
     layout : {"freq", "taps"}
         How the channel products run: per retained frequency (:mod:`blconv._channels`)
-        or as real GEMMs over the filter taps (:mod:`blconv._taps`, chosen by the
-        forward from the shapes alone); the backward runs them the same way.
+        or as real GEMMs over the filter taps (:mod:`blconv._taps`: 1D layers on
+        NumPy with few taps and a small batch, chosen by the forward from the shapes
+        and the workspace bound); the backward runs them the same way.
     """
     band: Band
     geometry: V.Geometry
