@@ -132,3 +132,18 @@ def test_workspace_estimate_counts_the_expanded_spectra():
     assert _taps.workspace_bytes(4, 32, 8, 3, 21, 8) == 2 * 8 * 4 * 21 * 32 * 3      # forward
     assert _taps.workspace_bytes(4, 16, 8, 3, 21, 8) == 2 * 8 * 4 * 21 * (8 * 3 + 2 * 16)
     assert _taps.workspace_bytes(4, 8, 16, 3, 21, 4) == 2 * 4 * 4 * 21 * (16 * 3 + 2 * 8)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
+def test_the_route_timing_script_runs():
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, os.path.join(root, "scripts", "channel_routes.py"),
+                          "--layers", "fcn1", "--batches", "2", "--rates", "0.5",
+                          "--repeats", "1"], capture_output=True, text=True, check=True,
+                         env=os.environ | {"PYTHONPATH": root})
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("layer batch taps*batch rate") and len(lines) == 2
+    assert lines[1].startswith("fcn1   2   16 0.50:")
