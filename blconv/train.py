@@ -293,8 +293,9 @@ def fit(model: Module, train: Dataset, val: Dataset | None = None, *, epochs: in
         (a ``FloatingPointError``) when a batch's loss or gradients, or a
         parameter at the end of an epoch, are NaN or infinite; the message
         names the epoch and batch.  It is raised before that step or that
-        save, so the last checkpoint keeps the last good epoch (in memory,
-        BatchNorm's running statistics may already hold the bad batch).
+        save, so the last checkpoint keeps a good epoch: the last one, or with
+        ``checkpoint_interval`` the last one saved (in memory, BatchNorm's running
+        statistics may already hold the bad batch).
     ValueError
         For bad arguments, ``resume`` without ``checkpoint_dir``, or a
         checkpoint written for another model, optimizer, scheduler or seed.
