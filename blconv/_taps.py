@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import spectral
+from .band import parseval_weights
 
 __all__ = ["use", "fits", "forward", "backward", "workspace_bytes"]
 
@@ -109,7 +110,7 @@ def forward(x, w, band, geom, groups, opts):
     f = band.retained
     cdtype = spectral.complex_dtype(x.dtype, xp=np)
     x_hat = _transform(x, band, 0, 1, opts)                                 # (C, N, F)
-    phases = _phases(band, geom, k, "taps_fwd", cdtype)                     # (P, F)
+    phases = _phases(band, geom, k, "taps_fwd", x_hat)                      # (P, F)
     xt = _expand(x_hat, phases, groups)                                     # (G, C/G*P, 2NF)
     y_hat = np.matmul(w.reshape(groups, o // groups, cg * k), xt)          # (G, O/G, 2NF)
     y = _inverse(y_hat.reshape(o, n, 2 * f).view(cdtype), band, geom.stride[0], geom.out[0],
@@ -125,7 +126,7 @@ def backward(dy, x_hat, w, band, geom, groups, opts):
     cdtype = x_hat.dtype
     dy_hat = _transform(dy, band, 0, geom.stride[0], opts)                  # (O, N, F)
     # DX[c] = sum_{o, p} w[o, c, p] conj(e[p]) DY[o], e the forward's phases
-    e1 = _expand(dy_hat, _phases(band, geom, k, "taps_adj", cdtype), groups)   # (G, O/G*P, .)
+    e1 = _expand(dy_hat, _phases(band, geom, k, "taps_adj", dy_hat), groups)   # (G, O/G*P, .)
     wt = w.reshape(groups, og, cg, k).transpose(0, 2, 1, 3).reshape(groups, cg, og * k)
     dx_hat = np.matmul(wt, e1).reshape(groups * cg, n, 2 * f).view(cdtype)   # (C, N, F)
     dx = _inverse(dx_hat, band, 1, geom.length[0], opts)
@@ -142,15 +143,12 @@ def backward(dy, x_hat, w, band, geom, groups, opts):
 
 def _weights(band, rdtype):
     """``a_f / n`` per retained frequency: the real inverse transform's weights."""
-    n = band.fft_shape[0]
-    u = np.arange(band.retained)
-    return (np.where((u == 0) | (2 * u == n), 1.0, 2.0) / n).astype(rdtype)
+    a = parseval_weights(band.fft_shape)[:band.retained]
+    return (a / band.fft_shape[0]).astype(rdtype)
 
 
-def _phases(band, geom, k, kind, cdtype):
+def _phases(band, geom, k, kind, like):
+    """The taps' phases ``(P, F)`` of ``kind`` in ``like``'s complex dtype (cached)."""
     start, step = -geom.pad_lo[0], geom.dilation[0]
-    return spectral.filter_matrix(band, (start,), (step,), (k,), kind, xp=np, dtype=cdtype,
-                                  like=_HOST)
-
-
-_HOST = np.empty(0)
+    return spectral.filter_matrix(band, (start,), (step,), (k,), kind, xp=np,
+                                  dtype=like.dtype, like=like)

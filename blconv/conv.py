@@ -209,6 +209,7 @@ def _forward_impl(x, w, b, plan: _Plan, *, xp):
     band = (plan.band if plan.band is not None                      # also sizes the chunks
             else Band.from_keep(plan.fft_shape, rate_keep(plan.fft_shape, plan.rate)))
     itemsize = 4 if x.dtype == xp.float32 else 8
+    # also checks max_workspace_bytes, before either route reads it
     chunks = W.chunks(plan.fn, N, W.bytes_per_sample(geom, band, C, O, itemsize,
                                                    plan.energy is not None),
                      plan.max_workspace_bytes)
