@@ -21,7 +21,7 @@ C_out`` of the per-frequency complex products (:mod:`blconv._channels`), but run
 one large GEMM at the BLAS's full rate, where the per-frequency products, each
 ``(N x C_in) @ (C_in x C_out)``, reuse every filter coefficient only ``N`` times and
 run at a fraction of it.  With few taps and a small batch this route is the faster
-(measured: :data:`MAX_TAPS_BATCH`); it is a NumPy, 1D, fixed-band route, within the
+(measured: :data:`MAX_TAPS_BATCH`, and a lower bound over a one-thread BLAS); it is a NumPy, 1D, fixed-band route, within the
 workspace bound.  Both routes compute the same
 correlation; they differ by float rounding only.
 """
@@ -29,18 +29,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import spectral
+from . import _threads, spectral
 from .band import parseval_weights
 
 __all__ = ["use", "fits", "forward", "backward", "workspace_bytes"]
 
-#: The route is taken when taps x batch is at most this.  Measured on the FCN's layers
-#: (AMD EPYC with AVX-512), time on this route over the per-frequency one at c = 0, 0.5
-#: and 0.75, with two threads: ``k = 3`` 0.3-0.35 at batch 8, 0.4-0.5 at 16, 0.5-0.7 at
-#: 32; ``k = 5`` 0.4-0.5 at batch 8, 0.5-0.85 at 16, 0.8-0.9 at 32.  With one thread
-#: (Dask's workers) the gain is smaller and turns to a loss sooner: ``k = 3`` 0.5-0.7 at
-#: batch 8, 0.75-0.95 at 16, 1.0-1.2 at 32; ``k = 5`` 0.7-0.8 at 8, 1.1 at 16.
+#: The route is taken when taps x batch is at most this, where NumPy's BLAS runs more
+#: than one thread (:data:`MAX_TAPS_BATCH_ONE_THREAD` where it runs one).  Measured on
+#: the FCN's layers (AMD EPYC with AVX-512), time on this route over the per-frequency one
+#: at c = 0, 0.5 and 0.75, with two threads: ``k = 3`` 0.3-0.35 at batch 8, 0.4-0.5 at
+#: 16, 0.5-0.7 at 32; ``k = 5`` 0.4-0.5 at batch 8, 0.5-0.85 at 16, 0.8-0.9 at 32.
 MAX_TAPS_BATCH = 80
+#: The bound over a one-thread BLAS (Dask's workers run one thread each), where the gain
+#: is smaller and turns to a loss sooner.  Measured with one thread at c = 0 and 0.5,
+#: lengths 150 and 427: ``k = 3`` 0.5-0.65 at batch 8 (24), 0.8-1.05 at 16 (48); ``k = 8``
+#: 0.7-0.95 at batch 8 (64); ``k = 5`` 0.7-1.0 at batch 8 (40) but 1.3-1.5 at 16 (80).
+MAX_TAPS_BATCH_ONE_THREAD = 64
 
 
 def workspace_bytes(n, c_in, c_out, taps, f, itemsize) -> int:
@@ -58,8 +62,10 @@ def fits(n, c_in, c_out, taps, f, itemsize, max_workspace_bytes) -> bool:
 
 def use(*, d, n, taps, xp_is_numpy, energy, workspace_ok) -> bool:
     """Whether a correlation goes through this route (see the module's docstring)."""
-    return (d == 1 and xp_is_numpy and energy is None and workspace_ok
-            and taps * n <= MAX_TAPS_BATCH)
+    if not (d == 1 and xp_is_numpy and energy is None and workspace_ok):
+        return False
+    limit = MAX_TAPS_BATCH if _threads.blas_threads() > 1 else MAX_TAPS_BATCH_ONE_THREAD
+    return taps * n <= limit
 
 
 def _transform(a, band, start, step, opts):

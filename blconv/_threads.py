@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from . import _backend as B
 
-__all__ = ["count", "parallel"]
+__all__ = ["blas_threads", "count", "parallel"]
 
 _POOL: list = []
 _LOCK = threading.Lock()
@@ -33,7 +33,7 @@ def count(opts, *, xp) -> int:
     """Threads for blconv's own CPU work: ``opts.fft_workers`` (``-1``: the usable cores)
     on NumPy when its BLAS runs one thread; one otherwise (a multi-threaded BLAS has the
     cores; a GPU's work is the device's)."""
-    if not B.is_numpy(xp) or opts.fft_workers == 1 or _blas_threads() > 1:
+    if not B.is_numpy(xp) or opts.fft_workers == 1 or blas_threads() > 1:
         return 1
     if opts.fft_workers > 0:
         return opts.fft_workers
@@ -46,7 +46,7 @@ def count(opts, *, xp) -> int:
 _BLAS: list = []
 
 
-def _blas_threads() -> int:
+def blas_threads() -> int:
     """Threads of the BLAS behind NumPy's matmul now (read through :mod:`threadpoolctl`,
     whose library scan runs once); 2 when it cannot be found (as if multi-threaded)."""
     if not _BLAS:

@@ -156,6 +156,6 @@ def test_own_threads_only_over_a_one_thread_blas():
         assert _threads.count(Settings(fft_workers=3), xp=np) == 3
         assert _threads.count(Settings(fft_workers=1), xp=np) == 1
     with threadpool_limits(2):
-        if _threads._blas_threads() < 2:
+        if _threads.blas_threads() < 2:
             pytest.skip("this BLAS runs one thread at most")
         assert _threads.count(Settings(fft_workers=3), xp=np) == 1

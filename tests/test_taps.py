@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import blconv
-from blconv import _taps
+from blconv import _taps, _threads
 
 from helpers import masked_correlation, rel
 
@@ -94,17 +94,32 @@ def _layout(x_shape, w_shape, **kw):
 
 
 def test_which_calls_take_the_taps_route():
-    assert _layout((26, 32, 40), (8, 32, 3)) == "taps"                       # 26 * 3 = 78
-    assert _layout((27, 32, 40), (8, 32, 3)) == "freq"                       # 81 > 80
-    assert _layout((10, 1, 40), (8, 1, 8)) == "taps"                         # 10 * 8 = 80
-    assert _layout((17, 32, 40), (8, 32, 5)) == "freq"                       # 85 > 80
-    assert _layout((4, 8, 12, 12), (4, 8, 3, 3)) == "freq"                   # 2D
-    assert _layout((8, 32, 40), (8, 32, 3), preserve_energy=0.9) == "freq"   # band per call
-    with blconv.transform("fft"):
-        assert _layout((8, 32, 400), (8, 32, 3)) == "taps"
-    with blconv.max_workspace_bytes(1000):                                   # too small
-        assert _layout((8, 32, 40), (8, 32, 3)) == "freq"
-    assert _layout((8, 32, 40), (8, 32, 3), max_workspace_bytes=10**8) == "taps"
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(2):
+        if _threads.blas_threads() < 2:
+            pytest.skip("this BLAS runs one thread at most")
+        assert _layout((26, 32, 40), (8, 32, 3)) == "taps"                   # 26 * 3 = 78
+        assert _layout((27, 32, 40), (8, 32, 3)) == "freq"                   # 81 > 80
+        assert _layout((10, 1, 40), (8, 1, 8)) == "taps"                     # 10 * 8 = 80
+        assert _layout((17, 32, 40), (8, 32, 5)) == "freq"                   # 85 > 80
+        assert _layout((16, 32, 40), (8, 32, 5)) == "taps"                   # 80
+        assert _layout((4, 8, 12, 12), (4, 8, 3, 3)) == "freq"               # 2D
+        assert _layout((8, 32, 40), (8, 32, 3), preserve_energy=0.9) == "freq"  # band per call
+        with blconv.transform("fft"):
+            assert _layout((8, 32, 400), (8, 32, 3)) == "taps"
+        with blconv.max_workspace_bytes(1000):                               # too small
+            assert _layout((8, 32, 40), (8, 32, 3)) == "freq"
+        assert _layout((8, 32, 40), (8, 32, 3), max_workspace_bytes=10**8) == "taps"
+
+
+def test_a_one_thread_blas_takes_the_taps_route_for_fewer_taps_times_batch():
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1):
+        assert _threads.blas_threads() == 1
+        assert _layout((8, 1, 40), (8, 1, 8)) == "taps"                      # 64
+        assert _layout((16, 32, 40), (8, 32, 3)) == "taps"                   # 48
+        assert _layout((16, 32, 40), (8, 32, 5)) == "freq"                   # 80 > 64
+        assert _layout((13, 32, 40), (8, 32, 5)) == "freq"                   # 65 > 64
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
