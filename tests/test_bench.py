@@ -127,6 +127,22 @@ def test_add_parser_registers_bench():
     assert args.layers == ["fcn1"] and args.rates == [0.0, 0.5] and args.no_torch
 
 
+def test_imagenet_stages_are_run_by_name_only():
+    # ResNet-18 on ImageNet (He et al. 2016): 3x3 stages of 64@56x56, 128@28x28, 256@14x14
+    # and 512@7x7, here at batch 64
+    stages = {"imagenet64": (64, 56), "imagenet128": (128, 28), "imagenet256": (256, 14),
+              "imagenet512": (512, 7)}
+    for name, (c, size) in stages.items():
+        layer = bench.LAYERS[name]
+        assert layer.x_shape == (64, c, size, size) and layer.w_shape == (c, c, 3, 3)
+        assert layer.y_shape == layer.x_shape and not layer.bias
+    assert set(bench.DEFAULT_LAYERS) == set(bench.LAYERS) - set(stages)
+    parser = argparse.ArgumentParser(prog="blconv")
+    bench.add_parser(parser.add_subparsers(dest="command"))
+    assert parser.parse_args(["bench"]).layers == list(bench.DEFAULT_LAYERS)
+    assert parser.parse_args(["bench", "--layers", "imagenet512"]).layers == ["imagenet512"]
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--rates", "1.5"], r"in \[0, 1\)"),
     (["--rates", "half"], "not a number: 'half'"),

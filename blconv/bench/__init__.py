@@ -3,7 +3,7 @@
 The layers are those of the paper's experiments: the ResNet-18 stages on CIFAR-10
 (batch 32, 3x3 filters, padding 1) and the fully convolutional network of Wang et
 al. (2017) for UCR time series (batch 16, length 150, padding ``'same'``), all in
-float32.  For every layer each *configuration* -- blconv at each compress rate, and
+float32; the ResNet-18 stages on ImageNet (56x56 to 7x7, batch 64) run when named.  For every layer each *configuration* -- blconv at each compress rate, and
 each peer once -- is timed forward only and forward+backward:
 
 ``blconv``
@@ -39,12 +39,12 @@ torch, and ``x`` plus ``w`` for the reference and fftconvolve peers, whose backw
 takes exactly those.
 """
 from .cli import add_parser, main
-from .layers import DEFAULT_RATES, LAYERS, METHODS, QUICK_BATCH, Layer
+from .layers import DEFAULT_LAYERS, DEFAULT_RATES, LAYERS, METHODS, QUICK_BATCH, Layer
 from .machine import machine_info
 from .measure import run_benchmark
 from .peers import fftconvolve_backward, fftconvolve_forward
 from .report import format_table, format_targets
 
-__all__ = ["DEFAULT_RATES", "LAYERS", "METHODS", "QUICK_BATCH", "Layer", "add_parser",
+__all__ = ["DEFAULT_LAYERS", "DEFAULT_RATES", "LAYERS", "METHODS", "QUICK_BATCH", "Layer", "add_parser",
            "fftconvolve_backward", "fftconvolve_forward", "format_table", "format_targets",
            "machine_info", "main", "run_benchmark"]

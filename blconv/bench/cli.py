@@ -6,7 +6,7 @@ import json
 import sys
 
 from .._argtypes import compress_rate, int_at_least, non_negative_float
-from .layers import DEFAULT_RATES, LAYERS, METHODS, QUICK_BATCH
+from .layers import DEFAULT_LAYERS, DEFAULT_RATES, LAYERS, METHODS, QUICK_BATCH
 from .measure import run_benchmark
 from .report import format_table, format_targets
 
@@ -14,8 +14,9 @@ __all__ = ["add_parser", "main"]
 
 
 def _add_arguments(p):
-    p.add_argument("--layers", nargs="+", choices=list(LAYERS), default=list(LAYERS),
-                   metavar="NAME", help=f"layers to run (default all: {' '.join(LAYERS)})")
+    p.add_argument("--layers", nargs="+", choices=list(LAYERS), default=list(DEFAULT_LAYERS),
+                   metavar="NAME", help=f"layers to run, of {' '.join(LAYERS)} (default: "
+                                        f"{' '.join(DEFAULT_LAYERS)})")
     p.add_argument("--rates", nargs="+", type=compress_rate, default=list(DEFAULT_RATES),
                    help="blconv compress rates (default 0 0.25 0.5 0.75)")
     p.add_argument("--repeats", type=int_at_least(1), default=5,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_RATES", "LAYERS", "METHODS", "QUICK_BATCH", "SLOW_METHODS", "Layer"]
+__all__ = ["DEFAULT_LAYERS", "DEFAULT_RATES", "LAYERS", "METHODS", "QUICK_BATCH", "SLOW_METHODS", "Layer"]
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,8 @@ class Layer:
         return (self.batch, self.c_out) + (out,) * self.dim
 
 
-def _resnet(name, c_in, c_out, size, note):
-    return Layer(name, 2, 32, c_in, c_out, size, 3, 1, False, note)
+def _resnet(name, c_in, c_out, size, note, batch=32):
+    return Layer(name, 2, batch, c_in, c_out, size, 3, 1, False, note)
 
 
 def _fcn(name, c_in, c_out, kernel, note):
@@ -67,7 +67,14 @@ LAYERS = {layer.name: layer for layer in [
     _fcn("fcn1", 1, 128, 8, "FCN (Wang et al. 2017) block 1, UCR length 150"),
     _fcn("fcn2", 128, 256, 5, "FCN block 2"),
     _fcn("fcn3", 256, 128, 3, "FCN block 3"),
+    _resnet("imagenet64", 64, 64, 56, "ResNet-18/ImageNet stage 1", batch=64),
+    _resnet("imagenet128", 128, 128, 28, "ResNet-18/ImageNet stage 2", batch=64),
+    _resnet("imagenet256", 256, 256, 14, "ResNet-18/ImageNet stage 3", batch=64),
+    _resnet("imagenet512", 512, 512, 7, "ResNet-18/ImageNet stage 4", batch=64),
 ]}
+#: The layers run when none are named: the paper's CIFAR ResNet-18 and UCR FCN layers (the
+#: ImageNet stages, 8-25x their arithmetic, are run by name, as on a GPU).
+DEFAULT_LAYERS = tuple(n for n in LAYERS if not n.startswith("imagenet"))
 #: Methods in table order; 'reference' and 'fftconvolve' are CPU only.
 METHODS = ("blconv", "torch", "reference", "fftconvolve")
 SLOW_METHODS = ("reference", "fftconvolve")

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import settings
 from .configs import blconv_configs, numpy_peer_config, torch_config
-from .layers import DEFAULT_RATES, LAYERS, METHODS, SLOW_METHODS
+from .layers import DEFAULT_LAYERS, DEFAULT_RATES, LAYERS, METHODS, SLOW_METHODS
 from .machine import loadavg, machine_info, usable_cores
 from .report import layer_records, target_ratios
 
@@ -122,7 +122,7 @@ def run_benchmark(layers=None, *, rates=DEFAULT_RATES, repeats=5, peer_repeats=3
     Parameters
     ----------
     layers : list of str, optional
-        Names from :data:`LAYERS` (default: all, in that order).
+        Names from :data:`LAYERS` (default: :data:`DEFAULT_LAYERS`, in that order).
     rates : sequence of float
         blconv compress rates, each in ``[0, 1)`` (see :mod:`blconv.band`).
     repeats : int
@@ -178,7 +178,7 @@ def run_benchmark(layers=None, *, rates=DEFAULT_RATES, repeats=5, peer_repeats=3
         ``device='gpu'`` without CuPy or a CUDA device.
     """
     fn = "run_benchmark"
-    layers = list(LAYERS) if layers is None else list(layers)
+    layers = list(DEFAULT_LAYERS) if layers is None else list(layers)
     rates, methods = [float(r) for r in rates], list(dict.fromkeys(methods))
     _check_options(fn, layers, rates, repeats, peer_repeats, warmup, methods, device, batch,
                    threads, pause=pause, peer_budget=peer_budget)
