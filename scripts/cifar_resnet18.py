@@ -11,6 +11,7 @@ files on disk, read by :func:`blconv.data.load_cifar10`::
     python scripts/cifar_resnet18.py --data ~/data/cifar-10-batches-bin --compress-rate 0.5
     python scripts/cifar_resnet18.py --data DIR --device cuda --epochs 200   # needs CuPy
     python scripts/cifar_resnet18.py --bench --json docs/results/torch_resnet18_cpu.json
+    python scripts/cifar_resnet18.py --bench --device cuda --profile profile.txt
 
 ``--bench`` times one training step (forward, backward, SGD step) of the converted
 model at compress rates 0, 0.5 and 0.75 against the same model in plain PyTorch, on
@@ -282,6 +283,8 @@ def bench(args):
               f"{r['step_vs_torch']:.2f} | {r['graph_bytes'] / 1e6:.1f} | "
               f"{r['graph_vs_torch']:.2f} | {r['conv_bytes'] / 1e6:.1f} | "
               f"{r['conv_bytes'] / base['conv_bytes']:.2f} |")
+    if args.profile:
+        profile_steps(configs, step, args)
     record = dict(model="resnet18-cifar", batch_size=args.batch_size, device=args.device,
                   repeats=args.repeats, torch=torch.__version__, blconv=blconv.__version__,
                   numpy=np.__version__, python=platform.python_version(),
@@ -290,6 +293,25 @@ def bench(args):
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(record, f, indent=1)
     return record
+
+
+def profile_steps(configs, step, args, steps=3):
+    """Where a training step's time goes: ``torch.profiler`` over ``steps`` steps of each
+    model, its operators (with CUDA, the kernels too, CuPy's included) by total time, one
+    table per model written to ``args.profile``."""
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU]
+    sort = "self_cpu_time_total"
+    if args.device == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+        sort = "self_cuda_time_total"
+    with open(args.profile, "w", encoding="utf-8") as f:
+        for key in configs:
+            with profile(activities=activities) as prof:
+                for _ in range(steps):
+                    step(key)
+            f.write(f"== {key}: {steps} steps, batch {args.batch_size}, {args.device}\n")
+            f.write(prof.key_averages().table(sort_by=sort, row_limit=25) + "\n")
 
 
 def parse(argv=None):
@@ -311,6 +333,8 @@ def parse(argv=None):
     p.add_argument("--repeats", type=int, default=5,
                    help="with --bench: timed steps per model (0: memory only)")
     p.add_argument("--json", help="with --bench: write the measurements here")
+    p.add_argument("--profile", help="with --bench: write a torch.profiler table of each "
+                                     "model's steps here")
     args = p.parse_args(argv)
     if not args.bench and args.data is None:
         p.error("--data is required (unless --bench)")

@@ -6,6 +6,7 @@ rate 0, finite differences (``torch.autograd.gradcheck``) at rate 0.5, and the c
 """
 import copy
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -586,6 +587,18 @@ def test_example_trains_two_steps_on_a_fake_cifar_directory(tmp_path, capsys):
     assert all(np.isfinite(result["losses"]))
     assert 0.0 <= result["test_accuracy"] <= 1.0
     assert "compress rate 0.5" in capsys.readouterr().out
+
+
+def test_example_bench_times_and_profiles_a_step(tmp_path):
+    ex = _example()
+    out, prof = tmp_path / "step.json", tmp_path / "profile.txt"
+    record = ex.main(["--bench", "--batch-size", "2", "--rates", "0.5", "--repeats", "1",
+                      "--json", str(out), "--profile", str(prof)])
+    assert [r["model"] for r in record["rows"]] == ["torch", "blconv c=0.5"]
+    assert json.loads(out.read_text())["batch_size"] == 2
+    text = prof.read_text()
+    assert "== torch: 3 steps" in text and "== blconv c=0.5: 3 steps" in text
+    assert "aten::convolution" in text.split("== blconv")[0]     # plain torch convolves
 
 
 # --- CUDA: the same adapter on CuPy, on torch's stream ----------------------------------
