@@ -234,8 +234,9 @@ def execute(run: Run, *, progress: bool = False, callbacks=(), checkpoint_dir=No
     :data:`CHECKPOINT_INTERVAL` seconds, and at its end) and resumed from it
     when a checkpoint is already there, so that a run interrupted mid-training
     continues from its last save; the records are those of an uninterrupted run
-    (:func:`blconv.train.fit`'s resume is exact), but for ``train_seconds``,
-    which counts this call's training only.
+    (:func:`blconv.train.fit`'s resume is exact).  ``train_seconds`` is the time
+    of the training's epochs, summed from the history (so, for a resumed run,
+    over every stretch of it).
 
     A run trained with ``preserve_energy`` is tested, at its own test rate
     (``test_compress_rate`` equal to ``train_compress_rate``, 0), with the band
@@ -248,7 +249,6 @@ def execute(run: Run, *, progress: bool = False, callbacks=(), checkpoint_dir=No
     """
     from . import train as T
     tr, te, model_name, model, opt, sched = prepare(run)
-    t0 = time.perf_counter()
     saving = {} if checkpoint_dir is None else {
         "checkpoint_dir": checkpoint_dir, "resume": True,
         "checkpoint_interval": CHECKPOINT_INTERVAL,
@@ -256,7 +256,7 @@ def execute(run: Run, *, progress: bool = False, callbacks=(), checkpoint_dir=No
     hist = T.fit(model, tr, epochs=run.epochs, batch_size=run.batch_size, optimizer=opt,
                  scheduler=sched, seed=run.seed, progress=progress, monitor="loss",
                  callbacks=callbacks, **saving)
-    seconds = time.perf_counter() - t0
+    seconds = float(sum(hist.epoch_seconds))                 # every stretch of a resumed run
     calibrated = None
     if run.train_preserve_energy is not None:
         from .nn import calibrate

@@ -240,11 +240,12 @@ def test_a_run_interrupted_mid_training_resumes_from_its_checkpoint(tmp_path, mo
     """Interrupted at epoch 2 of 4, the sweep's next call trains epochs 3 and 4 only, to the
     records of an uninterrupted run; the checkpoint is removed once the run is done."""
     monkeypatch.setattr(R, "CHECKPOINT_INTERVAL", 0.0)   # save every epoch
-    seen, stop_at, real = [], [2], R.execute
+    seen, stop_at, real, times = [], [2], R.execute, []
 
     class Watch:
         def on_epoch_end(self, epoch, row):
             seen.append(epoch)
+            times.append(row["epoch_seconds"])
             if epoch == stop_at[0]:
                 raise KeyboardInterrupt
 
@@ -259,6 +260,8 @@ def test_a_run_interrupted_mid_training_resumes_from_its_checkpoint(tmp_path, mo
     stop_at[0] = None
     resumed = E.sweep([run], out_dir=tmp_path / "a", progress=False)
     assert seen == [1, 2, 3, 4] and resumed.executed == 1
+    # the training's time: the epochs of both stretches
+    assert {r["train_seconds"] for r in resumed} == {round(sum(times), 3)}
     assert not saved.parent.exists() and os.listdir(tmp_path / "a" / "checkpoints") == []
     straight = E.sweep([run], out_dir=tmp_path / "b", progress=False)
     assert seen == [1, 2, 3, 4, 1, 2, 3, 4]
