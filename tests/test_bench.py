@@ -13,6 +13,7 @@ from conftest import GPU
 
 import blconv
 from blconv import bench, reference
+from blconv.bench.report import target_ratios
 
 
 def _case(dim, rng, bias):
@@ -116,6 +117,31 @@ def test_quick_run_reports_true_nbytes(quick_run, layer):
     half, full = rows["blconv", 0.5], rows["blconv", 0.0]
     targets = {t["what"]: t["value"] for t in result["targets"] if t["layer"] == layer}
     assert targets["ctx.nbytes, c=0.5 / c=0"] == pytest.approx(half["nbytes"] / full["nbytes"])
+
+
+def test_target_ratios_from_hand_made_records():
+    geometry = dict(layer="L", dim=2, batch=2, c_in=3, c_out=4, size=5, kernel=3)
+    spatial = 4 * (2 * 3 * 5 * 5 + 4 * 3 * 3 * 3)          # float32 x and w: 1032 bytes
+
+    def row(method, rate, ms, ms_min, nbytes):
+        return geometry | dict(method=method, rate=rate, fwdbwd_ms=ms, fwdbwd_ms_min=ms_min,
+                               nbytes=nbytes)
+    records = [row("blconv", 0.0, 10.0, 8.0, 1000), row("blconv", 0.5, 6.0, 4.0, 500),
+               row("blconv", 0.75, 3.0, 2.0, 250), row("torch", None, 12.0, 10.0, spatial)]
+    got = {t["what"]: (t["value"], t.get("value_min")) for t in target_ratios(records)}
+    assert got == {
+        "blconv fwd+bwd, c=0.5 / c=0": (0.6, 0.5),
+        "blconv fwd+bwd, c=0.75 / c=0": (0.3, 0.25),
+        "ctx.nbytes, c=0.5 / c=0": (0.5, None),
+        "ctx.nbytes, c=0.5 / (x + w)": (500 / 1032, None),
+        "ctx.nbytes, c=0 / (x + w)": (1000 / 1032, None),
+        "blconv(c=0.5) / torch, fwd+bwd": (0.5, 0.4),
+        "blconv(c=0) / torch, fwd+bwd": (10 / 12, 0.8),
+    }
+    # without torch and c = 0.75, those ratios are left out
+    got = {t["what"] for t in target_ratios(records[:2])}
+    assert got == {"blconv fwd+bwd, c=0.5 / c=0", "ctx.nbytes, c=0.5 / c=0",
+                   "ctx.nbytes, c=0.5 / (x + w)", "ctx.nbytes, c=0 / (x + w)"}
 
 
 def test_add_parser_registers_bench():

@@ -45,6 +45,6 @@ from .measure import run_benchmark
 from .peers import fftconvolve_backward, fftconvolve_forward
 from .report import format_table, format_targets
 
-__all__ = ["DEFAULT_LAYERS", "DEFAULT_RATES", "LAYERS", "METHODS", "QUICK_BATCH", "Layer", "add_parser",
-           "fftconvolve_backward", "fftconvolve_forward", "format_table", "format_targets",
+__all__ = ["DEFAULT_LAYERS", "DEFAULT_RATES", "LAYERS", "METHODS", "QUICK_BATCH", "Layer",
+           "add_parser", "fftconvolve_backward", "fftconvolve_forward", "format_table", "format_targets",
            "machine_info", "main", "run_benchmark"]

@@ -34,7 +34,13 @@ def layer_records(layer, configs, device):
 def target_ratios(records):
     """The ``targets`` of :func:`run_benchmark`: compression ratios and ratios to torch.
 
-    From the records; a ratio is None where one of its runs is missing.
+    Per layer, from the records: blconv's forward+backward time at c = 0.5 and 0.75
+    over c = 0 (does the cost follow the retained coefficients?), its ``ctx.nbytes``
+    at c = 0.5 over c = 0 and at c = 0.5 and 0 over the bytes of ``x`` and ``w`` (what
+    a spatial convolution keeps for its backward, float32), and, where torch ran,
+    blconv's time at c = 0.5 and 0 over torch's.  Time ratios come from the medians
+    (``value``) and from the fastest repeats (``value_min``).  A ratio whose runs are
+    missing is left out, or None where only its denominator is.
     """
     def rec(layer, method, rate=None):
         return next((r for r in records if r["layer"] == layer and r["method"] == method
@@ -43,22 +49,29 @@ def target_ratios(records):
     def ratio(a, b, key):
         return a[key] / b[key] if a and b and b[key] else None
 
+    def timed(layer, what, a, b):
+        return {"layer": layer, "what": what, "value": ratio(a, b, "fwdbwd_ms"),
+                "value_min": ratio(a, b, "fwdbwd_ms_min")}
+
     out = []
     for layer in dict.fromkeys(r["layer"] for r in records):
         half, full = rec(layer, "blconv", 0.5), rec(layer, "blconv", 0.0)
-        out.append({"layer": layer, "what": "blconv fwd+bwd, c=0.5 / c=0",
-                    "value": ratio(half, full, "fwdbwd_ms"),
-                    "value_min": ratio(half, full, "fwdbwd_ms_min")})
+        quarter, tch = rec(layer, "blconv", 0.75), rec(layer, "torch")
+        out.append(timed(layer, "blconv fwd+bwd, c=0.5 / c=0", half, full))
+        if quarter:
+            out.append(timed(layer, "blconv fwd+bwd, c=0.75 / c=0", quarter, full))
         out.append({"layer": layer, "what": "ctx.nbytes, c=0.5 / c=0",
                     "value": ratio(half, full, "nbytes")})
-        if layer == "resnet64":
-            tch = rec(layer, "torch")
-            out.append({"layer": layer, "what": "blconv(c=0.5) / torch, fwd+bwd",
-                        "value": ratio(half, tch, "fwdbwd_ms"),
-                        "value_min": ratio(half, tch, "fwdbwd_ms_min")})
-            out.append({"layer": layer, "what": "blconv(c=0) / torch, fwd+bwd",
-                        "value": ratio(full, tch, "fwdbwd_ms"),
-                        "value_min": ratio(full, tch, "fwdbwd_ms_min")})
+        g = next(r for r in records if r["layer"] == layer)
+        spatial = 4 * g["c_in"] * (g["batch"] * g["size"] ** g["dim"]
+                                   + g["c_out"] * g["kernel"] ** g["dim"])
+        for r, name in ((half, "c=0.5"), (full, "c=0")):
+            if r:
+                out.append({"layer": layer, "what": f"ctx.nbytes, {name} / (x + w)",
+                            "value": r["nbytes"] / spatial})
+        if tch:
+            out.append(timed(layer, "blconv(c=0.5) / torch, fwd+bwd", half, tch))
+            out.append(timed(layer, "blconv(c=0) / torch, fwd+bwd", full, tch))
     return out
 
 
