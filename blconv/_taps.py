@@ -21,9 +21,9 @@ C_out`` of the per-frequency complex products (:mod:`blconv._channels`), but run
 one large GEMM at the BLAS's full rate, where the per-frequency products, each
 ``(N x C_in) @ (C_in x C_out)``, reuse every filter coefficient only ``N`` times and
 run at a fraction of it.  With few taps and a small batch this route is the faster
-(measured: :data:`MAX_TAPS_BATCH`, and a lower bound over a one-thread BLAS); it is a NumPy, 1D, fixed-band route, within the
-workspace bound.  Both routes compute the same
-correlation; they differ by float rounding only.
+(measured: :data:`MAX_TAPS_BATCH`, and :data:`MAX_TAPS_BATCH_ONE_THREAD` over a one-thread
+BLAS); it is a NumPy, 1D, fixed-band route, within the workspace bound.  Both routes
+compute the same correlation; they differ by float rounding only.
 """
 from __future__ import annotations
 

@@ -3,8 +3,9 @@
 The layers are those of the paper's experiments: the ResNet-18 stages on CIFAR-10
 (batch 32, 3x3 filters, padding 1) and the fully convolutional network of Wang et
 al. (2017) for UCR time series (batch 16, length 150, padding ``'same'``), all in
-float32; the ResNet-18 stages on ImageNet (56x56 to 7x7, batch 64) run when named.  For every layer each *configuration* -- blconv at each compress rate, and
-each peer once -- is timed forward only and forward+backward:
+float32; the ResNet-18 stages on ImageNet (56x56 to 7x7, batch 64) run when named.  For
+every layer each *configuration* -- blconv at each compress rate, and each peer once --
+is timed forward only and forward+backward:
 
 ``blconv``
     :func:`blconv.conv2d_forward` / :func:`blconv.conv2d_backward` (or 1D), NumPy or,
@@ -46,5 +47,5 @@ from .peers import fftconvolve_backward, fftconvolve_forward
 from .report import format_table, format_targets
 
 __all__ = ["DEFAULT_LAYERS", "DEFAULT_RATES", "LAYERS", "METHODS", "QUICK_BATCH", "Layer",
-           "add_parser", "fftconvolve_backward", "fftconvolve_forward", "format_table", "format_targets",
-           "machine_info", "main", "run_benchmark"]
+           "add_parser", "fftconvolve_backward", "fftconvolve_forward", "format_table",
+           "format_targets", "machine_info", "main", "run_benchmark"]

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_LAYERS", "DEFAULT_RATES", "LAYERS", "METHODS", "QUICK_BATCH", "SLOW_METHODS", "Layer"]
+__all__ = ["DEFAULT_LAYERS", "DEFAULT_RATES", "LAYERS", "METHODS", "QUICK_BATCH", "SLOW_METHODS",
+           "Layer"]
 
 
 @dataclass(frozen=True)
