@@ -297,7 +297,7 @@ def bench(args):
 
 def profile_steps(configs, step, args, steps=3):
     """Where a training step's time goes: ``torch.profiler`` over ``steps`` steps of each
-    model, its operators (with CUDA, the kernels too, CuPy's included) by total time, one
+    model, its operators (with CUDA, the device kernels too) by total time, one
     table per model written to ``args.profile``."""
     from torch.profiler import ProfilerActivity, profile
     activities = [ProfilerActivity.CPU]
