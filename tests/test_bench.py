@@ -114,18 +114,20 @@ def test_quick_run_reports_true_nbytes(quick_run, layer):
         assert rows["blconv", rate]["effective_rate"] == pytest.approx(ctx.band.effective_rate)
     for peer in ("reference", "fftconvolve"):
         assert rows[peer, None]["nbytes"] == x.nbytes + w.nbytes
+    assert {r["spatial_bytes"] for r in rows.values()} == {x.nbytes + w.nbytes}
     half, full = rows["blconv", 0.5], rows["blconv", 0.0]
     targets = {t["what"]: t["value"] for t in result["targets"] if t["layer"] == layer}
     assert targets["ctx.nbytes, c=0.5 / c=0"] == pytest.approx(half["nbytes"] / full["nbytes"])
+    assert targets["ctx.nbytes, c=0.5 / (x + w)"] == pytest.approx(
+        half["nbytes"] / (x.nbytes + w.nbytes))
 
 
 def test_target_ratios_from_hand_made_records():
-    geometry = dict(layer="L", dim=2, batch=2, c_in=3, c_out=4, size=5, kernel=3)
-    spatial = 4 * (2 * 3 * 5 * 5 + 4 * 3 * 3 * 3)          # float32 x and w: 1032 bytes
+    spatial = 1032                                   # x and w
 
     def row(method, rate, ms, ms_min, nbytes):
-        return geometry | dict(method=method, rate=rate, fwdbwd_ms=ms, fwdbwd_ms_min=ms_min,
-                               nbytes=nbytes)
+        return dict(layer="L", method=method, rate=rate, fwdbwd_ms=ms, fwdbwd_ms_min=ms_min,
+                    nbytes=nbytes, spatial_bytes=spatial)
     records = [row("blconv", 0.0, 10.0, 8.0, 1000), row("blconv", 0.5, 6.0, 4.0, 500),
                row("blconv", 0.75, 3.0, 2.0, 250), row("torch", None, 12.0, 10.0, spatial)]
     got = {t["what"]: (t["value"], t.get("value_min")) for t in target_ratios(records)}

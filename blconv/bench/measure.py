@@ -163,11 +163,11 @@ def run_benchmark(layers=None, *, rates=DEFAULT_RATES, repeats=5, peer_repeats=3
         ``{'header': machine_info() + options, 'records': [...], 'targets': [...],
         'notes': [...]}``; one record per (layer, method, rate) with medians
         (``fwd_ms``, ``fwdbwd_ms``), minima and all timings in ms, ``nbytes``,
-        ``peak_bytes``, ``effective_rate`` and the ratios ``ratio_blconv0`` and
-        ``ratio_torch`` of the forward+backward medians; ``targets`` holds the
-        compression ratios of every layer (blconv's forward+backward time and
-        ``ctx.nbytes`` at rate 0.5 over rate 0) and, for ``resnet64``, the ratios
-        to torch (blconv's forward+backward time at rates 0.5 and 0 over torch's);
+        ``spatial_bytes`` (the layer's ``x`` and ``w``), ``peak_bytes``,
+        ``effective_rate`` and the ratios ``ratio_blconv0`` and ``ratio_torch`` of the
+        forward+backward medians; ``targets`` holds the ratios of
+        :func:`~blconv.bench.report.target_ratios` for every layer (compression
+        ratios, memory over ``x`` and ``w``, and, where torch ran, time over torch's),
         ``value`` from medians, ``value_min`` from minima.
 
     Raises

@@ -1,6 +1,8 @@
 """The records of a run, its compression ratios and ratios to torch, and their text."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = ["format_table", "format_targets", "layer_records", "target_ratios"]
@@ -11,6 +13,7 @@ _MB = 1e6
 def layer_records(layer, configs, device):
     def med(ts):
         return 1e3 * float(np.median(ts))
+    spatial = 4 * (math.prod(layer.x_shape) + math.prod(layer.w_shape))     # float32 data
     base = next((c for c in configs if c.method == "blconv" and c.rate == 0.0), None)
     torch_cfg = next((c for c in configs if c.method == "torch"), None)
     out = []
@@ -27,7 +30,7 @@ def layer_records(layer, configs, device):
             "fwdbwd_ms_all": [1e3 * t for t in c.fwdbwd_s],
             "ratio_blconv0": fb / med(base.fwdbwd_s) if base else None,
             "ratio_torch": fb / med(torch_cfg.fwdbwd_s) if torch_cfg else None,
-            "nbytes": c.nbytes, "peak_bytes": c.peak_bytes})
+            "nbytes": c.nbytes, "spatial_bytes": spatial, "peak_bytes": c.peak_bytes})
     return out
 
 
@@ -62,13 +65,10 @@ def target_ratios(records):
             out.append(timed(layer, "blconv fwd+bwd, c=0.75 / c=0", quarter, full))
         out.append({"layer": layer, "what": "ctx.nbytes, c=0.5 / c=0",
                     "value": ratio(half, full, "nbytes")})
-        g = next(r for r in records if r["layer"] == layer)
-        spatial = 4 * g["c_in"] * (g["batch"] * g["size"] ** g["dim"]
-                                   + g["c_out"] * g["kernel"] ** g["dim"])
         for r, name in ((half, "c=0.5"), (full, "c=0")):
             if r:
                 out.append({"layer": layer, "what": f"ctx.nbytes, {name} / (x + w)",
-                            "value": r["nbytes"] / spatial})
+                            "value": r["nbytes"] / r["spatial_bytes"]})
         if tch:
             out.append(timed(layer, "blconv(c=0.5) / torch, fwd+bwd", half, tch))
             out.append(timed(layer, "blconv(c=0) / torch, fwd+bwd", full, tch))
