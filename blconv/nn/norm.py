@@ -56,26 +56,34 @@ class _BatchNorm(Module):
             buf["running_mean"] = (1 - m) * buf["running_mean"] + m * xp.reshape(mean, (-1,))
             buf["running_var"] = ((1 - m) * buf["running_var"]
                                   + (m * n / (n - 1)) * xp.reshape(var, (-1,)))  # unbiased
-            xhat = xc * inv
+            xc *= inv                                                  # xc is ours
+            xhat = xc
         else:
             inv = xp.reshape(1.0 / xp.sqrt(buf["running_var"] + self.eps), bshape)
             xhat = (x - xp.reshape(buf["running_mean"], bshape)) * inv
         self._cache = (xhat, inv, self.training)
-        return xhat * w + b
+        y = xhat * w
+        y += b
+        return y
 
     def backward(self, dy):
         xhat, inv, batch_stats = self._take_cache()
         xp = B.namespace(dy, xhat, fn=f"{type(self).__name__}.backward", names=("dy", "xhat"))
         axes = (0,) + tuple(range(2, dy.ndim))
         bshape = (1, self.num_features) + (1,) * (dy.ndim - 2)
-        self._grads["w"] = xp.sum(dy * xhat, axis=axes)
-        self._grads["b"] = xp.sum(dy, axis=axes)
-        dxhat = dy * xp.reshape(self._params["w"], bshape)
+        dw = xp.sum(dy * xhat, axis=axes, keepdims=True)
+        db = xp.sum(dy, axis=axes, keepdims=True)
+        self._grads["w"], self._grads["b"] = xp.reshape(dw, (-1,)), xp.reshape(db, (-1,))
+        a = xp.reshape(self._params["w"], bshape) * inv      # dy/dx per channel, with x's
+        dx = dy * a                                          # statistics held fixed
         if not batch_stats:                                  # eval: an affine map per channel
-            return dxhat * inv
-        # the batch mean and variance depend on x too
-        return inv * (dxhat - xp.mean(dxhat, axis=axes, keepdims=True)
-                      - xhat * xp.mean(dxhat * xhat, axis=axes, keepdims=True))
+            return dx
+        # The batch mean and variance depend on x too: with n values per channel,
+        # dx = a (dy - mean(dy) - xhat mean(dy xhat)) = a dy - (a db / n) - xhat (a dw / n).
+        n = math.prod(dy.shape) // self.num_features
+        dx -= xhat * (a * dw / n)
+        dx -= a * db / n
+        return dx
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
