@@ -17,7 +17,7 @@ import numpy as np
 from . import _backend as B
 from . import _workspace as W
 from . import _validation as V
-from . import _channels, _taps, _threads, settings, spectral
+from . import _channels, _pointwise, _taps, _threads, settings, spectral
 from .band import Band, check_band, energy_keep, fft_shape_for, parseval_weights, rate_keep
 
 __all__ = ["conv1d", "conv2d", "conv1d_forward", "conv1d_backward",
@@ -35,9 +35,12 @@ class ConvContext:
     geometry : blconv._validation.Geometry
         Per-axis sizes (input, kernel, stride, dilation, padding, outputs).
     groups : int
-    x_hat : array, shape (F, groups, N, C_in / groups) or (groups, C_in / groups, N, F)
-        Retained spectrum of the input: the only spectrum kept; frequency-major, or
-        channel-major where ``layout`` is ``"taps"``.
+    x_hat : array
+        What is kept of the input: its retained spectrum, frequency-major
+        ``(F, groups, N, C_in / groups)``, or channel-major ``(groups, C_in / groups,
+        N, F)`` where ``layout`` is ``"taps"``; where ``layout`` is ``"pointwise"``,
+        the input low-passed to the band and read at the output positions, real
+        ``(N, C_in, *out)``.
     w : array, shape (C_out, C_in / groups, k) or (C_out, C_in / groups, kH, kW)
         The filters, referenced, not copied (as autograd frameworks save them): do
         not modify them in place between a forward and its backward.  The backward
@@ -48,11 +51,13 @@ class ConvContext:
         The forward that made it (``"conv1d"`` or ``"conv2d"``).
     max_workspace_bytes : int or None
         The forward's bound, used again by the backward.
-    layout : {"freq", "taps"}
-        How the channel products run: per retained frequency (:mod:`blconv._channels`)
-        or as real GEMMs over the filter taps (:mod:`blconv._taps`: 1D layers on
-        NumPy with few taps and a small batch, chosen by the forward from the shapes
-        and the workspace bound); the backward runs them the same way.
+    layout : {"freq", "taps", "pointwise"}
+        How the channel products run: per retained frequency (:mod:`blconv._channels`),
+        as real GEMMs over the filter taps (:mod:`blconv._taps`: 1D layers on NumPy
+        with few taps and a small batch, chosen by the forward from the shapes and the
+        workspace bound), or for filters of one tap as a low-pass followed by one
+        real GEMM over the channels (:mod:`blconv._pointwise`); the backward runs them
+        the same way.
     """
     band: Band
     geometry: V.Geometry
@@ -67,7 +72,8 @@ class ConvContext:
     @property
     def nbytes(self) -> int:
         """Bytes the forward allocates and holds for the backward: the input's retained
-        spectrum (the filters are the caller's own array, referenced)."""
+        spectrum, or its low-passed values at the output positions (the filters are the
+        caller's own array, referenced)."""
         return int(self.x_hat.size * self.x_hat.dtype.itemsize)
 
     @property
@@ -76,7 +82,7 @@ class ConvContext:
 
     @property
     def out_shape(self) -> tuple:
-        n = self.x_hat.shape[2]
+        n = self.x_hat.shape[0 if self.layout == "pointwise" else 2]
         return (n, self.w_shape[0]) + self.geometry.out
 
 
@@ -213,6 +219,14 @@ def _forward_impl(x, w, b, plan: _Plan, *, xp):
     chunks = W.chunks(plan.fn, N, W.bytes_per_sample(geom, band, C, O, itemsize,
                                                    plan.energy is not None),
                      plan.max_workspace_bytes)
+    if _pointwise.use(w.shape[2:]):
+        if plan.energy is not None:                                 # the band from all of x
+            band = _energy_band(x, plan, chunks, xp=xp)[0]
+        y, z = _pointwise.forward(x, w, band, geom, G, chunks, xp=xp, opts=opts)
+        if b is not None:
+            y = y + xp.reshape(b, (O,) + (1,) * d)
+        return y, ConvContext(band, geom, G, z, w, b is not None, plan.fn,
+                              plan.max_workspace_bytes, layout="pointwise")
     taps = int(np.prod(w.shape[2:]))
     if _taps.use(d=d, n=N, taps=taps, xp_is_numpy=B.is_numpy(xp), energy=plan.energy,
                  workspace_ok=_taps.fits(N, C, O, taps, band.retained, itemsize,
@@ -269,7 +283,7 @@ def _backward(d, dy, ctx):
                         + (f" from {ctx.fn}" if isinstance(ctx, ConvContext) else ""))
     xp = B.namespace(dy, ctx.x_hat, fn=fn, names=("dy", "ctx arrays"))
     dy = V.native(dy)
-    real = xp.float32 if ctx.x_hat.dtype == xp.complex64 else xp.float64
+    real = xp.float32 if ctx.x_hat.dtype in (xp.complex64, xp.float32) else xp.float64
     if dy.dtype != real:
         name = "float32" if real == xp.float32 else "float64"
         raise TypeError(f"{fn}: dy must have the forward's dtype {name}, got {dy.dtype}")
@@ -285,6 +299,14 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
     db = xp.sum(dy, axis=(0,) + tuple(range(2, 2 + d))) if ctx.has_bias else None
     if ctx.layout == "taps":
         dx, dw = _taps.backward(dy, ctx.x_hat, ctx.w, band, geom, G, opts)
+        return dx, dw, db
+    if ctx.layout == "pointwise":
+        N, C = ctx.x_hat.shape[:2]
+        chunks = W.chunks(fn, N, W.bytes_per_sample(geom, band, C, ctx.w_shape[0],
+                                                    4 if real == xp.float32 else 8, False),
+                          ctx.max_workspace_bytes)
+        dx, dw = _pointwise.backward(dy, ctx.x_hat, ctx.w, band, geom, G, chunks, xp=xp,
+                                     opts=opts)
         return dx, dw, db
     F, _, N, Cg = ctx.x_hat.shape
     O = ctx.w_shape[0]

@@ -260,6 +260,28 @@ def filter_matrix(band, start, step, count, kind, *, xp, dtype, like):
     return _matrix(*key, kind, xp=xp, dtype=dtype, like=like, host=_filter_dft_host)
 
 
+def _lowpass_host(n, rows, start, step, count, kind):
+    """The real ``(count[1], count[0])`` matrix of the projection onto the two-sided
+    frequencies ``rows`` of size ``n``, from positions ``start[0] + step[0] * j`` to
+    positions ``start[1] + step[1] * i``: ``p((m_i - m_j) mod n)`` with
+    ``p(m) = sum_u cos(2 pi u m / n) / n`` (``rows`` symmetric under ``u -> -u``)."""
+    u = np.asarray(rows, dtype=np.int64)
+    p = np.cos(2 * np.pi * (np.outer(u, np.arange(n)) % n) / n).sum(axis=0) / n
+    src = start[0] + step[0] * np.arange(count[0], dtype=np.int64)
+    dst = start[1] + step[1] * np.arange(count[1], dtype=np.int64)
+    return p[(dst[:, None] - src[None, :]) % n]
+
+
+def lowpass_matrix(n, k, src, dst, *, xp, dtype, like):
+    """The cached real matrix of :func:`_lowpass_host` for the low-pass ``|u| < k`` on an
+    axis of size ``n`` (``k`` as in :attr:`blconv.band.Band.keep`); ``src`` and ``dst``
+    are ``(start, step, count)`` of the positions read and written."""
+    u = np.arange(n)
+    rows = tuple(int(i) for i in u[np.minimum(u, n - u) < k])
+    return _matrix(n, rows, (src[0], dst[0]), (src[1], dst[1]), (src[2], dst[2]), "lowpass",
+                   xp=xp, dtype=dtype, like=like, host=_lowpass_host)
+
+
 def dft_matrix(n, k, start, step, count, kind, *, dtype):
     """The cached NumPy DFT matrix of :func:`_dft_host` between the first ``k`` one-sided
     frequencies of size ``n`` and the positions ``start + step * i``, ``i < count``."""

@@ -18,7 +18,7 @@ CASES = {
     "k5-stride2": (2, 8, 12, 33, 5, dict(padding=2, stride=2)),
     "dilated-half": (3, 12, 6, 50, 3, dict(padding=4, dilation=3, compress_rate=0.5)),
     "groups2": (4, 64, 8, 31, 3, dict(groups=2, padding=1, compress_rate=0.3)),
-    "pointwise": (8, 40, 16, 27, 1, dict(compress_rate=0.25)),
+    "two-taps": (8, 40, 16, 27, 2, dict(compress_rate=0.25)),
     "strided-odd": (5, 11, 7, 61, 4, dict(stride=3, padding=3, compress_rate=0.6)),
 }
 
@@ -104,6 +104,7 @@ def test_which_calls_take_the_taps_route():
         assert _layout((17, 32, 40), (8, 32, 5)) == "freq"                   # 85 > 80
         assert _layout((16, 32, 40), (8, 32, 5)) == "taps"                   # 80
         assert _layout((4, 8, 12, 12), (4, 8, 3, 3)) == "freq"               # 2D
+        assert _layout((8, 32, 40), (8, 32, 1)) == "pointwise"               # one tap
         assert _layout((8, 32, 40), (8, 32, 3), preserve_energy=0.9) == "freq"  # band per call
         with blconv.transform("fft"):
             assert _layout((8, 32, 400), (8, 32, 3)) == "taps"

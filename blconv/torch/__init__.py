@@ -18,7 +18,8 @@ Tensors are handed to the core without a copy: CPU tensors as NumPy arrays
 DLPack, with CuPy running on the tensor's current CUDA stream; the results come
 back the same way.  Between forward and backward the autograd node keeps only the
 retained spectrum of the input (the core's ``ctx.x_hat``, saved as a complex tensor
-that shares the array's memory) and the weight itself, as PyTorch's own convolution
+that shares the array's memory; for 1x1 filters, the input low-passed to the band at
+the output positions, a real tensor) and the weight itself, as PyTorch's own convolution
 saves it (modifying it in place before the backward raises PyTorch's usual error):
 not the input, not a padded copy.  The backward recomputes the filters' retained
 spectrum from the weight.  PyTorch frees what was saved after the backward (unless

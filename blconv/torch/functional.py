@@ -292,7 +292,8 @@ def saved_bytes(output) -> int:
 
     Walks the graph from ``output.grad_fn`` and sums, over the band-limited
     convolutions in it, the bytes of what each allocated for its backward: the
-    retained spectrum of its input (``ConvContext.nbytes`` of the core; the weight
+    retained spectrum of its input, or for 1x1 filters its low-passed values at the
+    output positions (``ConvContext.nbytes`` of the core; the weight
     it also saves is the model's own parameter).  Nodes whose buffers were freed (after a backward without
     ``retain_graph=True``) count 0.  Tensors saved by other PyTorch operations
     (batch norm, activations) are not included; measure those with
