@@ -21,6 +21,10 @@ def _case(dim, rng, bias):
         x = rng.standard_normal((2, 3, 7, 6))
         w = rng.standard_normal((4, 3, 3, 2))
         padding = 1
+    elif dim == "2-strided":
+        x = rng.standard_normal((2, 3, 9, 8))
+        w = rng.standard_normal((4, 3, 1, 2))
+        padding = 1
     else:            # even kernel with 'same': the odd extra zero goes on the right
         x = rng.standard_normal((3, 2, 11))
         w = rng.standard_normal((5, 2, 4))
@@ -30,19 +34,22 @@ def _case(dim, rng, bias):
 
 
 @pytest.mark.parametrize("max_bytes", [2**30, 1], ids=["whole-batch", "per-sample"])
-@pytest.mark.parametrize("dim,bias", [(2, False), (1, True)], ids=["2d", "1d-bias"])
+@pytest.mark.parametrize("dim,bias", [(2, False), (1, True), ("2-strided", True)],
+                         ids=["2d", "1d-bias", "2d-stride2"])
 def test_fftconvolve_peer_matches_reference(dim, bias, max_bytes):
     rng = np.random.default_rng(1)
     x, w, b, padding = _case(dim, rng, bias)
-    y = bench.fftconvolve_forward(x, w, b, padding=padding, max_bytes=max_bytes)
-    y_ref = reference.correlate(x, w, b, padding=padding)
+    stride = 2 if dim == "2-strided" else 1
+    y = bench.fftconvolve_forward(x, w, b, stride=stride, padding=padding, max_bytes=max_bytes)
+    y_ref = reference.correlate(x, w, b, stride=stride, padding=padding)
     assert y.shape == y_ref.shape and y.dtype == np.float64
     np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-10)
 
     dy = rng.standard_normal(y_ref.shape)
-    grads = bench.fftconvolve_backward(dy, x, w, padding=padding, bias=bias,
+    grads = bench.fftconvolve_backward(dy, x, w, stride=stride, padding=padding, bias=bias,
                                        max_bytes=max_bytes)
-    grads_ref = reference.correlate_backward(dy, x, w, padding=padding, bias=bias)
+    grads_ref = reference.correlate_backward(dy, x, w, stride=stride, padding=padding,
+                                             bias=bias)
     for name, g, g_ref in zip(("dx", "dw", "db"), grads, grads_ref):
         if g_ref is None:
             assert g is None, name
@@ -169,6 +176,17 @@ def test_imagenet_stages_are_run_by_name_only():
     bench.add_parser(parser.add_subparsers(dest="command"))
     assert parser.parse_args(["bench"]).layers == list(bench.DEFAULT_LAYERS)
     assert parser.parse_args(["bench", "--layers", "imagenet512"]).layers == ["imagenet512"]
+
+
+def test_the_shortcut_layers_are_resnet18s_strided_1x1_projections():
+    # CIFAR ResNet-18's three downsampling blocks project their input with a 1x1,
+    # stride-2 convolution (no bias; batch norm follows)
+    for name, (c, size) in {"short128": (64, 32), "short256": (128, 16),
+                            "short512": (256, 8)}.items():
+        layer = bench.LAYERS[name]
+        assert layer.x_shape == (32, c, size, size) and layer.w_shape == (2 * c, c, 1, 1)
+        assert layer.y_shape == (32, 2 * c, size // 2, size // 2) and not layer.bias
+        assert (layer.stride, layer.padding) == (2, 0) and name in bench.DEFAULT_LAYERS
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -88,7 +88,8 @@ def blconv_configs(layer, data, rates, *, gpu, repeats):
     configs = []
     for rate in rates:
         def forward(rate=rate):
-            return fwd_fn(x, w, b, padding=layer.padding, compress_rate=rate)
+            return fwd_fn(x, w, b, stride=layer.stride, padding=layer.padding,
+                          compress_rate=rate)
 
         def forward_backward(forward=forward):
             return bwd_fn(dy, forward()[1])
@@ -114,13 +115,13 @@ def torch_config(layer, data, *, gpu, repeats, threads):
 
     def forward():
         with torch.no_grad():
-            return conv(x, w, b, padding=layer.padding)
+            return conv(x, w, b, stride=layer.stride, padding=layer.padding)
 
     def forward_backward():
         for t in (xg, wg, bg):
             if t is not None:
                 t.grad = None
-        conv(xg, wg, bg, padding=layer.padding).backward(dy)
+        conv(xg, wg, bg, stride=layer.stride, padding=layer.padding).backward(dy)
 
     saved = {}
 
@@ -140,17 +141,18 @@ def numpy_peer_config(method, layer, data, *, repeats, threads):
     x, w, b, dy = data
     if method == "reference":
         def forward():
-            return reference.correlate(x, w, b, padding=layer.padding)
+            return reference.correlate(x, w, b, stride=layer.stride, padding=layer.padding)
 
         def backward():
-            return reference.correlate_backward(dy, x, w, padding=layer.padding,
-                                                bias=b is not None)
+            return reference.correlate_backward(dy, x, w, stride=layer.stride,
+                                                padding=layer.padding, bias=b is not None)
     else:
         def forward():
-            return fftconvolve_forward(x, w, b, padding=layer.padding, workers=threads)
+            return fftconvolve_forward(x, w, b, stride=layer.stride, padding=layer.padding,
+                                       workers=threads)
 
         def backward():
-            return fftconvolve_backward(dy, x, w, padding=layer.padding,
+            return fftconvolve_backward(dy, x, w, stride=layer.stride, padding=layer.padding,
                                         bias=b is not None, workers=threads)
 
     def forward_backward():

@@ -9,7 +9,7 @@ __all__ = ["DEFAULT_LAYERS", "DEFAULT_RATES", "LAYERS", "METHODS", "QUICK_BATCH"
 
 @dataclass(frozen=True)
 class Layer:
-    """One benchmarked convolution: ``(batch, c_in, *size) -> (batch, c_out, *size)``.
+    """One benchmarked convolution: ``(batch, c_in, *size) -> (batch, c_out, *out)``.
 
     Attributes
     ----------
@@ -23,6 +23,8 @@ class Layer:
         ResNet's convolutions have none (batch norm follows); the FCN's have one.
     note : str
         Where the layer comes from.
+    stride : int
+        Per axis (1 unless said).
     """
     name: str
     dim: int
@@ -34,6 +36,7 @@ class Layer:
     padding: int | str
     bias: bool
     note: str
+    stride: int = 1
 
     @property
     def x_shape(self) -> tuple:
@@ -46,12 +49,16 @@ class Layer:
     @property
     def y_shape(self) -> tuple:
         p = self.padding
-        out = self.size if p == "same" else self.size + 2 * p - self.kernel + 1
+        out = self.size if p == "same" else (self.size + 2 * p - self.kernel) // self.stride + 1
         return (self.batch, self.c_out) + (out,) * self.dim
 
 
 def _resnet(name, c_in, c_out, size, note, batch=32):
     return Layer(name, 2, batch, c_in, c_out, size, 3, 1, False, note)
+
+
+def _shortcut(name, c_in, c_out, size, note, batch=32):
+    return Layer(name, 2, batch, c_in, c_out, size, 1, 0, False, note, stride=2)
 
 
 def _fcn(name, c_in, c_out, kernel, note):
@@ -65,6 +72,9 @@ LAYERS = {layer.name: layer for layer in [
     _resnet("resnet128", 128, 128, 16, "ResNet-18/CIFAR stage 2"),
     _resnet("resnet256", 256, 256, 8, "ResNet-18/CIFAR stage 3"),
     _resnet("resnet512", 512, 512, 4, "ResNet-18/CIFAR stage 4"),
+    _shortcut("short128", 64, 128, 32, "ResNet-18/CIFAR 1x1 shortcut into stage 2, stride 2"),
+    _shortcut("short256", 128, 256, 16, "ResNet-18/CIFAR 1x1 shortcut into stage 3, stride 2"),
+    _shortcut("short512", 256, 512, 8, "ResNet-18/CIFAR 1x1 shortcut into stage 4, stride 2"),
     _fcn("fcn1", 1, 128, 8, "FCN (Wang et al. 2017) block 1, UCR length 150"),
     _fcn("fcn2", 128, 256, 5, "FCN block 2"),
     _fcn("fcn3", 256, 128, 3, "FCN block 3"),

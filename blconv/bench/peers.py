@@ -22,17 +22,18 @@ def _spectrum_bytes(c_in, c_out, length):
                                             for n in length]))
 
 
-def fftconvolve_forward(x, w, b=None, *, padding=0, workers=None, max_bytes=2**30):
+def fftconvolve_forward(x, w, b=None, *, stride=1, padding=0, workers=None, max_bytes=2**30):
     """Multi-channel cross-correlation through :func:`scipy.signal.fftconvolve`.
 
-    Stride 1, dilation 1, one group: the naive FFT peer the benchmark compares
-    blconv with.
+    Dilation 1, one group: the naive FFT peer the benchmark compares blconv with (a
+    stride keeps every ``stride``-th output of the stride-1 correlation).
 
     Parameters
     ----------
     x : ndarray, shape ``(N, C_in, *size)``
     w : ndarray, shape ``(C_out, C_in, *kernel)``
     b : ndarray, shape (C_out,), optional
+    stride : int
     padding : int, tuple of int or 'same'
         Zero padding on both sides (``'same'``: the odd extra element on the right).
     workers : int, optional
@@ -69,18 +70,20 @@ def fftconvolve_forward(x, w, b=None, *, padding=0, workers=None, max_bytes=2**3
         y = np.concatenate([
             scipy.signal.fftconvolve(x_pad[sl, None], w_flip, mode="valid", axes=axes).sum(2)
             for sl in _batch_slices(x.shape[0], per_sample, max_bytes)])
+    y = y[(Ellipsis,) + (slice(None, None, stride),) * d]
     if b is not None:
         y = y + np.asarray(b).reshape((-1,) + (1,) * d)
     return y.astype(x.dtype, copy=False)
 
 
-def fftconvolve_backward(dy, x, w, *, padding=0, bias=True, workers=None, max_bytes=2**30):
+def fftconvolve_backward(dy, x, w, *, stride=1, padding=0, bias=True, workers=None,
+                         max_bytes=2**30):
     """Gradients ``(dx, dw, db)`` of :func:`fftconvolve_forward`, also by fftconvolve.
 
     Parameters
     ----------
     dy : ndarray, shape ``(N, C_out, *out)``
-    x, w, padding, workers, max_bytes
+    x, w, stride, padding, workers, max_bytes
         As given to :func:`fftconvolve_forward`.
     bias : bool
         Whether to return ``db`` (else ``None``).
@@ -109,6 +112,11 @@ def fftconvolve_backward(dy, x, w, *, padding=0, bias=True, workers=None, max_by
     axes = tuple(range(-d, 0))
     pad = reference.pads(x.shape[2:], w.shape[2:], padding, 1)
     x_pad = np.pad(x, [(0, 0), (0, 0)] + pad)
+    if stride != 1:                        # dy at the strided outputs of the stride-1 map
+        out1 = tuple(p - k + 1 for p, k in zip(x_pad.shape[2:], w.shape[2:]))
+        up = np.zeros(dy.shape[:2] + out1, dtype=dy.dtype)
+        up[(Ellipsis,) + (slice(None, None, stride),) * d] = dy
+        dy = up
     dy_flip = dy[(Ellipsis,) + (slice(None, None, -1),) * d]
     per_sample = _spectrum_bytes(x.shape[1], w.shape[0], x_pad.shape[2:])
     dx_pad, dw = [], np.zeros(w.shape, dtype=np.result_type(x, dy))

@@ -22,7 +22,8 @@ def layer_records(layer, configs, device):
         out.append({
             "layer": layer.name, "dim": layer.dim, "batch": layer.batch, "c_in": layer.c_in,
             "c_out": layer.c_out, "size": layer.size, "kernel": layer.kernel,
-            "padding": layer.padding, "bias": layer.bias, "device": device,
+            "stride": layer.stride, "padding": layer.padding, "bias": layer.bias,
+            "device": device,
             "method": c.method, "rate": c.rate, "effective_rate": c.effective_rate,
             "repeats": len(c.fwdbwd_s), "fwd_ms": med(c.fwd_s), "fwdbwd_ms": fb,
             "fwd_ms_min": 1e3 * min(c.fwd_s), "fwdbwd_ms_min": 1e3 * min(c.fwdbwd_s),
