@@ -249,10 +249,6 @@ def bench(args):
             convs = [m for m in model.modules() if isinstance(m, bt.Conv2d)]
             eff = [m.last_band.effective_rate for m in convs]
             row.update(effective_rate_min=min(eff), effective_rate_max=max(eff))
-            # what each layer keeps: its input's retained spectrum (complex64, 8 bytes a
-            # coefficient, (F, N, C_in)); the weight it saves is the model's own parameter
-            row["input_spectra_bytes"] = sum(8 * m.last_band.retained * len(x) * m.in_channels
-                                             for m in convs)
         del loss
         rows[key] = dict(row, fwd_bwd_s=[], step_s=[])
     if args.repeats < 1:

@@ -66,6 +66,7 @@ CASES_1D = {
     "same-dilated": ((1, 2, 15), (2, 2, 3), True, dict(padding="same", dilation=4)),
     "groups3": ((2, 6, 12), (9, 2, 3), True, dict(groups=3, padding=1)),
     "valid-dilation2": ((2, 3, 17), (2, 3, 3), True, dict(padding="valid", dilation=2)),
+    "1x1-pad1": ((2, 3, 20), (4, 3, 1), True, dict(padding=1)),
 }
 
 
@@ -111,6 +112,7 @@ def test_conv1d_at_rate_0_is_torch_conv1d(xs, ws, has_bias, kw, dtype):
                  id="2d-same-dilated"),
     pytest.param(1, (2, 3, 16), (2, 3, 5), dict(padding="same"), id="1d-same"),
     pytest.param(1, (2, 2, 15), (3, 2, 3), dict(stride=2, padding=1), id="1d-stride2"),
+    pytest.param(2, (2, 3, 9, 8), (4, 3, 1, 1), dict(stride=2, padding=1), id="2d-1x1-stride2"),
 ])
 def test_gradcheck_at_rate_half(d, xs, ws, kw):
     gen = torch.Generator().manual_seed(1)
