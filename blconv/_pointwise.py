@@ -7,18 +7,20 @@ correlation is the input low-passed to the band and read at the output positions
 
     z = L x,    y[n, o, i] = sum_c w[o, c] z[n, c, i]
 
-where ``L`` is the forward transform onto the band followed by the inverse at the
-output positions.  The band is symmetric under ``u -> -u``, so the projection onto
-it is a symmetric real map, and the adjoint of ``L`` is the same pair of transforms
-the other way round (the forward at the output positions, the inverse at the
-input's).  The backward is ``dx = L^T (w^T dy)`` and ``dw = sum_{n, i} dy z^T``,
-with ``z`` kept from the forward.  With the full band (``compress_rate=0``) ``L`` is
-the zero-padded input read at the output positions: no transform at all.
+where ``L`` is the projection onto the band read at the output positions.  The band
+is a product of one low-pass per axis, so on the DFT-matrix route ``L`` is one small
+real matrix per axis (:func:`blconv.spectral.lowpass_matrix`); on FFT axes, the
+forward transform onto the band and the inverse at the output positions.  The
+band is symmetric under ``u -> -u``, so the projection is a symmetric real map and
+``L^T`` is the same construction from the output positions to the input's.  The
+backward is ``dx = L^T (w^T dy)`` and ``dw = sum_{n, i} dy z^T``, with ``z`` kept
+from the forward.  With the full band (``compress_rate=0``) ``L`` is the zero-padded
+input read at the output positions: no arithmetic at all.
 
-Against the per-frequency route this transforms ``C_in`` channels instead of
-``C_in + C_out``, and the channel mixing is one real GEMM per sample at the output
-positions instead of ``F`` complex products: on a ResNet's strided 1x1 shortcuts
-that is most of the work.  Both compute the same correlation; they differ by float
+Against the per-frequency route this projects ``C_in`` channels instead of
+transforming ``C_in + C_out``, and the channel mixing is one real GEMM per sample at
+the output positions instead of ``F`` complex products: on a ResNet's strided 1x1
+shortcuts that is most of the work.  Both compute the same correlation; they differ by float
 rounding only.  Any array namespace.
 """
 from __future__ import annotations
@@ -41,8 +43,8 @@ def _full(band) -> bool:
 def _window(length, start, step, count):
     """The outputs ``i0 <= i < i1`` whose positions ``start + step * i`` lie in
     ``[0, length)``, and the first such position."""
-    i0 = max(0, -(start // step)) if start < 0 else 0
-    i1 = min(count, (length - 1 - start) // step + 1) if length > start else 0
+    i0 = max(0, -(start // step))
+    i1 = min(count, (length - 1 - start) // step + 1)
     return i0, max(i0, i1), start + step * i0
 
 
@@ -52,6 +54,7 @@ def _slices(geom):
     pos, out = [slice(None)] * 2, [slice(None)] * 2
     for n, lo, s, m in zip(geom.length, geom.pad_lo, geom.stride, geom.out):
         i0, i1, p0 = _window(n, -lo, s, m)
+        # the last position plus one: array-api-strict refuses stops past the end
         pos.append(slice(p0, p0 + s * (i1 - i0 - 1) + 1 if i1 > i0 else p0, s))
         out.append(slice(i0, i1))
     return tuple(pos), tuple(out)

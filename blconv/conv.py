@@ -300,19 +300,16 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
     if ctx.layout == "taps":
         dx, dw = _taps.backward(dy, ctx.x_hat, ctx.w, band, geom, G, opts)
         return dx, dw, db
-    if ctx.layout == "pointwise":
-        N, C = ctx.x_hat.shape[:2]
-        chunks = W.chunks(fn, N, W.bytes_per_sample(geom, band, C, ctx.w_shape[0],
-                                                    4 if real == xp.float32 else 8, False),
-                          ctx.max_workspace_bytes)
-        dx, dw = _pointwise.backward(dy, ctx.x_hat, ctx.w, band, geom, G, chunks, xp=xp,
-                                     opts=opts)
-        return dx, dw, db
-    F, _, N, Cg = ctx.x_hat.shape
-    O = ctx.w_shape[0]
+    O, Cg = ctx.w_shape[:2]
+    N = ctx.out_shape[0]
     itemsize = 4 if real == xp.float32 else 8
     chunks = W.chunks(fn, N, W.bytes_per_sample(geom, band, G * Cg, O, itemsize, False),
                      ctx.max_workspace_bytes)
+    if ctx.layout == "pointwise":
+        dx, dw = _pointwise.backward(dy, ctx.x_hat, ctx.w, band, geom, G, chunks, xp=xp,
+                                     opts=opts)
+        return dx, dw, db
+    F = band.retained
     # conj(W[f]) per group: recomputed from the filters (a small GEMM per block)
     filters = _channels.Filters(ctx.w, band, **_tap_grid(geom), groups=G, xp=xp, opts=opts,
                                 nthreads=_threads.count(opts, xp=xp), transposed=True)
