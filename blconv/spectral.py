@@ -417,7 +417,10 @@ def _inverse_last_major(z, n, start, step, count, *, opts: Settings, conj=""):
     def run(i0, i1):
         for s0 in range(i0, i1, slab):
             s1 = min(i1, s0 + slab)
-            t = np.ascontiguousarray(z[:, :, s0:s1].transpose(2, 0, 1))   # (nb, M, K)
+            # (M, K, nb) -> (nb, M, K) in two copies: the slab gathered whole, then one
+            # 2D transpose in cache (3-6x faster than one 3D copy, whose inner loop is K long)
+            t = np.ascontiguousarray(z[:, :, s0:s1]).reshape(rows * k, s1 - s0)
+            t = np.ascontiguousarray(t.T)                                 # (nb, M*K)
             np.matmul(t.view(rdtype).reshape(-1, 2 * k), m,
                       out=out[s0:s1].reshape(-1, count))
 
