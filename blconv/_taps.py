@@ -102,8 +102,11 @@ def _expand(z, phases, groups):
     """``out[g, c, p, n, f] = phases[p, f] * z[g*C/G + c, n, f]``: ``(G, C/G * P, 2 N K)`` real."""
     c, b, k = z.shape
     p = phases.shape[0]
-    out = np.empty((groups, c // groups, p, b, k), dtype=z.dtype)
-    np.multiply(z.reshape(groups, c // groups, 1, b, k), phases[:, None, :], out=out)
+    out = np.empty((groups, c // groups, p, b * k), dtype=z.dtype)
+    # the phases repeated over the batch, so that the product's inner loop runs over N K
+    # contiguous elements rather than K (measured 0.65-0.85x the broadcast product's time)
+    tiled = np.broadcast_to(phases[:, None, :], (p, b, k)).reshape(p, b * k)
+    np.multiply(z.reshape(groups, c // groups, 1, b * k), tiled, out=out)
     return out.view(np.float32 if z.dtype == np.complex64 else np.float64).reshape(
         groups, (c // groups) * p, 2 * b * k)
 
