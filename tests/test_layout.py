@@ -119,6 +119,17 @@ print(json.dumps([loaded, listed, blconv.sweep is blconv.experiments.sweep]))
     assert json.loads(out) == [[], True, True]
 
 
+def test_command_line_parser_leaves_scipy_signal_unloaded():
+    """Every ``blconv`` command builds the whole parser; scipy.signal (about a second to
+    import) is for the benchmark's fftconvolve peer alone."""
+    code = ("import sys\nimport blconv.cli\nblconv.cli.build_parser()\n"
+            "print('scipy.signal' in sys.modules)")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
+                         capture_output=True, text=True).stdout
+    assert out.strip() == "False"
+
+
 def test_blconv_names_only_what_it_has():
     import blconv
     with pytest.raises(AttributeError, match="module 'blconv' has no attribute 'sweeps'"):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.fft
-import scipy.signal
 
 from .. import reference
 
@@ -59,6 +58,7 @@ def fftconvolve_forward(x, w, b=None, *, stride=1, padding=0, workers=None, max_
     >>> fftconvolve_forward(np.array([[[1., 2., 3., 4.]]]), np.array([[[1., -1.]]])).round(6)
     array([[[-1., -1., -1.]]])
     """
+    import scipy.signal           # here, not at the top: a second's import the CLI would pay
     x, w = np.asarray(x), np.asarray(w)
     d = x.ndim - 2
     axes = tuple(range(-d, 0))
@@ -107,6 +107,7 @@ def fftconvolve_backward(dy, x, w, *, stride=1, padding=0, bias=True, workers=No
     >>> dx.round(6), dw.round(6), db
     (array([[[ 1.,  0.,  0., -1.]]]), array([[[3., 6.]]]), array([3.]))
     """
+    import scipy.signal
     dy, x, w = np.asarray(dy), np.asarray(x), np.asarray(w)
     d = x.ndim - 2
     axes = tuple(range(-d, 0))
