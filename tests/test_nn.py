@@ -230,6 +230,23 @@ def test_relu_known_answer():
     np.testing.assert_array_equal(r.backward(np.array([5.0, 5.0, 5.0])), [0.0, 0.0, 5.0])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_non_finite_values(dtype):
+    """NaN inputs propagate and infinities clip as in PyTorch; the gradient is dy where
+    x > 0 and zero elsewhere, also where dy is NaN or infinite there."""
+    inf, nan = np.inf, np.nan
+    r = ReLU()
+    y = r(np.array([-inf, -1.0, -0.0, nan, 2.0, inf], dtype=dtype))
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y, [0.0, 0.0, 0.0, nan, 2.0, inf])
+    assert not np.signbit(y[2])
+    dx = r.backward(np.array([nan, inf, -inf, nan, -3.0, nan], dtype=dtype))
+    assert dx.dtype == dtype
+    np.testing.assert_array_equal(dx, [0.0, 0.0, 0.0, 0.0, -3.0, nan])
+    r(np.array([-1.0, 1.0], dtype=dtype))
+    np.testing.assert_array_equal(r.backward(np.array([4.0, -4.0], dtype=dtype)), [0.0, -4.0])
+
+
 def test_batchnorm_running_stats_after_two_batches():
     bn = BatchNorm2d(3, dtype=F64)
     b1, b2 = randn(4, 3, 2, 5, seed=1) * 2 + 1, randn(6, 3, 3, 2, seed=2) - 3

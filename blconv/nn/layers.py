@@ -107,13 +107,16 @@ class ReLU(Module):
 
     def forward(self, x):
         xp = B.namespace(x, fn="ReLU", names=("x",))
-        mask = x > 0                      # only the sign pattern is kept for the backward
-        self._cache = mask
-        return xp.where(mask | xp.isnan(x), x, _zero(x, xp))   # NaN propagates, as in PyTorch
+        self._cache = x > 0               # only the sign pattern is kept for the backward
+        return xp.maximum(x, _zero(x, xp))   # NaN propagates through maximum, as in PyTorch
 
     def backward(self, dy):
         mask = self._take_cache()
         xp = B.namespace(dy, fn="ReLU.backward", names=("dy",))
+        if B.is_numpy(xp) and np.isfinite(dy).all():
+            # NumPy's where is 3-8x slower than a product with the mask, which gives the
+            # same values (zeros aside, whose sign may differ) where dy is finite
+            return dy * mask
         return xp.where(mask, dy, _zero(dy, xp))
 
 
