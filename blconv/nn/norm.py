@@ -59,16 +59,26 @@ class _BatchNorm(Module):
             xc *= inv                                                  # xc is ours
             xhat = xc
         else:
+            # one affine map per channel, y = x a + (b - mean a) (as PyTorch's CPU kernel
+            # folds it): two passes over x instead of four; the backward recomputes xhat
             inv = xp.reshape(1.0 / xp.sqrt(buf["running_var"] + self.eps), bshape)
-            xhat = (x - xp.reshape(buf["running_mean"], bshape)) * inv
-        self._cache = (xhat, inv, self.training)
+            mean = xp.reshape(buf["running_mean"], bshape)
+            a = w * inv
+            self._cache = (x, inv, mean)
+            y = x * a
+            y += b - mean * a
+            return y
+        self._cache = (xhat, inv, None)
         y = xhat * w
         y += b
         return y
 
     def backward(self, dy):
-        xhat, inv, batch_stats = self._take_cache()
+        xhat, inv, running_mean = self._take_cache()
         xp = B.namespace(dy, xhat, fn=f"{type(self).__name__}.backward", names=("dy", "xhat"))
+        batch_stats = running_mean is None
+        if not batch_stats:                                  # eval: the cache holds x
+            xhat = (xhat - running_mean) * inv
         axes = (0,) + tuple(range(2, dy.ndim))
         bshape = (1, self.num_features) + (1,) * (dy.ndim - 2)
         dw = xp.sum(dy * xhat, axis=axes, keepdims=True)
