@@ -234,3 +234,29 @@ def test_format_table_shows_missing_values_as_dashes():
     line = bench.format_table({"records": [row]}).splitlines()[-1]
     assert line.split() == ["fcn1", "torch", "-", "-", "5", "1.0", "2.0", "-", "1.00",
                             "0.00", "-"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
+def test_the_channel_floor_script_times_the_products_inside_the_layer(tmp_path):
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "floor.json"
+    subprocess.run([sys.executable, os.path.join(root, "scripts", "channel_floor.py"),
+                    "--layers", "fcn3", "resnet128", "--batch", "2", "--rates", "0", "0.5",
+                    "--repeats", "1", "--pause", "0", "--json", str(out)],
+                   capture_output=True, text=True, check=True,
+                   env=os.environ | {"PYTHONPATH": root})
+    records = json.loads(out.read_text())["records"]
+    # fcn3: the route blconv picks and the per-frequency route; resnet128: per-frequency only
+    assert [(r["layer"], r["route"], r["rate"]) for r in records] == [
+        ("fcn3", "picked", 0.0), ("fcn3", "per-frequency", 0.0),
+        ("fcn3", "picked", 0.5), ("fcn3", "per-frequency", 0.5),
+        ("resnet128", "per-frequency", 0.0), ("resnet128", "per-frequency", 0.5)]
+    for r in records:
+        assert r["torch_ms"] > 0 and r["ms"] > 0
+        if r["route"] == "per-frequency":     # the products are a part of the layer's time
+            assert 0 < r["channel_products_ms"] < r["ms"]
+    # at batch 2 fcn3 takes the taps route (taps x batch 6): no per-frequency products
+    assert all(r["channel_products_ms"] is None for r in records if r["route"] == "picked")
