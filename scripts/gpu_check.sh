@@ -2,8 +2,9 @@
 # The GPU checks in one call, for any machine with an NVIDIA GPU:
 #   the GPU test suite, the GPU benchmark against PyTorch/cuDNN (the CIFAR layers at
 #   batch 32 and 128, the ImageNet stages at batch 64), one ResNet-18 training step
-#   through blconv.torch against plain torch, NumPy-vs-CuPy first steps, a CuPy training
-#   run and a dask-cuda sweep; each step's output in its own file.
+#   through blconv.torch against plain torch (and a torch.profiler table of each),
+#   NumPy-vs-CuPy first steps, a CuPy training run and a dask-cuda sweep; each step's
+#   output in its own file.
 #
 # Usage, from the repository root:
 #   scripts/gpu_check.sh [OUT_DIR]          (default: $OUT, else ./gpu-out)
@@ -39,8 +40,9 @@ step 120 bench_gpu_imagenet python3 -m blconv bench --device gpu --repeats 20 --
   --pause 0 --layers imagenet64 imagenet128 imagenet256 imagenet512 --rates 0 0.5 0.75 \
   --json "$OUT/bench_gpu_imagenet.json"
 tail -20 "$OUT/bench_gpu_imagenet.txt"
-step 150 resnet18_step python3 scripts/cifar_resnet18.py --bench --device cuda \
-  --batch-size 128 --rates 0 0.5 0.75 --repeats 10 --json "$OUT/resnet18_step.json"
+step 180 resnet18_step python3 scripts/cifar_resnet18.py --bench --device cuda \
+  --batch-size 128 --rates 0 0.5 0.75 --repeats 10 --json "$OUT/resnet18_step.json" \
+  --profile "$OUT/resnet18_profile.txt"
 tail -12 "$OUT/resnet18_step.txt"
 step 60 first_steps python3 scripts/first_steps.py 10
 tail -13 "$OUT/first_steps.txt"
