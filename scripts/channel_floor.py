@@ -25,12 +25,10 @@ import time
 import warnings
 from dataclasses import replace
 
-import numpy as np
-import torch
-
-import blconv
-from blconv import _channels, _taps
+from blconv import _channels, _taps, settings
+from blconv.bench.configs import blconv_configs, torch_config
 from blconv.bench.layers import LAYERS
+from blconv.bench.machine import usable_cores
 from blconv.bench.measure import _inputs
 
 #: Target ratios to torch's forward+backward: (c = 0, c = 0.5).
@@ -65,32 +63,53 @@ def _instrument(clock):
     return route
 
 
-def _configs(layer, rates, route):
-    x, w, b, dy = _inputs(layer, 0)
-    fwd, bwd = ((blconv.conv1d_forward, blconv.conv1d_backward) if layer.dim == 1
-                else (blconv.conv2d_forward, blconv.conv2d_backward))
-    conv = torch.nn.functional.conv1d if layer.dim == 1 else torch.nn.functional.conv2d
-    xt, wt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
-    bt = None if b is None else torch.from_numpy(b).requires_grad_()
-    dyt = torch.from_numpy(dy)
-
-    def run_torch():
-        conv(xt, wt, bt, stride=layer.stride, padding=layer.padding).backward(dyt)
-        for t in (xt, wt, bt):
-            if t is not None:
-                t.grad = None
-
-    configs = [("torch", None, run_torch)]
+def _configs(layer, rates, route, threads):
+    """``(route, rate, forward_backward)``: the benchmark's torch configuration, then
+    blconv's at each rate, on the 1D layers with the route it picks and forced."""
+    data = _inputs(layer, 0)
+    configs = [("torch", None, torch_config(layer, data, gpu=False, repeats=1,
+                                            threads=threads).forward_backward)]
     routes = ("picked", "per-frequency") if layer.dim == 1 else ("per-frequency",)
-    for rate in rates:
+    for cfg in blconv_configs(layer, data, rates, gpu=False, repeats=1):
         for r in routes:
-            def run(rate=rate, r=r):
-                route["taps"] = r == "picked"
-                _, ctx = fwd(x, w, b, stride=layer.stride, padding=layer.padding,
-                             compress_rate=rate)
-                bwd(dy, ctx)
-            configs.append((r, rate, run))
+            def run(fwd_bwd=cfg.forward_backward, taps=r == "picked"):
+                route["taps"] = taps
+                fwd_bwd()
+            configs.append((r, cfg.rate, run))
     return configs
+
+
+def _layer(name, args, clock, route):
+    """Time one layer's configurations, print them and return their records."""
+    out = []
+    layer = LAYERS[name] if args.batch is None else replace(LAYERS[name], batch=args.batch)
+    configs = _configs(layer, args.rates, route, args.threads)
+    total = {key[:2]: [] for key in configs}
+    products = {key[:2]: [] for key in configs}
+    for _ in range(args.repeats):
+        for method, rate, run in configs:
+            time.sleep(args.pause)
+            run()
+            clock.spent = 0.0
+            t0 = time.perf_counter()
+            run()
+            total[method, rate].append(time.perf_counter() - t0)
+            products[method, rate].append(clock.spent)
+    t_torch = min(total["torch", None])
+    print(f"{name}: torch {1e3 * t_torch:.1f} ms (fastest of {args.repeats})")
+    for (method, rate), times in total.items():
+        if method == "torch":
+            continue
+        target = TARGETS.get(name, DEFAULT_TARGET)[0 if rate == 0 else 1]
+        t, ch = min(times), min(products[method, rate])
+        part = (f"channel products {1e3 * ch:5.1f} ms = {ch / t_torch:.2f}x torch" if ch
+                else "the taps route")
+        print(f"  {method:13s} c={rate:.2f}: {1e3 * t:6.1f} ms = {t / t_torch:.2f}x torch;"
+              f" {part} (target {target:.2f}x = {1e3 * target * t_torch:.1f} ms)")
+        out.append({"layer": name, "route": method, "rate": rate, "ms": 1e3 * t,
+                    "channel_products_ms": 1e3 * ch if ch else None,
+                    "torch_ms": 1e3 * t_torch, "target_ratio": target})
+    return out
 
 
 def main():
@@ -101,43 +120,20 @@ def main():
     p.add_argument("--repeats", type=int, default=11)
     p.add_argument("--pause", type=float, default=0.25)
     p.add_argument("--batch", type=int, help="override every layer's batch size")
+    p.add_argument("--threads", type=int, default=usable_cores(),
+                   help="threads for torch and blconv's FFTs (default: usable cores)")
     p.add_argument("--json", help="also write the figures here")
     args = p.parse_args()
     warnings.filterwarnings("ignore", message="Using padding='same'")
     clock = _Clock()
     route = _instrument(clock)
     out = []
-    for name in args.layers:
-        layer = LAYERS[name] if args.batch is None else replace(LAYERS[name], batch=args.batch)
-        configs = _configs(layer, args.rates, route)
-        total = {key[:2]: [] for key in configs}
-        products = {key[:2]: [] for key in configs}
-        for _ in range(args.repeats):
-            for method, rate, run in configs:
-                time.sleep(args.pause)
-                run()
-                clock.spent = 0.0
-                t0 = time.perf_counter()
-                run()
-                total[method, rate].append(time.perf_counter() - t0)
-                products[method, rate].append(clock.spent)
-        t_torch = min(total["torch", None])
-        print(f"{name}: torch {1e3 * t_torch:.1f} ms (fastest of {args.repeats})")
-        for (method, rate), times in total.items():
-            if method == "torch":
-                continue
-            target = TARGETS.get(name, DEFAULT_TARGET)[0 if rate == 0 else 1]
-            t, ch = min(times), min(products[method, rate])
-            part = (f"channel products {1e3 * ch:5.1f} ms = {ch / t_torch:.2f}x torch" if ch
-                    else "the taps route")
-            print(f"  {method:13s} c={rate:.2f}: {1e3 * t:6.1f} ms = {t / t_torch:.2f}x torch;"
-                  f" {part} (target {target:.2f}x = {1e3 * target * t_torch:.1f} ms)")
-            out.append({"layer": name, "route": method, "rate": rate, "ms": 1e3 * t,
-                        "channel_products_ms": 1e3 * ch if ch else None, "torch_ms": 1e3 * t_torch,
-                        "target_ratio": target})
+    with settings.fft_workers(args.threads):
+        for name in args.layers:
+            out += _layer(name, args, clock, route)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"threads": torch.get_num_threads(), "records": out}, f, indent=1)
+            json.dump({"threads": args.threads, "records": out}, f, indent=1)
 
 
 if __name__ == "__main__":
