@@ -20,6 +20,7 @@ fraction actually discarded after rounding to whole coefficients.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -69,18 +70,29 @@ class Band:
 
     def indices(self, axis: int) -> np.ndarray:
         """Retained one-sided indices along spatial ``axis`` (ascending)."""
-        n, k = self.fft_shape[axis], self.keep[axis]
-        if axis == len(self.fft_shape) - 1 or axis == -1:
-            return np.arange(k)
-        if 2 * k - 1 >= n:
-            return np.arange(n)
-        return np.concatenate([np.arange(k), np.arange(n - k + 1, n)])
+        return np.array(self.rows(axis), dtype=np.int64)
+
+    def rows(self, axis: int) -> tuple[int, ...]:
+        """:meth:`indices` as a tuple of ints (cached: every transform of a call reads it)."""
+        last = axis in (len(self.fft_shape) - 1, -1)
+        return _retained_rows(self.fft_shape[axis], self.keep[axis], last)
 
     def mask(self) -> np.ndarray:
         """Boolean NumPy mask of the retained set on the one-sided grid."""
         m = np.zeros(self.spectrum_shape, dtype=bool)
         m[np.ix_(*(self.indices(a) for a in range(len(self.fft_shape))))] = True
         return m
+
+
+@functools.lru_cache(maxsize=4096)
+def _retained_rows(n: int, k: int, last: bool) -> tuple[int, ...]:
+    """Retained indices of an axis of size ``n`` keeping ``k``: ``0 .. k-1`` on the
+    one-sided last axis, ``|u| < k`` (``u`` and ``n - u``) on a full axis."""
+    if last:
+        return tuple(range(k))
+    if 2 * k - 1 >= n:
+        return tuple(range(n))
+    return tuple(range(k)) + tuple(range(n - k + 1, n))
 
 
 def next_fast_len(n: int) -> int:

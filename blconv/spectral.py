@@ -461,7 +461,7 @@ def _inverse_rows(z, n, rows, start, step, count, *, xp, opts: Settings, conj=""
 
 # --- whole arrays --------------------------------------------------------------------
 def _rows(band: Band, a: int) -> tuple:
-    return tuple(int(i) for i in band.indices(a))
+    return band.rows(a)
 
 
 def _all_matrix(band: Band, opts: Settings) -> bool:
