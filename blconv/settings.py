@@ -105,6 +105,17 @@ def _scoped(**changes):
         _CURRENT.reset(token)
 
 
+@contextlib.contextmanager
+def using(s: Settings):
+    """Context manager: exactly the settings ``s`` inside (a backward that runs in another
+    thread than its forward, as PyTorch's on CUDA, takes the forward's this way)."""
+    token = _CURRENT.set(s)
+    try:
+        yield s
+    finally:
+        _CURRENT.reset(token)
+
+
 def _check_transform(fn: str, mode, matrix_max_n) -> dict:
     if mode not in ("auto", "matrix", "fft"):
         raise ValueError(f"{fn}: mode must be 'auto', 'matrix' or 'fft', got {mode!r}")

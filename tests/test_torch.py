@@ -625,6 +625,30 @@ def test_cuda_matches_torch_at_rate_0_and_the_cpu_path_at_half(dtype):
         close(tc.grad.cpu(), t.grad, RTOL[dtype])
 
 
+def test_the_backward_runs_under_the_forward_s_settings_in_any_thread(monkeypatch):
+    # PyTorch runs a CUDA graph's backward in a thread of its own, where a `with` block
+    # of the caller's is not in force: the node carries the forward's settings
+    import threading
+    seen = []
+    real = blconv.conv2d_backward
+
+    def spy(dy, ctx):
+        seen.append(blconv.settings.current())
+        return real(dy, ctx)
+
+    monkeypatch.setattr(blconv, "conv2d_backward", spy)
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, requires_grad=True)
+    with blconv.transform("fft"), blconv.fft_workers(1):
+        loss = bt.conv2d(x, w, padding=1, compress_rate=0.5).sum()
+    worker = threading.Thread(target=loss.backward)
+    worker.start()
+    worker.join()
+    assert len(seen) == 1 and seen[0].transform == "fft" and seen[0].fft_workers == 1
+    assert x.grad is not None and w.grad is not None
+    assert blconv.settings.current().transform == "auto"
+
+
 def test_modifying_the_weight_before_the_backward_is_an_error():
     """The node saves the weight, not its spectrum: changing it in place in between is
     caught by PyTorch's version check, as for its own convolution."""

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 import blconv as _core
+from blconv import settings as _settings
 
 __all__ = ["band_conv", "conv1d", "conv2d", "saved_bytes"]
 
@@ -124,6 +125,9 @@ class _BandConv(torch.autograd.Function):
         ctx.save_for_backward(x_hat, weight)
         ctx.core_ctx = dataclasses.replace(core_ctx, x_hat=None, w=None)
         ctx.d = d
+        # autograd may run the backward in a thread of its own (on CUDA it does): the
+        # forward's speed settings go with it
+        ctx.settings = _settings.current()
         info["band"] = core_ctx.band
         return out
 
@@ -135,7 +139,7 @@ class _BandConv(torch.autograd.Function):
         dx = dw = db = None
         if need_x or need_w:
             dev = _Device(dy.device)
-            with dev:
+            with dev, _settings.using(ctx.settings):
                 core_ctx = dataclasses.replace(ctx.core_ctx, x_hat=dev.array(x_hat),
                                                w=dev.array(weight))
                 # the core computes dx and dw together; what is not needed is dropped
