@@ -7,6 +7,9 @@ threaded through ``workers``, float32 kept as complex64); every other namespace
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import array_api_compat
 import numpy as np
 import scipy.fft
@@ -67,6 +70,34 @@ def asarray(a, *, xp, like):
     if is_numpy(xp):
         return a
     return xp.asarray(a, device=device(like))
+
+
+# --- matrix products -----------------------------------------------------------------
+_DIRECT_GEMM = contextvars.ContextVar("blconv_direct_gemm", default=False)
+
+
+@contextlib.contextmanager
+def direct_gemm():
+    """Inside: CuPy products go to cuBLAS directly (:mod:`blconv._cublas`), as a CUDA
+    graph capture needs (:mod:`blconv._graphs`)."""
+    token = _DIRECT_GEMM.set(True)
+    try:
+        yield
+    finally:
+        _DIRECT_GEMM.reset(token)
+
+
+def matmul(a, b, *, xp):
+    """``a @ b``; inside :func:`direct_gemm` on CuPy, one cuBLAS call reading both operands
+    in place (made contiguous first where their layout needs it)."""
+    if _DIRECT_GEMM.get() and is_cupy(xp):
+        from . import _cublas
+        out = _cublas.matmul(a, b)
+        if out is None:
+            out = _cublas.matmul(xp.ascontiguousarray(a), xp.ascontiguousarray(b))
+        if out is not None:
+            return out
+    return a @ b
 
 
 # --- FFTs ---------------------------------------------------------------------------

@@ -80,7 +80,7 @@ class Filters:
 def forward(x_hat, filters: Filters, *, xp):
     """``Y[f] = X[f] @ conj(W[f])``: ``x_hat`` ``(F, G, m, C/G)`` to ``(F, G, m, O/G)``."""
     if filters.whole:
-        return x_hat @ filters.block(0, x_hat.shape[0])
+        return B.matmul(x_hat, filters.block(0, x_hat.shape[0]), xp=xp)
     F, G, m, _ = x_hat.shape
     y_hat = np.empty((F, G, m, filters.og), dtype=filters.cdtype)
 
@@ -101,7 +101,8 @@ def backward(x_hat, cdy, filters: Filters, *, xp):
     batch (whole), or its inverse transform ``G @ DW`` ``(P, G * C/G * O/G)`` (blocks).
     """
     if filters.whole:
-        return cdy @ filters.block(0, cdy.shape[0]), xp.matrix_transpose(x_hat) @ cdy
+        return (B.matmul(cdy, filters.block(0, cdy.shape[0]), xp=xp),
+                B.matmul(xp.matrix_transpose(x_hat), cdy, xp=xp))
     F, G, m, cg = x_hat.shape
     dx_hat = np.empty((F, G, m, cg), dtype=filters.cdtype)
     g = spectral.filter_matrix(filters.band, filters.start, filters.step, filters.kernel,

@@ -231,7 +231,8 @@ def filter_forward(w, band: Band, *, start, step, groups, xp, opts: Settings):
     cdtype = complex_dtype(w.dtype, xp=xp)
     wt = contiguous(xp.permute_dims(xp.reshape(w, (groups, og, cg, p)), (3, 0, 2, 1)), xp=xp)
     e = filter_matrix(band, start, step, tuple(k), "fwd_conj", xp=xp, dtype=cdtype, like=w)
-    z = e @ xp.astype(xp.reshape(wt, (p, groups * cg * og)), cdtype)      # (F, G*C/G*O/G)
+    z = B.matmul(e, xp.astype(xp.reshape(wt, (p, groups * cg * og)), cdtype),
+                 xp=xp)                                                  # (F, G*C/G*O/G)
     return xp.reshape(z, (f, groups, cg, og))
 
 
@@ -248,7 +249,7 @@ def filter_inverse(z, band: Band, *, start, step, count, xp, opts: Settings):
         return inverse(z, band, start=start, step=step, count=count, xp=xp, opts=opts)
     g = filter_matrix(band, start, step, tuple(count), "inv_real", xp=xp, dtype=z.dtype,
                        like=z)
-    wt = xp.real(g @ xp.reshape(z, (f, groups * cg * og)))           # (P, G*C/G*O/G)
+    wt = xp.real(B.matmul(g, xp.reshape(z, (f, groups * cg * og)), xp=xp))  # (P, G*C/G*O/G)
     wt = xp.permute_dims(xp.reshape(wt, (p, groups, cg, og)), (1, 3, 2, 0))
     return xp.reshape(contiguous(wt, xp=xp), (groups * og, cg) + tuple(count))
 
@@ -341,7 +342,8 @@ def forward_last(a, n, k, start, step, *, xp, opts: Settings, conj=""):
     cdtype = complex_dtype(a.dtype, xp=xp)
     m = _matrix(n, tuple(range(k)), start, step, count, "fwd_real" + conj, xp=xp, dtype=a.dtype,
                 like=a)
-    z = xp.reshape(contiguous(a, xp=xp), (-1, count)) @ m         # (rows, 2K): re, im pairs
+    z = B.matmul(xp.reshape(contiguous(a, xp=xp), (-1, count)), m,
+                 xp=xp)                                     # (rows, 2K): re, im pairs
     if _has_view(xp):
         return xp.reshape(z.view(cdtype), lead + (k,))
     z = xp.reshape(z, lead + (k, 2))
@@ -363,7 +365,7 @@ def inverse_last(z, n, start, step, count, *, xp, opts: Settings, conj=""):
         pairs = xp.reshape(z, (-1, k)).view(rdtype)                # (rows, 2K)
     else:
         pairs = xp.reshape(xp.stack([xp.real(z), xp.imag(z)], axis=-1), (-1, 2 * k))
-    return xp.reshape(pairs @ m, lead + (count,))
+    return xp.reshape(B.matmul(pairs, m, xp=xp), lead + (count,))
 
 
 # Bytes of one slab's GEMM output in the fused transform-and-transpose below (in L2).
@@ -432,7 +434,7 @@ def _forward_rows(z, n, rows, start, step, *, xp, opts: Settings, conj=""):
     """Complex (S1, M) -> (R1, M): the retained rows of the full axis."""
     if opts.use_matrix(n):
         e = _matrix(n, rows, start, step, z.shape[0], "fwd" + conj, xp=xp, dtype=z.dtype, like=z)
-        return e @ z
+        return B.matmul(e, z, xp=xp)
     zt = xp.matrix_transpose(z)                                    # (M, S1)
     if not (start == 0 and step == 1):
         zt = _scatter_last(zt, n, start, step, xp=xp)
@@ -445,7 +447,7 @@ def _inverse_rows(z, n, rows, start, step, count, *, xp, opts: Settings, conj=""
     """Complex (R1, M) retained rows -> complex (count, M) at the positions."""
     if opts.use_matrix(n):
         g = _matrix(n, rows, start, step, count, "inv" + conj, xp=xp, dtype=z.dtype, like=z)
-        return g @ z
+        return B.matmul(g, z, xp=xp)
     k = (len(rows) + 1) // 2
     zt = xp.matrix_transpose(z)                                    # (M, R1)
     if len(rows) == n:

@@ -1,0 +1,127 @@
+"""The arguments blconv._cublas passes to cuBLAS, executed by a NumPy model of the call.
+
+``cublasGemmStridedBatchedEx`` reads column-major matrices at ``pointer + batch *
+stride`` with leading dimensions ``ld``; the model below does exactly that on a flat
+NumPy buffer.  For every layout the correlation multiplies (row-major, transposed
+views, padded rows, broadcast batches) the planned call must reproduce ``a @ b``.
+The call itself runs on a GPU only (tests/test_gpu_parity.py).
+"""
+import numpy as np
+import pytest
+
+from blconv import _cublas
+
+
+def _offset(view, base):
+    return (view.__array_interface__["data"][0] - base.__array_interface__["data"][0]) \
+        // base.itemsize
+
+
+def _stored(flat, off, rows, cols, ld):
+    """The column-major ``(rows, cols)`` matrix at ``flat[off]`` with leading dimension ld."""
+    idx = off + np.arange(rows)[:, None] + ld * np.arange(cols)[None, :]
+    return flat[idx]
+
+
+def _model(call, base, a, b):
+    """What cuBLAS computes for ``call``, reading ``a`` and ``b`` from ``base``'s memory."""
+    flat = base.reshape(-1)
+    out = np.empty(call.batch * call.stride_c, dtype=base.dtype)
+    for i in range(call.batch):
+        f0 = _offset(b, base) + i * call.stride_first
+        s0 = _offset(a, base) + i * call.stride_second
+        first = (_stored(flat, f0, call.m, call.k, call.ld_first) if call.op_first == 0
+                 else _stored(flat, f0, call.k, call.m, call.ld_first).T)
+        second = (_stored(flat, s0, call.k, call.n, call.ld_second) if call.op_second == 0
+                  else _stored(flat, s0, call.n, call.k, call.ld_second).T)
+        c = first @ second                                   # (m, n) column-major
+        out[i * call.stride_c: i * call.stride_c + call.m * call.n] = c.T.reshape(-1)
+    return out.reshape(call.batch_shape + (call.n, call.m))
+
+
+def _elements(x):
+    return [s // x.itemsize for s in x.strides]
+
+
+def _check(base, a, b):
+    call = _cublas.plan(a.shape, _elements(a), b.shape, _elements(b))
+    assert call is not None
+    got = _model(call, base, a, b)
+    want = a @ b
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    return call
+
+
+@pytest.fixture
+def base():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal(40_000) + 1j * rng.standard_normal(40_000)
+
+
+def _take(base, start, shape):
+    return base[start: start + int(np.prod(shape))].reshape(shape)
+
+
+@pytest.mark.parametrize("m, k, n", [(3, 4, 5), (1, 4, 5), (3, 1, 5), (3, 4, 1), (1, 1, 1)])
+def test_batched_row_major_operands(base, m, k, n):
+    a = _take(base, 7, (6, 2, m, k))
+    b = _take(base, 3000, (6, 2, k, n))
+    call = _check(base, a, b)
+    assert (call.op_first, call.op_second) == (0, 0) or 1 in (m, k, n)
+
+
+def test_the_dft_matrix_broadcast_on_either_side(base):
+    e = _take(base, 11, (5, 4))                  # (F, P): one matrix for the whole batch
+    z = _take(base, 500, (3, 4, 7))
+    call = _check(base, e, z)
+    assert call.stride_second == 0
+    x = _take(base, 900, (3, 6, 4))              # rows @ (S, 2K)
+    call = _check(base, x, _take(base, 2000, (4, 9)))
+    assert call.stride_first == 0
+
+
+def test_a_broadcast_batch_of_ones_keeps_numpy_s_result_shape(base):
+    a = _take(base, 0, (1, 1, 3, 4))
+    b = _take(base, 100, (5, 4, 2))
+    assert _check(base, a, b).batch_shape == (1, 5)
+
+
+@pytest.mark.parametrize("side", ["a", "b", "both"])
+def test_transposed_views_are_read_in_place(base, side):
+    # the backward's products: matrix_transpose(x_hat) @ cdy and cdy @ matrix_transpose(w)
+    a = _take(base, 5, (4, 2, 6, 3))
+    b = _take(base, 1000, (4, 2, 3, 5))
+    if side in ("a", "both"):
+        a = np.swapaxes(_take(base, 5, (4, 2, 3, 6)), -1, -2)
+    if side in ("b", "both"):
+        b = np.swapaxes(_take(base, 1000, (4, 2, 5, 3)), -1, -2)
+    call = _check(base, a, b)
+    assert call.op_second == (side in ("a", "both"))
+    assert call.op_first == (side in ("b", "both"))
+
+
+def test_rows_padded_beyond_their_length(base):
+    wide = _take(base, 0, (3, 5, 10))
+    a = wide[..., :4]                            # ld 10 > k 4
+    b = _take(base, 5000, (3, 4, 6))
+    call = _check(base, a, b)
+    assert call.ld_second == 10
+    call = _check(base, _take(base, 0, (3, 8, 5))[:, ::2, :], _take(base, 5000, (3, 5, 6)))
+    assert call.ld_second == 10
+
+
+@pytest.mark.parametrize("make", [
+    lambda base: (np.transpose(_take(base, 0, (2, 3, 4, 5)), (1, 0, 2, 3)),
+                  _take(base, 900, (3, 2, 5, 6))),            # batch axes out of order
+    lambda base: (_take(base, 0, (2, 3, 10))[:, :, ::2], _take(base, 900, (2, 5, 4))),
+    lambda base: (_take(base, 0, (2, 3, 5)), _take(base, 900, (3, 5, 4))),   # 2 vs 3
+])
+def test_layouts_that_need_a_copy_are_declined(base, make):
+    a, b = make(base)
+    assert _cublas.plan(a.shape, _elements(a), b.shape, _elements(b)) is None
+
+
+def test_operands_that_do_not_multiply_are_an_error():
+    with pytest.raises(ValueError, match="do not multiply"):
+        _cublas.plan((2, 3), (3, 1), (4, 5), (5, 1))
