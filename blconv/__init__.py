@@ -8,16 +8,18 @@ from . import settings
 from ._backend import to_numpy
 from .band import Band, band_for, next_fast_len
 from .spectral import clear_caches
-from .settings import (fft_workers, max_workspace_bytes, plan_cache_size, set_fft_workers,
-                       set_max_workspace_bytes, set_plan_cache_size, set_transform, transform)
+from .settings import (cuda_graphs, fft_workers, max_workspace_bytes, plan_cache_size,
+                       set_cuda_graphs, set_fft_workers, set_max_workspace_bytes,
+                       set_plan_cache_size, set_transform, transform)
 from .conv import (ConvContext, conv1d, conv1d_backward, conv1d_forward, conv2d,
                    conv2d_backward, conv2d_forward)
 
 __version__ = "0.1.0"
 
 __all__ = ["Band", "ConvContext", "band_for", "clear_caches", "conv1d", "conv1d_backward", "conv1d_forward",
-           "conv2d", "conv2d_backward", "conv2d_forward", "fft_workers", "max_workspace_bytes",
-           "next_fast_len", "plan_cache_size", "set_fft_workers", "set_max_workspace_bytes",
+           "conv2d", "conv2d_backward", "conv2d_forward", "cuda_graphs", "fft_workers",
+           "max_workspace_bytes", "next_fast_len", "plan_cache_size", "set_cuda_graphs",
+           "set_fft_workers", "set_max_workspace_bytes",
            "set_plan_cache_size", "set_transform", "settings", "sweep", "to_numpy", "transform",
            "__version__"]
 

@@ -9,6 +9,7 @@ See :mod:`blconv.band` for the band and :mod:`blconv.spectral` for the transform
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 from . import _backend as B
 from . import _workspace as W
 from . import _validation as V
-from . import _channels, _pointwise, _taps, _threads, settings, spectral
+from . import _channels, _graphs, _pointwise, _taps, _threads, settings, spectral
 from .band import Band, check_band, energy_keep, fft_shape_for, parseval_weights, rate_keep
 
 __all__ = ["conv1d", "conv2d", "conv1d_forward", "conv1d_backward",
@@ -236,36 +237,34 @@ def _forward_impl(x, w, b, plan: _Plan, *, xp):
             y += xp.reshape(b, (O,) + (1,) * d)
         return y, ConvContext(band, geom, G, x_hat, w, b is not None, plan.fn,
                               plan.max_workspace_bytes, layout="taps")
+    if plan.energy is None and len(chunks) == 1:                    # a CUDA graph can hold it
+        y, x_hat = _graphs.run(
+            ("forward", band, geom, G, opts),
+            functools.partial(_freq_forward, band=band, geom=geom, groups=G, opts=opts, xp=xp),
+            (x, w, b), xp=xp, capturable=spectral.all_matrix(band, opts))
+        return y, ConvContext(band, geom, G, x_hat, w, b is not None, plan.fn,
+                              plan.max_workspace_bytes)
     full = None
     if plan.energy is not None:                                     # the band from all of x
         band, full = _energy_band(x, plan, chunks, xp=xp)
-    F = band.retained
-    # conj(W[f])^T per group, so that Y[f] = X[f] @ conj(W[f])^T: made per block of frequencies
     filters = _channels.Filters(w, band, **_tap_grid(geom), groups=G, xp=xp, opts=opts,
                                 nthreads=_threads.count(opts, xp=xp))
     x_hat = y = None
     for i0, i1 in chunks:
-        xc, m = x[i0:i1, ...], i1 - i0
-        if plan.energy is None:
-            xc_hat = spectral.forward(xc, band, start=(0,) * d, step=(1,) * d, xp=xp,
-                                      opts=opts)
-        else:
-            xc_hat = _crop(full if full is not None else power_spectrum(xc, plan.fft_shape, xp=xp,
-                                                                opts=opts)[0],
-                           band, xp=xp, like=x)
-        # (F, G, m, C/G): one (m x C/G) @ (C/G x O/G) product per frequency and group
-        xc_hat = spectral.contiguous(
-            xp.permute_dims(xp.reshape(xc_hat, (F, m, G, C // G)), (0, 2, 1, 3)), xp=xp)
-        yc_hat = xp.reshape(xp.permute_dims(_channels.forward(xc_hat, filters, xp=xp),
-                                             (0, 2, 1, 3)), (F, m, O))
-        yc = spectral.inverse(yc_hat, band, start=(0,) * d, step=geom.stride, count=geom.out,
-                              xp=xp, opts=opts)
+        xc = x[i0:i1, ...]
+        spec = None
+        if plan.energy is not None:
+            spec = _crop(full if full is not None else power_spectrum(xc, plan.fft_shape, xp=xp,
+                                                                      opts=opts)[0],
+                         band, xp=xp, like=x)
+        yc, xc_hat = _freq_chunk(xc, spec, filters, band, geom, G, opts, xp=xp)
         if len(chunks) == 1:
             x_hat, y = xc_hat, yc
             break
         if y is None:
             y = xp.empty((N, O) + geom.out, dtype=yc.dtype, device=B.device(x))
-            x_hat = xp.empty((F, G, N, C // G), dtype=xc_hat.dtype, device=B.device(x))
+            x_hat = xp.empty((band.retained, G, N, C // G), dtype=xc_hat.dtype,
+                             device=B.device(x))
         y[i0:i1, ...] = yc
         x_hat[:, :, i0:i1, :] = xc_hat
     if b is not None:
@@ -273,6 +272,34 @@ def _forward_impl(x, w, b, plan: _Plan, *, xp):
     y = xp.astype(y, x.dtype, copy=False)
     ctx = ConvContext(band, geom, G, x_hat, w, b is not None, plan.fn, plan.max_workspace_bytes)
     return y, ctx
+
+
+def _freq_chunk(xc, spec, filters, band, geom, G, opts, *, xp):
+    """The per-frequency route on a batch ``xc`` ``(m, C, *length)``: ``y`` (no bias) and
+    what the backward keeps, ``x_hat`` ``(F, G, m, C/G)``; ``spec`` is ``xc``'s retained
+    spectrum ``(F, m, C)`` where the energy band already made it."""
+    d, (m, C), F = len(geom.out), xc.shape[:2], band.retained
+    if spec is None:
+        spec = spectral.forward(xc, band, start=(0,) * d, step=(1,) * d, xp=xp, opts=opts)
+    # (F, G, m, C/G): one (m x C/G) @ (C/G x O/G) product per frequency and group
+    xc_hat = spectral.contiguous(
+        xp.permute_dims(xp.reshape(spec, (F, m, G, C // G)), (0, 2, 1, 3)), xp=xp)
+    yc_hat = xp.reshape(xp.permute_dims(_channels.forward(xc_hat, filters, xp=xp),
+                                        (0, 2, 1, 3)), (F, m, G * filters.og))
+    yc = spectral.inverse(yc_hat, band, start=(0,) * d, step=geom.stride, count=geom.out,
+                          xp=xp, opts=opts)
+    return yc, xc_hat
+
+
+def _freq_forward(x, w, b, *, band, geom, groups, opts, xp):
+    """The whole per-frequency forward of one batch as a function of arrays alone (what
+    :mod:`blconv._graphs` captures): ``y`` with its bias, and ``x_hat``."""
+    filters = _channels.Filters(w, band, **_tap_grid(geom), groups=groups, xp=xp, opts=opts,
+                                nthreads=_threads.count(opts, xp=xp))
+    y, x_hat = _freq_chunk(x, None, filters, band, geom, groups, opts, xp=xp)
+    if b is not None:
+        y += xp.reshape(b, (w.shape[0],) + (1,) * len(geom.out))
+    return xp.astype(y, x.dtype, copy=False), x_hat
 
 
 def _backward(d, dy, ctx):
@@ -296,10 +323,9 @@ def _backward(d, dy, ctx):
 
 def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
     geom, band, G = ctx.geometry, ctx.band, ctx.groups
-    db = xp.sum(dy, axis=(0,) + tuple(range(2, 2 + d))) if ctx.has_bias else None
     if ctx.layout == "taps":
         dx, dw = _taps.backward(dy, ctx.x_hat, ctx.w, band, geom, G, opts)
-        return dx, dw, db
+        return dx, dw, _bias_grad(dy, ctx, xp=xp)
     O, Cg = ctx.w_shape[:2]
     N = ctx.out_shape[0]
     itemsize = 4 if real == xp.float32 else 8
@@ -308,35 +334,62 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
     if ctx.layout == "pointwise":
         dx, dw = _pointwise.backward(dy, ctx.x_hat, ctx.w, band, geom, G, chunks, xp=xp,
                                      opts=opts)
-        return dx, dw, db
-    F = band.retained
+        return dx, dw, _bias_grad(dy, ctx, xp=xp)
+    if len(chunks) == 1:                                            # a CUDA graph can hold it
+        return _graphs.run(
+            ("backward", band, geom, G, ctx.has_bias, opts),
+            functools.partial(_freq_backward, band=band, geom=geom, groups=G,
+                              has_bias=ctx.has_bias, opts=opts, xp=xp),
+            (dy, ctx.x_hat, ctx.w), xp=xp, capturable=spectral.all_matrix(band, opts))
     # conj(W[f]) per group: recomputed from the filters (a small GEMM per block)
     filters = _channels.Filters(ctx.w, band, **_tap_grid(geom), groups=G, xp=xp, opts=opts,
                                 nthreads=_threads.count(opts, xp=xp), transposed=True)
     dx = dw_acc = None
     for i0, i1 in chunks:
-        m = i1 - i0
-        # conj(DY) directly: conjugated DFT matrices on the matrix route
-        cdy = spectral.forward(dy[i0:i1, ...], band, start=(0,) * d, step=geom.stride,
-                               xp=xp, opts=opts, conj=True)           # (F, m, O)
-        cdy = spectral.contiguous(
-            xp.permute_dims(xp.reshape(cdy, (F, m, G, O // G)), (0, 2, 1, 3)), xp=xp)
-        # DX[f] = DY[f] @ W[f] = conj(conj(DY[f]) @ conj(W[f])): the outer conj is the
-        # inverse transform's; DW[f] = X[f]^T @ conj(DY[f]), summed over the batch
-        xc_hat = ctx.x_hat if len(chunks) == 1 else ctx.x_hat[:, :, i0:i1, :]
-        dxc_hat, part = _channels.backward(xc_hat, cdy, filters, xp=xp)
+        dxc, part = _freq_backward_chunk(dy[i0:i1, ...], ctx.x_hat[:, :, i0:i1, :], filters,
+                                         band, geom, G, opts, xp=xp)
         dw_acc = part if dw_acc is None else dw_acc + part
-        dxc_hat = xp.reshape(xp.permute_dims(dxc_hat, (0, 2, 1, 3)), (F, m, G * Cg))
-        dxc = spectral.inverse(dxc_hat, band, start=(0,) * d, step=(1,) * d,
-                               count=geom.length, xp=xp, opts=opts, conj=True)
-        if len(chunks) == 1:
-            dx = dxc
-            break
         if dx is None:
             dx = xp.empty((N, G * Cg) + geom.length, dtype=dxc.dtype, device=B.device(dy))
         dx[i0:i1, ...] = dxc
     dw = _channels.dw(dw_acc, filters, xp=xp)
-    return (xp.astype(dx, real, copy=False), xp.astype(dw, real, copy=False), db)
+    return (xp.astype(dx, real, copy=False), xp.astype(dw, real, copy=False),
+            _bias_grad(dy, ctx, xp=xp))
+
+
+def _bias_grad(dy, ctx, *, xp):
+    d = len(ctx.geometry.out)
+    return xp.sum(dy, axis=(0,) + tuple(range(2, 2 + d))) if ctx.has_bias else None
+
+
+def _freq_backward_chunk(dyc, xc_hat, filters, band, geom, G, opts, *, xp):
+    """``dx`` of a batch chunk ``dyc`` ``(m, O, *out)`` on the per-frequency route, and
+    its part of ``dw``'s accumulator (:func:`blconv._channels.backward`)."""
+    d, (m, O), F = len(geom.out), dyc.shape[:2], band.retained
+    # conj(DY) directly: conjugated DFT matrices on the matrix route
+    cdy = spectral.forward(dyc, band, start=(0,) * d, step=geom.stride, xp=xp, opts=opts,
+                           conj=True)                                 # (F, m, O)
+    cdy = spectral.contiguous(
+        xp.permute_dims(xp.reshape(cdy, (F, m, G, O // G)), (0, 2, 1, 3)), xp=xp)
+    # DX[f] = DY[f] @ W[f] = conj(conj(DY[f]) @ conj(W[f])): the outer conj is the
+    # inverse transform's; DW[f] = X[f]^T @ conj(DY[f]), summed over the batch
+    dxc_hat, part = _channels.backward(xc_hat, cdy, filters, xp=xp)
+    dxc_hat = xp.reshape(xp.permute_dims(dxc_hat, (0, 2, 1, 3)), (F, m, G * filters.cg))
+    dxc = spectral.inverse(dxc_hat, band, start=(0,) * d, step=(1,) * d, count=geom.length,
+                           xp=xp, opts=opts, conj=True)
+    return dxc, part
+
+
+def _freq_backward(dy, x_hat, w, *, band, geom, groups, has_bias, opts, xp):
+    """The whole per-frequency backward of one batch as a function of arrays alone (what
+    :mod:`blconv._graphs` captures): ``dx``, ``dw``, ``db``."""
+    real = spectral.real_dtype(x_hat.dtype, xp=xp)
+    filters = _channels.Filters(w, band, **_tap_grid(geom), groups=groups, xp=xp, opts=opts,
+                                nthreads=_threads.count(opts, xp=xp), transposed=True)
+    dx, acc = _freq_backward_chunk(dy, x_hat, filters, band, geom, groups, opts, xp=xp)
+    dw = _channels.dw(acc, filters, xp=xp)
+    db = (xp.sum(dy, axis=(0,) + tuple(range(2, 2 + len(geom.out)))) if has_bias else None)
+    return xp.astype(dx, real, copy=False), xp.astype(dw, real, copy=False), db
 
 
 def conv1d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, compress_rate=0.0,

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 __all__ = ["Settings", "current", "set_transform", "transform", "set_fft_workers",
            "fft_workers", "set_max_workspace_bytes", "max_workspace_bytes",
-           "set_plan_cache_size", "plan_cache_size"]
+           "set_plan_cache_size", "plan_cache_size", "set_cuda_graphs", "cuda_graphs"]
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,15 @@ class Settings:
     max_workspace_bytes : int or None
         Default bound on the transient memory of one call, for calls that do
         not pass ``max_workspace_bytes`` themselves (``None``: no bound).
+    cuda_graphs : bool
+        On CuPy, replay each correlation's forward and backward from a CUDA graph
+        captured on its first call (:mod:`blconv._graphs`); off by default.
     """
     transform: str = "auto"
     matrix_max_n: int = 256
     fft_workers: int = -1
     max_workspace_bytes: int | None = None
+    cuda_graphs: bool = False
 
     def use_matrix(self, n: int) -> bool:
         """Whether an axis of FFT size ``n`` goes through the DFT-matrix route."""
@@ -216,6 +220,48 @@ def max_workspace_bytes(nbytes: int | None):
     (64, 3, 96)
     """
     return _scoped(max_workspace_bytes=_check_workspace("max_workspace_bytes", nbytes))
+
+
+def _check_flag(fn: str, enabled) -> bool:
+    if not isinstance(enabled, bool):
+        raise TypeError(f"{fn}: enabled must be True or False, got {enabled!r}")
+    return enabled
+
+
+def set_cuda_graphs(enabled: bool) -> None:
+    """Set whether CuPy correlations run from CUDA graphs (speed only; off by default).
+
+    With it on, the first forward (or backward) of each signature on CuPy (shapes,
+    dtypes, band, geometry, settings, device and stream) runs its products
+    through cuBLAS directly and is captured into a CUDA graph; later calls of that
+    signature copy their inputs into the graph's buffers, launch it as one unit and
+    copy the outputs out.  The captured and the replayed calls give the same bits;
+    against the setting off they agree to rounding (the same products, through a
+    different cuBLAS entry point).  The per-frequency route with a fixed band, in one
+    batch chunk, on DFT-matrix transforms is captured; every other call (energy
+    bands, chunked batches, the FFT route, 1x1 filters) runs as without the setting.
+    The graphs hold device memory, at most 1 GiB in all; :func:`blconv.clear_caches`
+    frees it.  NumPy arrays never use graphs.
+
+    Examples
+    --------
+    >>> import blconv
+    >>> blconv.set_cuda_graphs(True); blconv.set_cuda_graphs(False)
+    """
+    _set_default(cuda_graphs=_check_flag("set_cuda_graphs", enabled))
+
+
+def cuda_graphs(enabled: bool):
+    """Context manager: CUDA graphs on or off inside a ``with`` block (speed only).
+
+    Examples
+    --------
+    >>> import blconv
+    >>> with blconv.cuda_graphs(True):
+    ...     blconv.settings.current().cuda_graphs
+    True
+    """
+    return _scoped(cuda_graphs=_check_flag("cuda_graphs", enabled))
 
 
 def _plan_cache(fn: str):

@@ -33,7 +33,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import _backend as B
-from . import _threads
+from . import _graphs, _threads
 from .band import Band
 from .settings import Settings
 
@@ -81,9 +81,12 @@ _MATRICES = _ByteCache(256 << 20)
 
 
 def clear_caches() -> None:
-    """Free the cached DFT matrices (host and device); they are rebuilt on demand.
+    """Free the cached DFT matrices (host and device) and CUDA graphs; they are rebuilt
+    on demand.
 
-    The cache holds at most 256 MiB per process; results never depend on it.
+    The matrices take at most 256 MiB per process, the graphs of
+    :func:`blconv.cuda_graphs` at most 1 GiB of device memory; results never depend
+    on either.
 
     Examples
     --------
@@ -91,6 +94,7 @@ def clear_caches() -> None:
     >>> blconv.clear_caches()
     """
     _MATRICES.clear()
+    _graphs.clear()
 
 
 def complex_dtype(dtype, *, xp):
@@ -466,7 +470,8 @@ def _rows(band: Band, a: int) -> tuple:
     return band.rows(a)
 
 
-def _all_matrix(band: Band, opts: Settings) -> bool:
+def all_matrix(band: Band, opts: Settings) -> bool:
+    """Whether every axis of ``band`` goes through the DFT-matrix route."""
     return all(opts.use_matrix(n) for n in band.fft_shape)
 
 
@@ -477,7 +482,7 @@ def forward(a, band: Band, *, start, step, xp, opts: Settings, conj=False):
     With ``conj``, the conjugated spectrum (free on the matrix route: conjugated
     DFT matrices).
     """
-    if conj and not _all_matrix(band, opts):
+    if conj and not all_matrix(band, opts):
         return xp.conj(forward(a, band, start=start, step=step, xp=xp, opts=opts))
     c = "_conj" if conj else ""
     b1, b2, *size = a.shape
@@ -504,7 +509,7 @@ def inverse(z, band: Band, *, start, step, count, xp, opts: Settings, conj=False
 
     With ``conj``, the inverse of ``conj(z)`` (free on the matrix route).
     """
-    if conj and not _all_matrix(band, opts):
+    if conj and not all_matrix(band, opts):
         z, conj = xp.conj(z), False
     c = "_conj" if conj else ""
     _, b1, b2 = z.shape
