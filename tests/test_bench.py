@@ -83,6 +83,36 @@ def quick_run(tmp_path_factory):
         return code, json.load(f)
 
 
+def test_the_cpu_run_leaves_out_the_cuda_graphs_method_with_a_note(quick_run):
+    _, result = quick_run
+    assert "blconv-graphs skipped: CUDA graphs are GPU only" in result["notes"]
+    assert not any(r["method"] == "blconv-graphs" for r in result["records"])
+
+
+def test_graphs_records_compare_with_their_own_rate_0_and_with_eager_blconv():
+    from blconv.bench.configs import Config
+    from blconv.bench.layers import LAYERS
+    from blconv.bench.report import layer_records, target_ratios
+
+    def cfg(method, rate, ms):
+        c = Config(method, rate, None, None, 1, None, nbytes=1, effective_rate=rate)
+        c.fwd_s, c.fwdbwd_s = [ms / 2e3], [ms / 1e3]
+        return c
+
+    configs = [cfg("blconv", 0.0, 8.0), cfg("blconv", 0.5, 6.0),
+               cfg("blconv-graphs", 0.0, 4.0), cfg("blconv-graphs", 0.5, 2.0),
+               cfg("torch", None, 2.5)]
+    records = layer_records(LAYERS["resnet64"], configs, "gpu")
+    by = {(r["method"], r["rate"]): r for r in records}
+    assert by[("blconv-graphs", 0.5)]["ratio_blconv0"] == pytest.approx(0.5)   # 2 / 4
+    assert by[("blconv", 0.5)]["ratio_blconv0"] == pytest.approx(0.75)         # 6 / 8
+    assert by[("torch", None)]["ratio_blconv0"] == pytest.approx(2.5 / 8)
+    targets = {t["what"]: t["value"] for t in target_ratios(records)}
+    assert targets["graphs fwd+bwd, c=0.5 / c=0"] == pytest.approx(0.5)
+    assert targets["graphs(c=0.5) / eager(c=0.5), fwd+bwd"] == pytest.approx(2 / 6)
+    assert targets["graphs(c=0.5) / torch, fwd+bwd"] == pytest.approx(2 / 2.5)
+
+
 def test_quick_run_json_structure(quick_run):
     code, result = quick_run
     assert code == 0
@@ -232,7 +262,7 @@ def test_format_table_shows_missing_values_as_dashes():
            "repeats": 5, "fwd_ms": 1.0, "fwdbwd_ms": 2.0, "ratio_blconv0": None,
            "ratio_torch": 1.0, "nbytes": 1000, "peak_bytes": None}
     line = bench.format_table({"records": [row]}).splitlines()[-1]
-    assert line.split() == ["fcn1", "torch", "-", "-", "5", "1.0", "2.0", "-", "1.00",
+    assert line.split() == ["fcn1", "torch", "-", "-", "5", "1.00", "2.00", "-", "1.00",
                             "0.00", "-"]
 
 

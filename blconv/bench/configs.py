@@ -9,6 +9,7 @@ from typing import Any
 
 from .. import reference
 from ..conv import conv1d_backward, conv1d_forward, conv2d_backward, conv2d_forward
+from ..settings import cuda_graphs
 from .peers import fftconvolve_backward, fftconvolve_forward
 
 __all__ = ["Config", "blconv_configs", "numpy_peer_config", "torch_config"]
@@ -77,9 +78,13 @@ def _torch_cuda_peak(fn):
     return torch.cuda.max_memory_allocated() - base
 
 
-def blconv_configs(layer, data, rates, *, gpu, repeats):
+def blconv_configs(layer, data, rates, *, gpu, repeats, graphs=False):
+    """blconv at each rate; with ``graphs``, every call under :func:`blconv.cuda_graphs`
+    (method ``"blconv-graphs"``)."""
     fwd_fn, bwd_fn = ((conv1d_forward, conv1d_backward) if layer.dim == 1
                       else (conv2d_forward, conv2d_backward))
+    if graphs:
+        fwd_fn, bwd_fn = _with_graphs(fwd_fn), _with_graphs(bwd_fn)
     x, w, b, dy = data
     if gpu:
         import cupy
@@ -96,11 +101,19 @@ def blconv_configs(layer, data, rates, *, gpu, repeats):
 
         peak = ((lambda f=forward_backward: _cupy_peak(f)) if gpu
                 else (lambda f=forward_backward: _tracemalloc_peak(f)))
-        cfg = Config("blconv", rate, forward, forward_backward, repeats, peak)
+        cfg = Config("blconv-graphs" if graphs else "blconv", rate, forward, forward_backward,
+                     repeats, peak)
         ctx = forward()[1]
         cfg.nbytes, cfg.effective_rate = ctx.nbytes, float(ctx.band.effective_rate)
         configs.append(cfg)
     return configs
+
+
+def _with_graphs(fn):
+    def run(*args, **kwargs):
+        with cuda_graphs(True):
+            return fn(*args, **kwargs)
+    return run
 
 
 def torch_config(layer, data, *, gpu, repeats, threads):

@@ -86,8 +86,9 @@ LAYERS = {layer.name: layer for layer in [
 #: The layers run when none are named: the paper's CIFAR ResNet-18 and UCR FCN layers (the
 #: ImageNet stages, 8-25x their arithmetic, are run by name, as on a GPU).
 DEFAULT_LAYERS = tuple(n for n in LAYERS if not n.startswith("imagenet"))
-#: Methods in table order; 'reference' and 'fftconvolve' are CPU only.
-METHODS = ("blconv", "torch", "reference", "fftconvolve")
+#: Methods in table order; 'reference' and 'fftconvolve' are CPU only, 'blconv-graphs'
+#: (blconv under :func:`blconv.cuda_graphs`) is GPU only.
+METHODS = ("blconv", "blconv-graphs", "torch", "reference", "fftconvolve")
 SLOW_METHODS = ("reference", "fftconvolve")
 DEFAULT_RATES = (0.0, 0.25, 0.5, 0.75)
 #: Batch size of ``--quick`` (smoke tests).

@@ -80,6 +80,9 @@ def _available_methods(methods, *, gpu):
             if m in methods:
                 methods.remove(m)
                 notes.append(f"{m} skipped: CPU only")
+    elif "blconv-graphs" in methods:
+        methods.remove("blconv-graphs")
+        notes.append("blconv-graphs skipped: CUDA graphs are GPU only")
     return methods, notes
 
 
@@ -228,8 +231,9 @@ def _configs(layer, data, rates, methods, plan):
     """Every configuration of the layer: blconv at each rate, each other method once."""
     configs = []
     for m in methods:
-        if m == "blconv":
-            configs += blconv_configs(layer, data, rates, gpu=plan.gpu, repeats=plan.repeats)
+        if m in ("blconv", "blconv-graphs"):
+            configs += blconv_configs(layer, data, rates, gpu=plan.gpu, repeats=plan.repeats,
+                                      graphs=m == "blconv-graphs")
         elif m == "torch":
             configs.append(torch_config(layer, data, gpu=plan.gpu, repeats=plan.repeats,
                                         threads=plan.threads))

@@ -14,11 +14,13 @@ def layer_records(layer, configs, device):
     def med(ts):
         return 1e3 * float(np.median(ts))
     spatial = 4 * (math.prod(layer.x_shape) + math.prod(layer.w_shape))     # float32 data
-    base = next((c for c in configs if c.method == "blconv" and c.rate == 0.0), None)
+    # each blconv method against itself at c = 0 (the peers against eager blconv's)
+    bases = {c.method: c for c in configs if c.rate == 0.0}
     torch_cfg = next((c for c in configs if c.method == "torch"), None)
     out = []
     for c in configs:
         fb = med(c.fwdbwd_s)
+        base = bases.get(c.method, bases.get("blconv"))
         out.append({
             "layer": layer.name, "dim": layer.dim, "batch": layer.batch, "c_in": layer.c_in,
             "c_out": layer.c_out, "size": layer.size, "kernel": layer.kernel,
@@ -64,6 +66,12 @@ def target_ratios(records):
         out.append(timed(layer, "blconv fwd+bwd, c=0.5 / c=0", half, full))
         if quarter:
             out.append(timed(layer, "blconv fwd+bwd, c=0.75 / c=0", quarter, full))
+        g_half, g_full = rec(layer, "blconv-graphs", 0.5), rec(layer, "blconv-graphs", 0.0)
+        if g_half or g_full:
+            out.append(timed(layer, "graphs fwd+bwd, c=0.5 / c=0", g_half, g_full))
+            out.append(timed(layer, "graphs(c=0.5) / eager(c=0.5), fwd+bwd", g_half, half))
+            if tch:
+                out.append(timed(layer, "graphs(c=0.5) / torch, fwd+bwd", g_half, tch))
         out.append({"layer": layer, "what": "ctx.nbytes, c=0.5 / c=0",
                     "value": ratio(half, full, "nbytes")})
         for r, name in ((half, "c=0.5"), (full, "c=0")):
@@ -88,14 +96,14 @@ def format_table(result):
     >>> print(format_table({"records": []}).splitlines()[0].split()[:3])
     ['layer', 'method', 'rate']
     """
-    head = (f"{'layer':<13}{'method':<12}{'rate':>5}{'eff':>7}{'n':>3}{'fwd ms':>10}"
+    head = (f"{'layer':<13}{'method':<14}{'rate':>5}{'eff':>7}{'n':>3}{'fwd ms':>10}"
             f"{'fwd+bwd ms':>12}{'x blc0':>8}{'x torch':>8}{'ctx MB':>9}{'peak MB':>9}")
     lines = [head, "-" * len(head)]
     for r in result["records"]:
         lines.append(
-            f"{r['layer']:<13}{r['method']:<12}{_f(r['rate'], '5.2f'):>5}"
-            f"{_f(r['effective_rate'], '7.3f'):>7}{r['repeats']:>3}{r['fwd_ms']:>10.1f}"
-            f"{r['fwdbwd_ms']:>12.1f}{_f(r['ratio_blconv0'], '8.2f'):>8}"
+            f"{r['layer']:<13}{r['method']:<14}{_f(r['rate'], '5.2f'):>5}"
+            f"{_f(r['effective_rate'], '7.3f'):>7}{r['repeats']:>3}{r['fwd_ms']:>10.2f}"
+            f"{r['fwdbwd_ms']:>12.2f}{_f(r['ratio_blconv0'], '8.2f'):>8}"
             f"{_f(r['ratio_torch'], '8.2f'):>8}"
             f"{_f(None if r['nbytes'] is None else r['nbytes'] / _MB, '9.2f'):>9}"
             f"{_f(None if r['peak_bytes'] is None else r['peak_bytes'] / _MB, '9.1f'):>9}")
@@ -112,6 +120,6 @@ def format_targets(result):
              "(lower is better; times: medians [fastest repeats]):"]
     for t in result["targets"]:
         extra = f" [{_f(t['value_min'], '.3f', 'n/a')}]" if "value_min" in t else ""
-        lines.append(f"  {t['layer']:<13}{t['what']:<34}{_f(t['value'], '.3f', 'n/a')}{extra}")
+        lines.append(f"  {t['layer']:<13}{t['what']:<40}{_f(t['value'], '.3f', 'n/a')}{extra}")
     return "\n".join(lines)
 
