@@ -216,6 +216,9 @@ def bench(args):
     configs = {"torch": (plain, None)}
     for c in args.rates:
         configs[f"blconv c={c}"] = (bt.convert(copy.deepcopy(plain), compress_rate=c), c)
+        if args.cuda_graphs:                 # the same model, its convolutions from graphs
+            configs[f"blconv c={c} graphs"] = (bt.convert(copy.deepcopy(plain),
+                                                          compress_rate=c), c)
     opts = {k: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
             for k, (m, _) in configs.items()}
 
@@ -225,8 +228,9 @@ def bench(args):
         opt = opts[key]
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
+        with blconv.cuda_graphs(key.endswith(" graphs")):
+            loss = F.cross_entropy(model(x), y)
+        loss.backward()                      # under the forward's settings (blconv.torch)
         if device.type == "cuda":
             torch.cuda.synchronize()
         t1 = time.perf_counter()
@@ -328,6 +332,9 @@ def parse(argv=None):
     p.add_argument("--rates", type=float, nargs="+", default=[0.0, 0.5, 0.75])
     p.add_argument("--repeats", type=int, default=5,
                    help="with --bench: timed steps per model (0: memory only)")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="with --bench on cuda: also time each blconv model with its "
+                        "convolutions replayed from CUDA graphs (blconv.cuda_graphs)")
     p.add_argument("--json", help="with --bench: write the measurements here")
     p.add_argument("--profile", help="with --bench: write a torch.profiler table of each "
                                      "model's steps here")

@@ -595,8 +595,10 @@ def test_example_bench_times_and_profiles_a_step(tmp_path):
     ex = _example()
     out, prof = tmp_path / "step.json", tmp_path / "profile.txt"
     record = ex.main(["--bench", "--batch-size", "2", "--rates", "0.5", "--repeats", "1",
-                      "--json", str(out), "--profile", str(prof)])
-    assert [r["model"] for r in record["rows"]] == ["torch", "blconv c=0.5"]
+                      "--cuda-graphs", "--json", str(out), "--profile", str(prof)])
+    # the graphs model is the same model (graphs act on CuPy only: here it is the CPU path)
+    assert [r["model"] for r in record["rows"]] == ["torch", "blconv c=0.5",
+                                                    "blconv c=0.5 graphs"]
     assert json.loads(out.read_text())["batch_size"] == 2
     text = prof.read_text()
     assert "== torch: 3 steps" in text and "== blconv c=0.5: 3 steps" in text
