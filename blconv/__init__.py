@@ -10,7 +10,7 @@ from .band import Band, band_for, next_fast_len
 from .spectral import clear_caches
 from .settings import (cuda_graphs, fft_workers, max_workspace_bytes, plan_cache_size,
                        set_cuda_graphs, set_fft_workers, set_max_workspace_bytes,
-                       set_plan_cache_size, set_transform, transform)
+                       set_plan_cache_size, set_tf32, set_transform, tf32, transform)
 from .conv import (ConvContext, conv1d, conv1d_backward, conv1d_forward, conv2d,
                    conv2d_backward, conv2d_forward)
 
@@ -20,7 +20,8 @@ __all__ = ["Band", "ConvContext", "band_for", "clear_caches", "conv1d", "conv1d_
            "conv2d", "conv2d_backward", "conv2d_forward", "cuda_graphs", "fft_workers",
            "max_workspace_bytes", "next_fast_len", "plan_cache_size", "set_cuda_graphs",
            "set_fft_workers", "set_max_workspace_bytes",
-           "set_plan_cache_size", "set_transform", "settings", "sweep", "to_numpy", "transform",
+           "set_plan_cache_size", "set_tf32", "set_transform", "settings", "sweep", "tf32",
+           "to_numpy", "transform",
            "__version__"]
 
 

@@ -14,6 +14,8 @@ import array_api_compat
 import numpy as np
 import scipy.fft
 
+from . import _cublas, settings
+
 __all__ = ["namespace", "to_numpy", "is_cupy"]
 
 def _type_name(a) -> str:
@@ -88,15 +90,18 @@ def direct_gemm():
 
 
 def matmul(a, b, *, xp):
-    """``a @ b``; inside :func:`direct_gemm` on CuPy, one cuBLAS call reading both operands
-    in place (made contiguous first where their layout needs it)."""
-    if _DIRECT_GEMM.get() and is_cupy(xp):
-        from . import _cublas
-        out = _cublas.matmul(a, b)
-        if out is None:
-            out = _cublas.matmul(xp.ascontiguousarray(a), xp.ascontiguousarray(b))
-        if out is not None:
-            return out
+    """``a @ b``; on CuPy inside :func:`direct_gemm` or under the precision setting
+    :func:`blconv.tf32`, one cuBLAS call reading both operands in place (made contiguous
+    first where their layout needs it)."""
+    if is_cupy(xp):
+        tf32 = settings.current().tf32
+        if tf32 or _DIRECT_GEMM.get():
+            out = _cublas.matmul(a, b, tf32=tf32)
+            if out is None:
+                out = _cublas.matmul(xp.ascontiguousarray(a), xp.ascontiguousarray(b),
+                                     tf32=tf32)
+            if out is not None:
+                return out
     return a @ b
 
 

@@ -1,10 +1,12 @@
-"""Speed settings: how results are computed, never what they are.
+"""Speed settings: how results are computed, never what they are; and one precision choice.
 
-Each setting changes time or memory only.  The band, and so every output and
+Each speed setting changes time or memory only.  The band, and so every output and
 gradient, is a function of the arguments of the call alone (shapes, padding,
 dilation, ``compress_rate``/``preserve_energy``, ``fft_size``): outputs under
 two settings agree to floating-point rounding (a different summation order),
-never more than that.
+never more than that.  The exception is :func:`tf32`, a precision the caller asks
+for: float32 products on a GPU with TF32 inputs, as PyTorch's cuDNN convolutions
+compute by default.
 
 Every setting has a process-wide default (``set_*``) and a context manager
 that changes it for the code inside the ``with`` block only, in this thread
@@ -31,7 +33,8 @@ from dataclasses import dataclass
 
 __all__ = ["Settings", "current", "set_transform", "transform", "set_fft_workers",
            "fft_workers", "set_max_workspace_bytes", "max_workspace_bytes",
-           "set_plan_cache_size", "plan_cache_size", "set_cuda_graphs", "cuda_graphs"]
+           "set_plan_cache_size", "plan_cache_size", "set_cuda_graphs", "cuda_graphs",
+           "set_tf32", "tf32"]
 
 
 @dataclass(frozen=True)
@@ -56,12 +59,17 @@ class Settings:
     cuda_graphs : bool
         On CuPy, replay each correlation's forward and backward from a CUDA graph
         captured on its first call (:mod:`blconv._graphs`); off by default.
+    tf32 : bool
+        On CuPy, float32 and complex64 matrix products (the transforms and the
+        channel products) read their inputs rounded to TF32 on the tensor cores; off
+        by default.  A precision, not a speed setting: see :func:`set_tf32`.
     """
     transform: str = "auto"
     matrix_max_n: int = 256
     fft_workers: int = -1
     max_workspace_bytes: int | None = None
     cuda_graphs: bool = False
+    tf32: bool = False
 
     def use_matrix(self, n: int) -> bool:
         """Whether an axis of FFT size ``n`` goes through the DFT-matrix route."""
@@ -262,6 +270,39 @@ def cuda_graphs(enabled: bool):
     True
     """
     return _scoped(cuda_graphs=_check_flag("cuda_graphs", enabled))
+
+
+def set_tf32(enabled: bool) -> None:
+    """Set whether float32 products on a GPU use TF32 tensor cores (off by default).
+
+    With it on, every float32 and complex64 matrix product of a correlation on CuPy
+    (the DFT-matrix transforms and the per-frequency channel products) runs through
+    cuBLAS with TF32 inputs (a 10-bit mantissa, unit roundoff ``2**-11``) and float32
+    accumulation, as PyTorch's cuDNN convolutions compute by default
+    (``torch.backends.cudnn.allow_tf32``).  This changes results: TF32's unit
+    roundoff is ``2**-11`` against float32's ``2**-24``, so a layer's norm-wise
+    relative error against float64 is expected near ``1e-3`` rather than ``1e-6``.
+    NumPy and float64 are not affected.
+
+    Examples
+    --------
+    >>> import blconv
+    >>> blconv.set_tf32(True); blconv.set_tf32(False)
+    """
+    _set_default(tf32=_check_flag("set_tf32", enabled))
+
+
+def tf32(enabled: bool):
+    """Context manager: TF32 products on a GPU on or off inside a ``with`` block.
+
+    Examples
+    --------
+    >>> import blconv
+    >>> with blconv.tf32(True):
+    ...     blconv.settings.current().tf32
+    True
+    """
+    return _scoped(tf32=_check_flag("tf32", enabled))
 
 
 def _plan_cache(fn: str):

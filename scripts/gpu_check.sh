@@ -2,9 +2,11 @@
 # The GPU checks, in parts sized for a short lease of an NVIDIA GPU machine:
 #
 #   core   (about 5 min)  the CUDA-graph and direct-cuBLAS tests first, then the whole
-#                         GPU test suite; the GPU benchmark against PyTorch/cuDNN, eager
-#                         blconv and blconv under CUDA graphs in one interleaved run: the
-#                         CIFAR layers at batch 32 and 128, the ImageNet stages at batch 64
+#                         GPU test suite; the errors of blconv (float32, TF32) and of
+#                         cuDNN against float64; the GPU benchmark against PyTorch/cuDNN,
+#                         eager blconv, blconv under CUDA graphs and with TF32 in one
+#                         interleaved run: the CIFAR layers at batch 32 and 128, the
+#                         ImageNet stages at batch 64
 #   step   (about 2 min)  one CIFAR ResNet-18 training step through blconv.torch against
 #                         plain torch at batch 128, eager and with graphs, and the
 #                         torch.profiler table of each model
@@ -42,7 +44,7 @@ step() { local t=$1 name=$2; shift 2; echo "== $name"; local s=$SECONDS
   timeout "$t" "$@" > "$WORK/$name.txt" 2>&1
   echo "rc=$? ${name} $((SECONDS - s)) s" | tee -a "$SUMMARY"
   tar czf "$OUT/gpu-$PART.tgz" -C "$WORK" . ; }
-BENCH="python3 -m blconv bench --device gpu --methods blconv blconv-graphs torch --pause 0 --warmup 3"
+BENCH="python3 -m blconv bench --device gpu --methods blconv blconv-graphs blconv-tf32 torch --pause 0 --warmup 3"
 
 if [ "$PART" = core ] || [ "$PART" = all ]; then
   step 60 graph_tests python3 -m pytest -m gpu -q -p no:cacheprovider -o addopts="" \
@@ -50,6 +52,8 @@ if [ "$PART" = core ] || [ "$PART" = all ]; then
   tail -3 "$WORK/graph_tests.txt"
   step 150 gpu_tests python3 -m pytest -m gpu -q -x -p no:cacheprovider -o addopts="" tests/
   tail -3 "$WORK/gpu_tests.txt"
+  step 40 precision python3 scripts/precision.py --json "$WORK/precision.json"
+  cat "$WORK/precision.txt"
   step 60 bench_gpu $BENCH --repeats 30 --rates 0 0.5 0.75 --json "$WORK/bench_gpu.json"
   tail -30 "$WORK/bench_gpu.txt"
   step 50 bench_gpu_b128 $BENCH --batch 128 --repeats 20 --rates 0 0.5 0.75 \

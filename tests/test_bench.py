@@ -83,10 +83,11 @@ def quick_run(tmp_path_factory):
         return code, json.load(f)
 
 
-def test_the_cpu_run_leaves_out_the_cuda_graphs_method_with_a_note(quick_run):
+def test_the_cpu_run_leaves_out_the_gpu_methods_with_a_note(quick_run):
     _, result = quick_run
-    assert "blconv-graphs skipped: CUDA graphs are GPU only" in result["notes"]
-    assert not any(r["method"] == "blconv-graphs" for r in result["records"])
+    for m in ("blconv-graphs", "blconv-tf32"):
+        assert f"{m} skipped: GPU only" in result["notes"]
+        assert not any(r["method"] == m for r in result["records"])
 
 
 def test_graphs_records_compare_with_their_own_rate_0_and_with_eager_blconv():

@@ -275,3 +275,59 @@ def test_gpu_direct_cublas_products_equal_matmul(cp, dtype):
         want = cp.matmul(a, b)
         assert got.shape == want.shape
         assert float(cp.linalg.norm(got - want)) <= tol * float(cp.linalg.norm(want))
+
+
+@pytest.mark.gpu
+def test_gpu_a_replay_allocates_only_its_outputs(cp):
+    # everything else of the call lives in the graph's own pool: one launch, no transients
+    from cupy.cuda import memory_hook
+
+    class Count(memory_hook.MemoryHook):
+        name = "BlconvReplayCount"
+
+        def __init__(self):
+            self.sizes = []
+
+        def malloc_postprocess(self, **kw):
+            self.sizes.append(kw["mem_size"])
+
+    blconv.clear_caches()
+    d, xs, ws, kw, bias = CALLS[0]
+    x, w, b = _gpu_inputs(cp, d, xs, ws, bias, np.float32, 9)
+    with blconv.cuda_graphs(True):
+        y, ctx = blconv.conv2d_forward(x, w, b, **kw)              # captured
+        dy = cp.ones_like(y)
+        blconv.conv2d_backward(dy, ctx)
+        hook = Count()
+        with hook:
+            y, ctx = blconv.conv2d_forward(x, w, b, **kw)
+            grads = blconv.conv2d_backward(dy, ctx)
+    assert len(hook.sizes) == 2 + 3, hook.sizes                     # y, x_hat; dx, dw, db
+    assert all(isinstance(g, cp.ndarray) for g in grads)
+    blconv.clear_caches()
+
+
+@pytest.mark.gpu
+def test_gpu_tf32_errors_against_float64_follow_tf32_s_roundoff(cp):
+    # TF32 keeps 10 mantissa bits (unit roundoff u = 2**-11).  A forward chains five
+    # products (two transforms, the channel product, two inverse transforms) with inner
+    # sizes up to 32 (spatial) and 16 (channels); norm-wise errors grow like sqrt(k) u
+    # per product: at most about (4 sqrt(32) + sqrt(16)) u = 0.013.  float32 alone is
+    # 2**13 times finer, so TF32's error must also be well above float32's.
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((8, 16, 32, 32))
+    w = rng.standard_normal((16, 16, 3, 3)) / 12
+    y64, ctx = blconv.conv2d_forward(x, w, padding=1, compress_rate=0.5)
+    dy = rng.standard_normal(y64.shape)
+    want = (y64,) + blconv.conv2d_backward(dy, ctx)[:2]
+    errs = {}
+    for tf32 in (False, True):
+        xs, ws, dys = (cp.asarray(a.astype(np.float32)) for a in (x, w, dy))
+        with blconv.tf32(tf32):
+            y, c = blconv.conv2d_forward(xs, ws, padding=1, compress_rate=0.5)
+            got = (y,) + blconv.conv2d_backward(dys, c)[:2]
+        errs[tf32] = [np.linalg.norm(cp.asnumpy(g) - v) / np.linalg.norm(v)
+                      for g, v in zip(got, want)]
+    assert max(errs[False]) <= 2e-5, errs
+    assert max(errs[True]) <= 0.013, errs
+    assert min(errs[True]) >= 10 * max(errs[False]), errs           # TF32 is in effect

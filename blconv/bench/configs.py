@@ -10,6 +10,7 @@ from typing import Any
 from .. import reference
 from ..conv import conv1d_backward, conv1d_forward, conv2d_backward, conv2d_forward
 from ..settings import cuda_graphs
+from ..settings import tf32 as settings_tf32
 from .peers import fftconvolve_backward, fftconvolve_forward
 
 __all__ = ["Config", "blconv_configs", "numpy_peer_config", "torch_config"]
@@ -78,13 +79,15 @@ def _torch_cuda_peak(fn):
     return torch.cuda.max_memory_allocated() - base
 
 
-def blconv_configs(layer, data, rates, *, gpu, repeats, graphs=False):
-    """blconv at each rate; with ``graphs``, every call under :func:`blconv.cuda_graphs`
-    (method ``"blconv-graphs"``)."""
+def blconv_configs(layer, data, rates, *, gpu, repeats, method="blconv"):
+    """blconv at each rate: as it is (``"blconv"``), with every call under
+    :func:`blconv.cuda_graphs` (``"blconv-graphs"``), or under that and :func:`blconv.tf32`
+    (``"blconv-tf32"``)."""
     fwd_fn, bwd_fn = ((conv1d_forward, conv1d_backward) if layer.dim == 1
                       else (conv2d_forward, conv2d_backward))
-    if graphs:
-        fwd_fn, bwd_fn = _with_graphs(fwd_fn), _with_graphs(bwd_fn)
+    if method != "blconv":
+        fwd_fn, bwd_fn = (_with_settings(f, tf32=method == "blconv-tf32")
+                          for f in (fwd_fn, bwd_fn))
     x, w, b, dy = data
     if gpu:
         import cupy
@@ -101,17 +104,16 @@ def blconv_configs(layer, data, rates, *, gpu, repeats, graphs=False):
 
         peak = ((lambda f=forward_backward: _cupy_peak(f)) if gpu
                 else (lambda f=forward_backward: _tracemalloc_peak(f)))
-        cfg = Config("blconv-graphs" if graphs else "blconv", rate, forward, forward_backward,
-                     repeats, peak)
+        cfg = Config(method, rate, forward, forward_backward, repeats, peak)
         ctx = forward()[1]
         cfg.nbytes, cfg.effective_rate = ctx.nbytes, float(ctx.band.effective_rate)
         configs.append(cfg)
     return configs
 
 
-def _with_graphs(fn):
+def _with_settings(fn, *, tf32):
     def run(*args, **kwargs):
-        with cuda_graphs(True):
+        with cuda_graphs(True), settings_tf32(tf32):
             return fn(*args, **kwargs)
     return run
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_LAYERS", "DEFAULT_RATES", "LAYERS", "METHODS", "QUICK_BATCH", "SLOW_METHODS",
+__all__ = ["DEFAULT_LAYERS", "DEFAULT_RATES", "GPU_METHODS", "LAYERS", "METHODS", "QUICK_BATCH",
+           "SLOW_METHODS",
            "Layer"]
 
 
@@ -86,10 +87,12 @@ LAYERS = {layer.name: layer for layer in [
 #: The layers run when none are named: the paper's CIFAR ResNet-18 and UCR FCN layers (the
 #: ImageNet stages, 8-25x their arithmetic, are run by name, as on a GPU).
 DEFAULT_LAYERS = tuple(n for n in LAYERS if not n.startswith("imagenet"))
-#: Methods in table order; 'reference' and 'fftconvolve' are CPU only, 'blconv-graphs'
-#: (blconv under :func:`blconv.cuda_graphs`) is GPU only.
-METHODS = ("blconv", "blconv-graphs", "torch", "reference", "fftconvolve")
+#: Methods in table order; 'reference' and 'fftconvolve' are CPU only; 'blconv-graphs'
+#: (blconv under :func:`blconv.cuda_graphs`) and 'blconv-tf32' (the same with
+#: :func:`blconv.tf32`) are GPU only.
+METHODS = ("blconv", "blconv-graphs", "blconv-tf32", "torch", "reference", "fftconvolve")
 SLOW_METHODS = ("reference", "fftconvolve")
+GPU_METHODS = ("blconv-graphs", "blconv-tf32")
 DEFAULT_RATES = (0.0, 0.25, 0.5, 0.75)
 #: Batch size of ``--quick`` (smoke tests).
 QUICK_BATCH = 2

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import settings
 from .configs import blconv_configs, numpy_peer_config, torch_config
-from .layers import DEFAULT_LAYERS, DEFAULT_RATES, LAYERS, METHODS, SLOW_METHODS
+from .layers import DEFAULT_LAYERS, DEFAULT_RATES, GPU_METHODS, LAYERS, METHODS, SLOW_METHODS
 from .machine import loadavg, machine_info, usable_cores
 from .report import layer_records, target_ratios
 
@@ -80,9 +80,11 @@ def _available_methods(methods, *, gpu):
             if m in methods:
                 methods.remove(m)
                 notes.append(f"{m} skipped: CPU only")
-    elif "blconv-graphs" in methods:
-        methods.remove("blconv-graphs")
-        notes.append("blconv-graphs skipped: CUDA graphs are GPU only")
+    else:
+        for m in GPU_METHODS:
+            if m in methods:
+                methods.remove(m)
+                notes.append(f"{m} skipped: GPU only")
     return methods, notes
 
 
@@ -231,9 +233,9 @@ def _configs(layer, data, rates, methods, plan):
     """Every configuration of the layer: blconv at each rate, each other method once."""
     configs = []
     for m in methods:
-        if m in ("blconv", "blconv-graphs"):
+        if m.startswith("blconv"):
             configs += blconv_configs(layer, data, rates, gpu=plan.gpu, repeats=plan.repeats,
-                                      graphs=m == "blconv-graphs")
+                                      method=m)
         elif m == "torch":
             configs.append(torch_config(layer, data, gpu=plan.gpu, repeats=plan.repeats,
                                         threads=plan.threads))

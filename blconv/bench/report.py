@@ -66,12 +66,14 @@ def target_ratios(records):
         out.append(timed(layer, "blconv fwd+bwd, c=0.5 / c=0", half, full))
         if quarter:
             out.append(timed(layer, "blconv fwd+bwd, c=0.75 / c=0", quarter, full))
-        g_half, g_full = rec(layer, "blconv-graphs", 0.5), rec(layer, "blconv-graphs", 0.0)
-        if g_half or g_full:
-            out.append(timed(layer, "graphs fwd+bwd, c=0.5 / c=0", g_half, g_full))
-            out.append(timed(layer, "graphs(c=0.5) / eager(c=0.5), fwd+bwd", g_half, half))
-            if tch:
-                out.append(timed(layer, "graphs(c=0.5) / torch, fwd+bwd", g_half, tch))
+        for method, name in (("blconv-graphs", "graphs"), ("blconv-tf32", "tf32")):
+            g_half, g_full = rec(layer, method, 0.5), rec(layer, method, 0.0)
+            if g_half or g_full:
+                out.append(timed(layer, f"{name} fwd+bwd, c=0.5 / c=0", g_half, g_full))
+                out.append(timed(layer, f"{name}(c=0.5) / eager(c=0.5), fwd+bwd", g_half,
+                                 half))
+                if tch:
+                    out.append(timed(layer, f"{name}(c=0.5) / torch, fwd+bwd", g_half, tch))
         out.append({"layer": layer, "what": "ctx.nbytes, c=0.5 / c=0",
                     "value": ratio(half, full, "nbytes")})
         for r, name in ((half, "c=0.5"), (full, "c=0")):
