@@ -7,16 +7,16 @@ sets the time (docs/benchmarks.md, "Results: GPU").  Under the setting
 (everything its sequence of operations depends on besides the arrays' values:
 shapes, dtypes, band, geometry, settings; the device and stream are added here):
 
-* the first call of a signature runs the function with its products routed through
-  cuBLAS directly (:mod:`blconv._cublas`: CuPy's own ``matmul`` refuses to run while
-  a stream captures), then captures the same operations, on fresh input buffers, into
-  a graph;
-* every later call copies its inputs into the graph's input buffers, launches the
-  graph on the current stream and copies the outputs out, so that nothing a caller
-  holds is the graph's memory and a replay never overwrites an earlier result.
+* the first call of a signature runs the function once with its products routed
+  through cuBLAS directly (:mod:`blconv._cublas`: CuPy's own ``matmul`` refuses to run
+  while a stream captures), so that kernels are compiled and caches filled, then
+  captures the same operations, on fresh C-contiguous input buffers, into a graph;
+* every call, the first included, copies its inputs into the graph's input buffers,
+  launches the graph on the current stream and copies the outputs out, so that nothing
+  a caller holds is the graph's memory and a replay never overwrites an earlier result.
 
-The kernels and their arguments are the same in the first call and in the replays:
-they give the same bits.  Each graph keeps a private CuPy memory pool with its
+Every call of a signature runs the same kernels on the same buffers: they give the
+same bits.  Each graph keeps a private CuPy memory pool with its
 inputs, intermediates and outputs for as long as it is cached; the cache holds at most
 :data:`MAX_BYTES` of them, least recently used first out, and
 :func:`blconv.clear_caches` empties it.  A signature whose capture fails runs eagerly
@@ -113,7 +113,7 @@ class _CuPyGraphs:
         side = cp.cuda.Stream(non_blocking=True)          # the legacy stream cannot capture
         side.wait_event(caller.record())
         with cp.cuda.using_allocator(pool.malloc), side:
-            inputs = tuple(None if a is None else cp.empty_like(a) for a in arrays)
+            inputs = tuple(None if a is None else cp.empty(a.shape, a.dtype) for a in arrays)
             side.begin_capture()
             try:
                 outputs = fn(*inputs)
@@ -169,6 +169,8 @@ def run(signature, fn, arrays, *, xp, capturable=True):
         entry.replays += 1
         return backend.replay(entry, arrays)
     with B.direct_gemm():
+        # a first run: kernels compiled, DFT matrices on the device, cuBLAS ready (none of
+        # which a capture may do)
         out = fn(*arrays)
         try:
             entry = backend.capture(fn, arrays)
@@ -180,4 +182,6 @@ def run(signature, fn, arrays, *, xp, capturable=True):
                               f"these calls run without graphs", RuntimeWarning, stacklevel=3)
             return out
     _CACHE.put(key, entry, entry.nbytes)
-    return out
+    # the first call's result comes from the graph too: every call of a signature then
+    # runs the same kernels on the same (C-contiguous) buffers
+    return backend.replay(entry, arrays)

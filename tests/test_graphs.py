@@ -33,7 +33,7 @@ class FakeGraphs:
         self.captures += 1
         if self.fail is not None:
             raise self.fail
-        inputs = tuple(None if a is None else np.empty_like(a) for a in arrays)
+        inputs = tuple(None if a is None else np.empty(a.shape, a.dtype) for a in arrays)
         entry = _graphs._Entry(fn, inputs, None, None, sum(a.nbytes for a in arrays
                                                            if a is not None))
         return entry
