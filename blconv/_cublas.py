@@ -133,9 +133,18 @@ def _gemm_ex():
     return f
 
 
+_HANDLES: dict = {}
+
+
 def _handle():
+    """CuPy's cuBLAS handle of the current device, fetched once per device (outside any
+    capture: the first products of a signature run before it is captured)."""
     import cupy
-    return cupy.cuda.device.get_cublas_handle()
+    dev = cupy.cuda.Device().id
+    h = _HANDLES.get(dev)
+    if h is None:
+        h = _HANDLES[dev] = cupy.cuda.device.get_cublas_handle()
+    return h
 
 
 def matmul(a, b, *, tf32=False):

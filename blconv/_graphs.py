@@ -7,10 +7,11 @@ sets the time (docs/benchmarks.md, "Results: GPU").  Under the setting
 (everything its sequence of operations depends on besides the arrays' values:
 shapes, dtypes, band, geometry, settings; the device and stream are added here):
 
-* the first call of a signature runs the function once with its products routed
-  through cuBLAS directly (:mod:`blconv._cublas`: CuPy's own ``matmul`` refuses to run
-  while a stream captures), so that kernels are compiled and caches filled, then
-  captures the same operations, on fresh C-contiguous input buffers, into a graph;
+* the first call of a signature copies its inputs into fresh C-contiguous buffers and
+  runs the function on them once, with its products routed through cuBLAS directly
+  (:mod:`blconv._cublas`: CuPy's own ``matmul`` refuses to run while a stream
+  captures), so that kernels are compiled and caches filled; then it captures the same
+  operations on the same buffers into a graph;
 * every call, the first included, copies its inputs into the graph's input buffers,
   launches the graph on the current stream and copies the outputs out, so that nothing
   a caller holds is the graph's memory and a replay never overwrites an earlier result.
@@ -106,14 +107,24 @@ class _CuPyGraphs:
     def capturing(self) -> bool:
         return bool(self.cp.cuda.get_current_stream().is_capturing())
 
-    def capture(self, fn, arrays):
+    def buffers(self, arrays):
+        """The graph's input buffers, C-contiguous, from a pool of its own, holding the
+        values of ``arrays``; and that pool."""
         cp = self.cp
         pool = cp.cuda.MemoryPool()
+        with cp.cuda.using_allocator(pool.malloc):
+            inputs = tuple(None if a is None else cp.empty(a.shape, a.dtype) for a in arrays)
+        for buf, a in zip(inputs, arrays):
+            if buf is not None:
+                buf[...] = a
+        return pool, inputs
+
+    def capture(self, fn, pool, inputs):
+        cp = self.cp
         caller = cp.cuda.get_current_stream()
         side = cp.cuda.Stream(non_blocking=True)          # the legacy stream cannot capture
         side.wait_event(caller.record())
         with cp.cuda.using_allocator(pool.malloc), side:
-            inputs = tuple(None if a is None else cp.empty(a.shape, a.dtype) for a in arrays)
             side.begin_capture()
             try:
                 outputs = fn(*inputs)
@@ -169,19 +180,21 @@ def run(signature, fn, arrays, *, xp, capturable=True):
         entry.replays += 1
         return backend.replay(entry, arrays)
     with B.direct_gemm():
-        # a first run: kernels compiled, DFT matrices on the device, cuBLAS ready (none of
-        # which a capture may do)
-        out = fn(*arrays)
+        pool, inputs = backend.buffers(arrays)
+        # a first run on the graph's own buffers (errors here are the call's own): kernels
+        # compiled for these layouts, DFT matrices on the device, cuBLAS ready, none of
+        # which a capture may do
+        fn(*inputs)
         try:
-            entry = backend.capture(fn, arrays)
+            entry = backend.capture(fn, pool, inputs)
         except Exception as err:
             _CACHE.put(key, _FAILED, 0)
             if not _CACHE.warned:
                 _CACHE.warned = True
                 warnings.warn(f"blconv: CUDA graph capture failed ({type(err).__name__}: {err}); "
                               f"these calls run without graphs", RuntimeWarning, stacklevel=3)
-            return out
+            return fn(*arrays)
     _CACHE.put(key, entry, entry.nbytes)
-    # the first call's result comes from the graph too: every call of a signature then
-    # runs the same kernels on the same (C-contiguous) buffers
+    # the first call's result comes from the graph too: every call of a signature runs the
+    # same kernels on the same buffers
     return backend.replay(entry, arrays)
