@@ -125,3 +125,106 @@ def test_layouts_that_need_a_copy_are_declined(base, make):
 def test_operands_that_do_not_multiply_are_an_error():
     with pytest.raises(ValueError, match="do not multiply"):
         _cublas.plan((2, 3), (3, 1), (4, 5), (5, 1))
+
+
+# --- the call itself, with stand-ins for CuPy and cuBLAS -------------------------------------
+class _DeviceArray(np.ndarray):
+    """A NumPy array that shows its address as CuPy's ``a.data.ptr``."""
+
+    @property
+    def data(self):
+        from types import SimpleNamespace
+        return SimpleNamespace(ptr=self.__array_interface__["data"][0])
+
+
+def _memory(ptr, count, dtype):
+    import ctypes
+    size = np.dtype(dtype).itemsize
+    return np.frombuffer((ctypes.c_char * (count * size)).from_address(ptr), dtype)
+
+
+def _fake_cublas(calls):
+    """``cublasGemmStridedBatchedEx`` computed on the host from the pointers it is given."""
+    dtypes = {v: k for k, v in _cublas.DATA_TYPE.items()}
+
+    def gemm(handle, op_a, op_b, m, n, k, alpha, a, a_type, lda, sa, b, b_type, ldb, sb,
+             beta, c, c_type, ldc, sc, batch, compute, algo):
+        dtype = np.dtype(dtypes[a_type])
+        calls.append(dict(types=(a_type, b_type, c_type), compute=compute, algo=algo,
+                          alpha=_memory(alpha, 1, dtype)[0], beta=_memory(beta, 1, dtype)[0]))
+
+        def matrix(ptr, op, rows, cols, ld):        # op(X) of shape (rows, cols)
+            r, cl = (rows, cols) if op == 0 else (cols, rows)
+            flat = _memory(ptr, ld * (cl - 1) + r, dtype)
+            x = flat[np.arange(r)[:, None] + ld * np.arange(cl)[None, :]]
+            return x if op == 0 else x.T
+
+        size = dtype.itemsize
+        for i in range(batch):
+            first = matrix(a + i * sa * size, op_a, m, k, lda)
+            second = matrix(b + i * sb * size, op_b, k, n, ldb)
+            out = _memory(c + i * sc * size, ldc * (n - 1) + m, dtype)
+            out[np.arange(m)[:, None] + ldc * np.arange(n)[None, :]] = first @ second
+        return 0
+    return gemm
+
+
+@pytest.fixture
+def stand_ins(monkeypatch):
+    import sys
+    from types import ModuleType, SimpleNamespace
+    cupy = ModuleType("cupy")
+    cupy.empty = lambda shape, dtype: np.empty(shape, dtype).view(_DeviceArray)
+    cupy.cuda = SimpleNamespace(
+        get_current_stream=lambda: SimpleNamespace(ptr=0),
+        Device=lambda: SimpleNamespace(id=0),
+        device=SimpleNamespace(get_cublas_handle=lambda: 1))
+    libs = ModuleType("cupy_backends.cuda.libs.cublas")
+    libs.setStream = lambda handle, stream: None
+    for name, mod in (("cupy", cupy), ("cupy_backends", ModuleType("cupy_backends")),
+                      ("cupy_backends.cuda", ModuleType("cupy_backends.cuda")),
+                      ("cupy_backends.cuda.libs", ModuleType("cupy_backends.cuda.libs")),
+                      ("cupy_backends.cuda.libs.cublas", libs)):
+        monkeypatch.setitem(sys.modules, name, mod)
+    sys.modules["cupy_backends.cuda.libs"].cublas = libs
+    calls = []
+    monkeypatch.setattr(_cublas, "_gemm_ex", lambda: _fake_cublas(calls))
+    monkeypatch.setattr(_cublas, "_HANDLES", {})
+    return calls
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "complex64", "complex128"])
+@pytest.mark.parametrize("tf32", [False, True])
+def test_matmul_hands_cublas_the_operands_scalars_and_types(stand_ins, dtype, tf32):
+    rng = np.random.default_rng(1)
+
+    def rand(*shape):
+        a = rng.standard_normal(shape) + (1j * rng.standard_normal(shape)
+                                          if dtype.startswith("complex") else 0)
+        return a.astype(dtype).view(_DeviceArray)
+
+    cases = [(rand(7, 3, 4), rand(7, 4, 5)), (rand(5, 4), rand(3, 4, 6)),
+             (np.swapaxes(rand(2, 3, 4, 6), -1, -2), rand(2, 3, 4, 5)),
+             (rand(3, 5, 10)[..., :4], np.swapaxes(rand(3, 6, 4), -1, -2))]
+    for a, b in cases:
+        got = _cublas.matmul(a, b, tf32=tf32)
+        want = np.asarray(a) @ np.asarray(b)
+        assert got.shape == want.shape
+        single = dtype in ("float32", "complex64")
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5 if single else 1e-12)
+    code = _cublas.DATA_TYPE[dtype]
+    double = dtype in ("float64", "complex128")
+    for call in stand_ins:
+        assert call["types"] == (code, code, code) and call["algo"] == -1
+        assert call["alpha"] == 1 and call["beta"] == 0
+        assert call["compute"] == (_cublas.COMPUTE_64F if double else
+                                   _cublas.COMPUTE_32F_FAST_TF32 if tf32 else
+                                   _cublas.COMPUTE_32F)
+
+
+def test_matmul_declines_mixed_dtypes_and_layouts_it_cannot_read(stand_ins):
+    a = np.ones((3, 4), np.float32).view(_DeviceArray)
+    assert _cublas.matmul(a, np.ones((4, 2), np.float64).view(_DeviceArray)) is None
+    b = np.ones((4, 10), np.float32)[:, ::2].view(_DeviceArray)       # column stride 2
+    assert _cublas.matmul(a, b) is None
+    assert stand_ins == []
