@@ -25,12 +25,11 @@ from then on, with one warning per process naming the reason.
 """
 from __future__ import annotations
 
-import threading
 import warnings
-from collections import OrderedDict
 
 from . import _backend as B
 from . import settings
+from ._cache import ByteCache
 
 __all__ = ["run", "clear", "MAX_BYTES"]
 
@@ -40,44 +39,8 @@ MAX_BYTES = 1 << 30
 _FAILED = object()
 
 
-class _Cache:
-    """Graphs per signature, least recently used first out past ``max_bytes``."""
-
-    def __init__(self, max_bytes):
-        self.max_bytes, self.nbytes = max_bytes, 0
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-        self.warned = False
-
-    def get(self, key):
-        with self._lock:
-            item = self._items.get(key)
-            if item is None:
-                return None
-            self._items.move_to_end(key)
-            return item[0]
-
-    def put(self, key, value, nbytes):
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self.nbytes -= old[1]
-            while self._items and self.nbytes + nbytes > self.max_bytes:
-                _, (_, dropped) = self._items.popitem(last=False)
-                self.nbytes -= dropped
-            self._items[key] = (value, nbytes)
-            self.nbytes += nbytes
-
-    def clear(self):
-        with self._lock:
-            self._items.clear()
-            self.nbytes = 0
-
-    def __len__(self):
-        return len(self._items)
-
-
-_CACHE = _Cache(MAX_BYTES)
+_CACHE = ByteCache(MAX_BYTES)
+_WARNED = [False]                       # a failed capture is reported once per process
 
 
 def clear() -> None:
@@ -189,12 +152,13 @@ def run(signature, fn, arrays, *, xp, capturable=True):
             entry = backend.capture(fn, pool, inputs)
         except Exception as err:
             _CACHE.put(key, _FAILED, 0)
-            if not _CACHE.warned:
-                _CACHE.warned = True
+            if not _WARNED[0]:
+                _WARNED[0] = True
                 warnings.warn(f"blconv: CUDA graph capture failed ({type(err).__name__}: {err}); "
                               f"these calls run without graphs", RuntimeWarning, stacklevel=3)
             return fn(*arrays)
-    _CACHE.put(key, entry, entry.nbytes)
+    if not _CACHE.put(key, entry, entry.nbytes):     # larger than the whole cache
+        _CACHE.put(key, _FAILED, 0)
     # the first call's result comes from the graph too: every call of a signature runs the
     # same kernels on the same buffers
     return backend.replay(entry, arrays)

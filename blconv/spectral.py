@@ -27,57 +27,21 @@ down as ``opts``; both routes give the same result to rounding.
 """
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 
 import numpy as np
 
 from . import _backend as B
 from . import _graphs, _threads
+from ._cache import ByteCache
 from .band import Band
 from .settings import Settings
 
 __all__ = ["forward", "inverse", "filter_forward", "filter_inverse", "complex_dtype", "contiguous",
            "clear_caches"]
 
-class _ByteCache:
-    """A least-recently-used cache bounded by the bytes of its values (thread-safe)."""
-
-    def __init__(self, max_bytes: int):
-        self.max_bytes, self.nbytes = max_bytes, 0
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            item = self._items.get(key)
-            if item is None:
-                return None
-            self._items.move_to_end(key)
-            return item[0]
-
-    def put(self, key, value, nbytes: int):
-        with self._lock:
-            if key in self._items or nbytes > self.max_bytes:
-                return
-            while self._items and self.nbytes + nbytes > self.max_bytes:
-                _, (_, dropped) = self._items.popitem(last=False)
-                self.nbytes -= dropped
-            self._items[key] = (value, nbytes)
-            self.nbytes += nbytes
-
-    def clear(self):
-        with self._lock:
-            self._items.clear()
-            self.nbytes = 0
-
-    def __len__(self):
-        return len(self._items)
-
-
 #: DFT matrices per (sizes, positions, kind, dtype, namespace, device); the least
 #: recently used go first past the bound.
-_MATRICES = _ByteCache(256 << 20)
+_MATRICES = ByteCache(256 << 20)
 
 
 def clear_caches() -> None:

@@ -103,7 +103,7 @@ def test_every_call_replays_its_own_graph(fake, dtype):
                 np.testing.assert_array_equal(g, v)
     # a forward and a backward for each call that takes the per-frequency route (on NumPy
     # the 1D call takes the taps route), each replayed in the second and third rounds
-    entries = [v for v, _ in _graphs._CACHE._items.values()]
+    entries = _graphs._CACHE.values()
     assert fake.captures == len(entries) == 2 * (len(CALLS) - 1)
     assert all(e.replays == 2 for e in entries)
 
@@ -163,7 +163,7 @@ def test_graphs_are_off_by_default_and_never_used_on_numpy(monkeypatch):
 def test_a_failed_capture_warns_once_and_runs_without_the_graph(monkeypatch):
     backend = FakeGraphs(fail=NotImplementedError("cuBLAS refused during capture"))
     monkeypatch.setattr(_graphs, "_graphs_for", lambda xp: backend)
-    monkeypatch.setattr(_graphs._CACHE, "warned", False)
+    monkeypatch.setattr(_graphs, "_WARNED", [False])
     blconv.clear_caches()
     d, xs, ws, kw, bias = CALLS[0]
     x, w, b = _inputs(d, xs, ws, bias, np.float64, 4)
@@ -182,16 +182,34 @@ def test_a_failed_capture_warns_once_and_runs_without_the_graph(monkeypatch):
 
 
 def test_the_cache_keeps_the_most_recent_graphs_within_its_bytes():
-    cache = _graphs._Cache(100)
+    from blconv._cache import ByteCache
+    cache = ByteCache(100)
     for i in range(5):
-        cache.put(i, f"graph {i}", 40)
+        assert cache.put(i, f"graph {i}", 40)
     assert len(cache) == 2 and cache.nbytes == 80
     assert cache.get(0) is None and cache.get(4) == "graph 4"
     cache.get(3)
     cache.put(5, "graph 5", 40)                          # 4 was used least recently
     assert cache.get(4) is None and cache.get(3) == "graph 3"
+    cache.put(3, "graph 3 again", 10)                    # a key replaced, its bytes too
+    assert cache.nbytes == 50 and cache.get(3) == "graph 3 again"
+    assert not cache.put(6, "too large", 101) and cache.get(6) is None
     cache.clear()
     assert len(cache) == 0 and cache.nbytes == 0
+
+
+def test_a_graph_larger_than_the_cache_runs_without_graphs_from_then_on(fake, monkeypatch):
+    from blconv._cache import ByteCache
+    monkeypatch.setattr(_graphs, "_CACHE", ByteCache(1))
+    d, xs, ws, kw, bias = CALLS[0]
+    x, w, b = _inputs(d, xs, ws, bias, np.float64, 5)
+    want = _run(d, x, w, b, kw)
+    with blconv.cuda_graphs(True):
+        for _ in range(2):
+            for g, v in zip(_run(d, x, w, b, kw), want):
+                np.testing.assert_array_equal(g, v)
+    assert fake.captures == 2                            # once each, not at every call
+    assert _graphs._CACHE.values() == [_graphs._FAILED] * 2
 
 
 def test_the_setting_takes_a_bool():
@@ -231,7 +249,7 @@ def test_gpu_replays_match_the_captured_call_bit_for_bit(cp, dtype):
         for f, e in zip(first, eager):                           # cuBLAS directly vs matmul
             f, e = cp.asnumpy(f).astype(np.complex128), cp.asnumpy(e).astype(np.complex128)
             assert np.linalg.norm(f - e) <= tol * np.linalg.norm(e)
-    entries = [v for v, _ in _graphs._CACHE._items.values() if v is not _graphs._FAILED]
+    entries = [v for v in _graphs._CACHE.values() if v is not _graphs._FAILED]
     assert len(entries) == 2 * len(CALLS) and all(e.replays == 2 for e in entries)
     blconv.clear_caches()
 

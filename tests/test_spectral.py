@@ -115,8 +115,9 @@ def test_slab_copies_equal_the_transpose(monkeypatch, shape, src, dst, perm, sla
 
 def test_matrix_cache_is_bounded_in_bytes_and_can_be_cleared(monkeypatch):
     import blconv
+    from blconv._cache import ByteCache
     one = 6 * 10 * 8                                   # a (F=6, P=10) complex64 matrix
-    cache = spectral._ByteCache(2 * one + one // 2)
+    cache = ByteCache(2 * one + one // 2)
     monkeypatch.setattr(spectral, "_MATRICES", cache)
     w = np.ones((1, 1, 10), np.float32)
     for n in range(10, 16):                            # six distinct such matrices
