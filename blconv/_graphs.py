@@ -17,10 +17,11 @@ shapes, dtypes, band, geometry, settings; the device and stream are added here):
   a caller holds is the graph's memory and a replay never overwrites an earlier result.
 
 Every call of a signature runs the same kernels on the same buffers: they give the
-same bits.  Each graph keeps a private CuPy memory pool with its
-inputs, intermediates and outputs for as long as it is cached; the cache holds at most
-:data:`MAX_BYTES` of them, least recently used first out, and
-:func:`blconv.clear_caches` empties it.  A signature whose capture fails runs eagerly
+same bits.  The graphs of a stream take their memory from one private CuPy memory
+pool: each keeps its own input and output buffers for as long as it is cached, and
+they share their intermediates (replays on one stream run one after the other).  The
+cache holds at most :data:`MAX_BYTES` of input and output buffers, least recently used
+first out, and :func:`blconv.clear_caches` empties it and frees the pools.  A signature whose capture fails runs eagerly
 from then on, with one warning per process naming the reason.
 """
 from __future__ import annotations
@@ -33,19 +34,24 @@ from ._cache import ByteCache
 
 __all__ = ["run", "clear", "MAX_BYTES"]
 
-#: Device bytes the cached graphs may hold together.
-MAX_BYTES = 1 << 30
+#: Device bytes of the cached graphs' own input and output buffers, together (the
+#: intermediates, shared by the graphs of a stream, come on top: about the largest
+#: graph's).
+MAX_BYTES = 4 << 30
 
 _FAILED = object()
 
 
 _CACHE = ByteCache(MAX_BYTES)
+_POOLS: dict = {}                       # (device, stream) -> (memory pool, capture stream)
 _WARNED = [False]                       # a failed capture is reported once per process
 
 
 def clear() -> None:
-    """Drop every cached graph (their device memory goes back with them)."""
+    """Drop every cached graph and the memory pools they share (their device memory goes
+    back with them)."""
     _CACHE.clear()
+    _POOLS.clear()
 
 
 class _Entry:
@@ -70,12 +76,28 @@ class _CuPyGraphs:
     def capturing(self) -> bool:
         return bool(self.cp.cuda.get_current_stream().is_capturing())
 
+    def _pool(self):
+        """The memory pool and capture stream of the current device and stream.
+
+        Every graph of one stream takes its memory from one pool: replays on a stream
+        run one after the other, and a graph's intermediates are dead once its outputs
+        are copied out, so the graphs share them (the pool holds about the largest
+        graph's), while each keeps its own input and output buffers.  The legacy stream
+        cannot capture: the capture stream is a stream of its own.
+        """
+        key = self.where()
+        got = _POOLS.get(key)
+        if got is None:
+            got = _POOLS[key] = (self.cp.cuda.MemoryPool(),
+                                 self.cp.cuda.Stream(non_blocking=True))
+        return got
+
     def buffers(self, arrays):
-        """The graph's input buffers, C-contiguous, from a pool of its own, holding the
-        values of ``arrays``; and that pool."""
+        """The graph's input buffers, C-contiguous, holding the values of ``arrays``; and
+        the pool they come from."""
         cp = self.cp
-        pool = cp.cuda.MemoryPool()
-        with cp.cuda.using_allocator(pool.malloc):
+        pool, side = self._pool()
+        with cp.cuda.using_allocator(pool.malloc), side:
             inputs = tuple(None if a is None else cp.empty(a.shape, a.dtype) for a in arrays)
         for buf, a in zip(inputs, arrays):
             if buf is not None:
@@ -85,7 +107,7 @@ class _CuPyGraphs:
     def capture(self, fn, pool, inputs):
         cp = self.cp
         caller = cp.cuda.get_current_stream()
-        side = cp.cuda.Stream(non_blocking=True)          # the legacy stream cannot capture
+        pool, side = self._pool()
         side.wait_event(caller.record())
         with cp.cuda.using_allocator(pool.malloc), side:
             side.begin_capture()
@@ -99,7 +121,8 @@ class _CuPyGraphs:
                 raise
             graph = side.end_capture()
         caller.wait_event(side.record())
-        return _Entry(graph, inputs, outputs, pool, pool.total_bytes())
+        own = sum(a.nbytes for a in inputs + tuple(outputs) if a is not None)
+        return _Entry(graph, inputs, outputs, pool, own)
 
     def replay(self, entry, arrays):
         for buf, a in zip(entry.inputs, arrays):

@@ -248,7 +248,9 @@ def set_cuda_graphs(enabled: bool) -> None:
     different cuBLAS entry point).  The per-frequency route with a fixed band, in one
     batch chunk, on DFT-matrix transforms is captured; every other call (energy
     bands, chunked batches, the FFT route, 1x1 filters) runs as without the setting.
-    The graphs hold device memory, at most 1 GiB in all; :func:`blconv.clear_caches`
+    The graphs hold device memory: their own copies of their inputs and outputs (at
+    most 4 GiB in all, the least recently used dropped first) and, per stream, the
+    intermediates they share (about the largest graph's); :func:`blconv.clear_caches`
     frees it.  NumPy arrays never use graphs.
 
     Examples

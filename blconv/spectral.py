@@ -49,8 +49,8 @@ def clear_caches() -> None:
     on demand.
 
     The matrices take at most 256 MiB per process, the graphs of
-    :func:`blconv.cuda_graphs` at most 1 GiB of device memory; results never depend
-    on either.
+    :func:`blconv.cuda_graphs` at most 4 GiB of input and output buffers (and their
+    shared intermediates) of device memory; results never depend on either.
 
     Examples
     --------

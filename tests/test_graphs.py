@@ -233,20 +233,24 @@ def _gpu_inputs(cp, d, xs, ws, bias, dtype, seed):
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gpu_replays_match_the_captured_call_bit_for_bit(cp, dtype):
+    # the graphs of a stream share their intermediates: replays of every signature,
+    # interleaved after all were captured, must still give each its own first result
     blconv.clear_caches()
-    for i, (d, xs, ws, kw, bias) in enumerate(CALLS):
-        x, w, b = _gpu_inputs(cp, d, xs, ws, bias, dtype, i)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", RuntimeWarning)        # a failed capture fails here
-            with blconv.cuda_graphs(True):
-                first = _run(d, x, w, b, kw)                     # captured
-                replays = [_run(d, x, w, b, kw) for _ in range(2)]
-        eager = _run(d, x, w, b, kw)
+    inputs = [_gpu_inputs(cp, d, xs, ws, bias, dtype, i)
+              for i, (d, xs, ws, kw, bias) in enumerate(CALLS)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)            # a failed capture fails here
+        with blconv.cuda_graphs(True):
+            first = [_run(c[0], *a, c[3]) for c, a in zip(CALLS, inputs)]     # captured
+            replays = [[_run(c[0], *a, c[3]) for c, a in zip(CALLS, inputs)]
+                       for _ in range(2)]
+    tol = 2e-5 if dtype == np.float32 else 1e-11
+    for i, (c, a) in enumerate(zip(CALLS, inputs)):
         for rep in replays:
-            for f, r in zip(first, rep):
+            for f, r in zip(first[i], rep[i]):
                 np.testing.assert_array_equal(cp.asnumpy(f), cp.asnumpy(r))
-        tol = 2e-5 if dtype == np.float32 else 1e-11
-        for f, e in zip(first, eager):                           # cuBLAS directly vs matmul
+        eager = _run(c[0], *a, c[3])                              # cuBLAS directly vs matmul
+        for f, e in zip(first[i], eager):
             f, e = cp.asnumpy(f).astype(np.complex128), cp.asnumpy(e).astype(np.complex128)
             assert np.linalg.norm(f - e) <= tol * np.linalg.norm(e)
     entries = [v for v in _graphs._CACHE.values() if v is not _graphs._FAILED]
