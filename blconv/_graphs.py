@@ -21,8 +21,9 @@ same bits.  The graphs of a stream take their memory from one private CuPy memor
 pool: each keeps its own input and output buffers for as long as it is cached, and
 they share their intermediates (replays on one stream run one after the other).  The
 cache holds at most :data:`MAX_BYTES` of input and output buffers, least recently used
-first out, and :func:`blconv.clear_caches` empties it and frees the pools.  A signature whose capture fails runs eagerly
-from then on, with one warning per process naming the reason.
+first out, and :func:`blconv.clear_caches` empties it and frees the pools.  A
+signature whose capture fails runs eagerly from then on, with one warning per process
+naming the reason.
 """
 from __future__ import annotations
 
@@ -74,7 +75,10 @@ class _CuPyGraphs:
         return (self.cp.cuda.Device().id, self.cp.cuda.get_current_stream().ptr)
 
     def capturing(self) -> bool:
-        return bool(self.cp.cuda.get_current_stream().is_capturing())
+        try:
+            return bool(self.cp.cuda.get_current_stream().is_capturing())
+        except RuntimeError:     # the legacy stream, queried while another stream captures
+            return True
 
     def _pool(self):
         """The memory pool and capture stream of the current device and stream.
@@ -107,7 +111,7 @@ class _CuPyGraphs:
     def capture(self, fn, pool, inputs):
         cp = self.cp
         caller = cp.cuda.get_current_stream()
-        pool, side = self._pool()
+        side = self._pool()[1]
         side.wait_event(caller.record())
         with cp.cuda.using_allocator(pool.malloc), side:
             side.begin_capture()

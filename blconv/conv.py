@@ -325,7 +325,7 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
     geom, band, G = ctx.geometry, ctx.band, ctx.groups
     if ctx.layout == "taps":
         dx, dw = _taps.backward(dy, ctx.x_hat, ctx.w, band, geom, G, opts)
-        return dx, dw, _bias_grad(dy, ctx, xp=xp)
+        return dx, dw, _bias_grad(dy, ctx.has_bias, xp=xp)
     O, Cg = ctx.w_shape[:2]
     N = ctx.out_shape[0]
     itemsize = 4 if real == xp.float32 else 8
@@ -334,7 +334,7 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
     if ctx.layout == "pointwise":
         dx, dw = _pointwise.backward(dy, ctx.x_hat, ctx.w, band, geom, G, chunks, xp=xp,
                                      opts=opts)
-        return dx, dw, _bias_grad(dy, ctx, xp=xp)
+        return dx, dw, _bias_grad(dy, ctx.has_bias, xp=xp)
     if len(chunks) == 1:                                            # a CUDA graph can hold it
         return _graphs.run(
             ("backward", band, geom, G, ctx.has_bias, opts),
@@ -354,12 +354,12 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
         dx[i0:i1, ...] = dxc
     dw = _channels.dw(dw_acc, filters, xp=xp)
     return (xp.astype(dx, real, copy=False), xp.astype(dw, real, copy=False),
-            _bias_grad(dy, ctx, xp=xp))
+            _bias_grad(dy, ctx.has_bias, xp=xp))
 
 
-def _bias_grad(dy, ctx, *, xp):
-    d = len(ctx.geometry.out)
-    return xp.sum(dy, axis=(0,) + tuple(range(2, 2 + d))) if ctx.has_bias else None
+def _bias_grad(dy, has_bias, *, xp):
+    """``db``: ``dy`` summed over the batch and the spatial axes (``None`` without a bias)."""
+    return xp.sum(dy, axis=(0,) + tuple(range(2, dy.ndim))) if has_bias else None
 
 
 def _freq_backward_chunk(dyc, xc_hat, filters, band, geom, G, opts, *, xp):
@@ -388,8 +388,8 @@ def _freq_backward(dy, x_hat, w, *, band, geom, groups, has_bias, opts, xp):
                                 nthreads=_threads.count(opts, xp=xp), transposed=True)
     dx, acc = _freq_backward_chunk(dy, x_hat, filters, band, geom, groups, opts, xp=xp)
     dw = _channels.dw(acc, filters, xp=xp)
-    db = (xp.sum(dy, axis=(0,) + tuple(range(2, 2 + len(geom.out)))) if has_bias else None)
-    return xp.astype(dx, real, copy=False), xp.astype(dw, real, copy=False), db
+    return (xp.astype(dx, real, copy=False), xp.astype(dw, real, copy=False),
+            _bias_grad(dy, has_bias, xp=xp))
 
 
 def conv1d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, compress_rate=0.0,
