@@ -119,11 +119,15 @@ def plan(a_shape, a_strides, b_shape, b_strides):
 @functools.lru_cache(maxsize=1)
 def _gemm_ex():
     """``cublasGemmStridedBatchedEx`` of the cuBLAS library already in this process (the
-    one CuPy loaded, found in ``/proc/self/maps``)."""
+    one CuPy loaded, found in ``/proc/self/maps``: of CuPy's CUDA major version where
+    PyTorch brought another)."""
+    import cupy
     _handle()                                     # makes CuPy load cuBLAS
     with open("/proc/self/maps") as f:
         paths = sorted({line.split()[-1] for line in f
                         if "/libcublas.so" in line and "libcublasLt" not in line})
+    major = f"libcublas.so.{cupy.cuda.runtime.runtimeGetVersion() // 1000}"
+    paths = [p for p in paths if major in p] or paths
     if not paths:
         raise OSError("blconv: no cuBLAS library is loaded in this process")
     f = ctypes.CDLL(paths[0]).cublasGemmStridedBatchedEx
