@@ -228,3 +228,52 @@ def test_matmul_declines_mixed_dtypes_and_layouts_it_cannot_read(stand_ins):
     b = np.ones((4, 10), np.float32)[:, ::2].view(_DeviceArray)       # column stride 2
     assert _cublas.matmul(a, b) is None
     assert stand_ins == []
+
+
+# --- a whole correlation on CuPy's code path, every product through the cuBLAS call --------
+CONV_CASES = [
+    (1, (3, 4, 30), (6, 4, 5), dict(padding=2, compress_rate=0.5)),
+    (1, (2, 4, 40), (6, 2, 3), dict(stride=2, groups=2, dilation=2)),
+    (2, (3, 4, 9, 9), (6, 4, 3, 3), dict(padding=1, compress_rate=0.5)),
+    (2, (2, 4, 10, 8), (6, 2, 3, 3), dict(stride=(2, 1), padding=(0, 2), groups=2)),
+]
+
+
+@pytest.mark.parametrize("case", range(len(CONV_CASES)))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_correlation_on_cupy_s_code_path_through_direct_products(stand_ins, monkeypatch,
+                                                                   case, dtype):
+    # NumPy arrays taken down the CuPy branches (no NumPy-only blocks, fused transforms or
+    # threads; complex views as CuPy has them), inside direct_gemm: every product of the
+    # forward and backward is one planned cuBLAS call, computed by the host model above
+    import blconv
+    from blconv import _backend as B
+    d, xs, ws, kw = CONV_CASES[case]
+    rng = np.random.default_rng(case)
+    x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype)
+    fwd = blconv.conv1d_forward if d == 1 else blconv.conv2d_forward
+    bwd = blconv.conv1d_backward if d == 1 else blconv.conv2d_backward
+    y, ctx = fwd(x, w, b, **kw)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    want = (y,) + bwd(dy, ctx)
+
+    products = []
+    real = _cublas.matmul
+
+    def direct(a, b, tf32=False):
+        products.append((a.shape, b.shape))
+        return real(a.view(_DeviceArray), b.view(_DeviceArray), tf32=tf32)
+
+    monkeypatch.setattr(_cublas, "matmul", direct)
+    monkeypatch.setattr(B, "is_numpy", lambda xp: False)
+    monkeypatch.setattr(B, "is_cupy", lambda xp: True)
+    blconv.clear_caches()
+    with B.direct_gemm():
+        y, ctx = fwd(x, w, b, **kw)
+        got = (y,) + bwd(dy, ctx)
+    blconv.clear_caches()
+    assert len(products) >= 8 and len(stand_ins) == len(products)   # none fell back to @
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    for g, v in zip(got, want):
+        assert np.linalg.norm(np.asarray(g) - v) <= tol * np.linalg.norm(v)
