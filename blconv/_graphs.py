@@ -56,11 +56,10 @@ def clear() -> None:
 
 
 class _Entry:
-    """One captured graph, its input and output buffers, and the pool that holds them."""
+    """One captured graph and its input and output buffers."""
 
-    def __init__(self, graph, inputs, outputs, pool, nbytes):
-        self.graph, self.inputs, self.outputs = graph, inputs, outputs
-        self.pool, self.nbytes = pool, nbytes
+    def __init__(self, graph, inputs, outputs, nbytes):
+        self.graph, self.inputs, self.outputs, self.nbytes = graph, inputs, outputs, nbytes
         self.replays = 0
 
 
@@ -97,8 +96,7 @@ class _CuPyGraphs:
         return got
 
     def buffers(self, arrays):
-        """The graph's input buffers, C-contiguous, holding the values of ``arrays``; and
-        the pool they come from."""
+        """The graph's input buffers, C-contiguous, holding the values of ``arrays``."""
         cp = self.cp
         pool, side = self._pool()
         with cp.cuda.using_allocator(pool.malloc), side:
@@ -106,12 +104,12 @@ class _CuPyGraphs:
         for buf, a in zip(inputs, arrays):
             if buf is not None:
                 buf[...] = a
-        return pool, inputs
+        return inputs
 
-    def capture(self, fn, pool, inputs):
+    def capture(self, fn, inputs):
         cp = self.cp
         caller = cp.cuda.get_current_stream()
-        side = self._pool()[1]
+        pool, side = self._pool()
         side.wait_event(caller.record())
         with cp.cuda.using_allocator(pool.malloc), side:
             side.begin_capture()
@@ -126,7 +124,7 @@ class _CuPyGraphs:
             graph = side.end_capture()
         caller.wait_event(side.record())
         own = sum(a.nbytes for a in inputs + tuple(outputs) if a is not None)
-        return _Entry(graph, inputs, outputs, pool, own)
+        return _Entry(graph, inputs, outputs, own)
 
     def replay(self, entry, arrays):
         for buf, a in zip(entry.inputs, arrays):
@@ -170,13 +168,13 @@ def run(signature, fn, arrays, *, xp, capturable=True):
         entry.replays += 1
         return backend.replay(entry, arrays)
     with B.direct_gemm():
-        pool, inputs = backend.buffers(arrays)
+        inputs = backend.buffers(arrays)
         # a first run on the graph's own buffers (errors here are the call's own): kernels
         # compiled for these layouts, DFT matrices on the device, cuBLAS ready, none of
         # which a capture may do
         fn(*inputs)
         try:
-            entry = backend.capture(fn, pool, inputs)
+            entry = backend.capture(fn, inputs)
         except Exception as err:
             _CACHE.put(key, _FAILED, 0)
             if not _WARNED[0]:
