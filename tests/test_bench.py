@@ -291,3 +291,31 @@ def test_the_channel_floor_script_times_the_products_inside_the_layer(tmp_path):
             assert 0 < r["channel_products_ms"] < r["ms"]
     # at batch 2 fcn3 takes the taps route (taps x batch 6): no per-frequency products
     assert all(r["channel_products_ms"] is None for r in records if r["route"] == "picked")
+
+
+def test_gpu_times_are_read_from_cuda_events_on_the_stream(monkeypatch):
+    # a stand-in for CuPy's events: record() stamps the host clock, as an event on an
+    # idle stream does; the timer must read the pair around the call, after both are done
+    import sys
+    import time
+    from types import ModuleType, SimpleNamespace
+
+    from blconv.bench import measure
+    log = []
+
+    class Event:
+        def record(self):
+            self.t = time.perf_counter()
+            log.append("record")
+
+        def synchronize(self):
+            log.append("synchronize")
+
+    cupy = ModuleType("cupy")
+    cupy.cuda = SimpleNamespace(Event=Event,
+                                get_elapsed_time=lambda a, b: 1e3 * (b.t - a.t))
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    seconds = measure._event_timed(lambda: (log.append("call"), time.sleep(0.02)),
+                                   lambda: log.append("sync"))
+    assert 0.015 < seconds < 0.5
+    assert log == ["sync", "record", "call", "record", "synchronize", "sync"]

@@ -18,11 +18,26 @@ __all__ = ["run_benchmark"]
 
 
 def _timed(fn, sync):
+    """Seconds of ``fn()`` on the host clock, the devices idle before and after."""
     sync()
     t0 = time.perf_counter()
     fn()
     sync()
     return time.perf_counter() - t0
+
+
+def _event_timed(fn, sync):
+    """Seconds of ``fn()`` between two CUDA events on the current stream (where CuPy and
+    PyTorch both run by default): from the stream reaching the call to its last kernel."""
+    import cupy
+    sync()
+    start, end = cupy.cuda.Event(), cupy.cuda.Event()
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    sync()
+    return cupy.cuda.get_elapsed_time(start, end) / 1e3
 
 
 def _check_options(fn, layers, rates, repeats, peer_repeats, warmup, methods, device, batch,
@@ -117,6 +132,7 @@ class _Plan:
     seed: int
     sync: Callable[[], None]
     log: Callable[[str], None]
+    timer: Callable = _timed
 
 
 def run_benchmark(layers=None, *, rates=DEFAULT_RATES, repeats=5, peer_repeats=3,
@@ -194,7 +210,10 @@ def run_benchmark(layers=None, *, rates=DEFAULT_RATES, repeats=5, peer_repeats=3
     methods, notes = _available_methods(methods, gpu=gpu)
     plan = _Plan(gpu=gpu, repeats=repeats, peer_repeats=peer_repeats, peer_budget=peer_budget,
                  warmup=warmup, pause=pause, threads=threads or usable_cores(), seed=seed,
-                 sync=_synchronizer(methods, gpu=gpu), log=log or (lambda line: None))
+                 sync=_synchronizer(methods, gpu=gpu), log=log or (lambda line: None),
+                 timer=_event_timed if gpu else _timed)
+    if gpu:
+        notes.append("times: CUDA events on the current stream around each call")
     # after _available_methods, so that the torch version is known; its date is the start
     header = machine_info(device=device, threads=plan.threads)
     records = _run_layers(layers, rates, methods, batch=batch, plan=plan)
@@ -266,8 +285,8 @@ def _time_interleaved(configs, plan):
                 if plan.pause and cfg.method != last:
                     time.sleep(plan.pause)  # let the last method's spinning threads sleep
                 last = cfg.method
-                cfg.fwd_s.append(_timed(cfg.forward, plan.sync))
-                cfg.fwdbwd_s.append(_timed(cfg.forward_backward, plan.sync))
+                cfg.fwd_s.append(plan.timer(cfg.forward, plan.sync))
+                cfg.fwdbwd_s.append(plan.timer(cfg.forward_backward, plan.sync))
 
 
 def _run_layer(layer, rates, methods, plan):
