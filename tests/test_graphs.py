@@ -1,10 +1,10 @@
 """CUDA graphs (blconv._graphs): what a graph replays is what the call asked for.
 
 On the CPU a stand-in for CuPy's capture keeps the function of the first call of a
-signature and, on later calls, runs *that* function on its own input buffers, as a
+signature and, at every call, runs *that* function on its own input buffers, as a
 replayed graph runs the first call's kernels.  A signature that left out anything the
-operations depend on (rate, padding, stride, groups, bias, dtype, a setting) would
-replay a stale function and give a wrong answer, which the tests compare against the
+operations depend on (rate, padding, stride, groups, bias, dtype) would replay a stale
+function and give a wrong answer, which the tests compare, to rounding, against the
 call without graphs.  The GPU tests at the end run the real capture.
 """
 import warnings
@@ -82,6 +82,18 @@ def _run(d, x, w, b, kw, dy=None):
     return (y, ctx.x_hat) + tuple(g for g in bwd(dy, ctx) if g is not None)
 
 
+def _close(got, want, what=""):
+    """Equal to rounding, norm-wise.  The replay runs the first call's operations on the
+    graph's own buffers: BLAS may round differently at other addresses on some machines,
+    never by more than a few units in the last place of these short sums (inner sizes up
+    to 81); a replay with stale parameters is wrong in every digit."""
+    for g, v in zip(got, want):
+        g, v = np.asarray(g, np.complex128), np.asarray(v, np.complex128)
+        tol = 1e-12 if np.asarray(want[0]).dtype == np.float64 else 1e-5
+        assert g.shape == v.shape, what
+        assert np.linalg.norm(g - v) <= tol * np.linalg.norm(v), what
+
+
 def _inputs(d, xs, ws, bias, dtype, seed):
     rng = np.random.default_rng(seed)
     x, w = (rng.standard_normal(s).astype(dtype) for s in (xs, ws))
@@ -98,8 +110,7 @@ def test_every_call_replays_its_own_graph(fake, dtype):
                 got = _run(d, x, w, b, kw)
             want = _run(d, x, w, b, kw)
             assert len(got) == len(want)
-            for g, v in zip(got, want):
-                np.testing.assert_array_equal(g, v)
+            _close(got, want, f"call {i}, round {rnd}")
     # a forward and a backward for each call that takes the per-frequency route (on NumPy
     # the 1D call takes the taps route), each replayed in the second and third rounds
     entries = _graphs._CACHE.values()
@@ -107,17 +118,20 @@ def test_every_call_replays_its_own_graph(fake, dtype):
     assert all(e.replays == 2 for e in entries)
 
 
-def test_a_setting_that_changes_the_operations_is_part_of_the_signature(fake):
+def test_the_settings_are_part_of_the_signature(fake):
+    # another Settings object gets its own graph: here the same (matrix) route, named
+    # explicitly; the FFT route is not captured at all (see the test below)
     d, xs, ws, kw, bias = CALLS[0]
     x, w, b = _inputs(d, xs, ws, bias, np.float64, 0)
     with blconv.cuda_graphs(True):
         _run(d, x, w, b, kw)
-        with blconv.transform("fft"):
+        assert fake.captures == 2
+        with blconv.transform("matrix"):
             got = _run(d, x, w, b, kw)
-    with blconv.transform("fft"):
+        assert fake.captures == 4
+    with blconv.transform("matrix"):
         want = _run(d, x, w, b, kw)
-    for g, v in zip(got, want):
-        np.testing.assert_array_equal(g, v)
+    _close(got, want)
 
 
 def test_results_are_not_the_graph_s_buffers(fake):
@@ -130,8 +144,7 @@ def test_results_are_not_the_graph_s_buffers(fake):
         for a in first:
             a[...] = 0                                   # the caller owns what it got
         second = _run(d, x, w, b, kw)
-    for k, s in zip(kept, second):
-        np.testing.assert_array_equal(k, s)
+    _close(second, kept)
 
 
 def test_calls_off_the_graph_route_run_as_they_are(fake):
@@ -173,9 +186,8 @@ def test_a_failed_capture_warns_once_and_runs_without_the_graph(monkeypatch):
         with warnings.catch_warnings():
             warnings.simplefilter("error")               # once per process, not per call
             again = _run(d, x, w, b, kw)
-    for g, a, v in zip(got, again, want):
-        np.testing.assert_array_equal(g, v)
-        np.testing.assert_array_equal(a, v)
+    _close(got, want)
+    _close(again, want)
     assert backend.captures == 2                         # the forward and the backward, once
     blconv.clear_caches()
 
@@ -205,8 +217,7 @@ def test_a_graph_larger_than_the_cache_runs_without_graphs_from_then_on(fake, mo
     want = _run(d, x, w, b, kw)
     with blconv.cuda_graphs(True):
         for _ in range(2):
-            for g, v in zip(_run(d, x, w, b, kw), want):
-                np.testing.assert_array_equal(g, v)
+            _close(_run(d, x, w, b, kw), want)
     assert fake.captures == 2                            # once each, not at every call
     assert _graphs._CACHE.values() == [_graphs._FAILED] * 2
 
@@ -269,8 +280,7 @@ def test_gpu_replays_on_another_stream_get_their_own_graph(cp):
             got = _run(d, x, w, b, kw)
             got = _run(d, x, w, b, kw)
         stream.synchronize()
-    for g, v in zip(got, want):
-        np.testing.assert_array_equal(cp.asnumpy(g), cp.asnumpy(v))
+    _close([cp.asnumpy(g) for g in got], [cp.asnumpy(v) for v in want])   # another graph
     assert len(_graphs._CACHE) == 4
     blconv.clear_caches()
 
