@@ -533,6 +533,17 @@ def test_import_blconv_does_not_import_torch():
     assert r.stdout.strip() == "[]"
 
 
+def test_eager_use_of_blconv_torch_does_not_import_torchdynamo():
+    """Keeping the core out of torch.compile's tracing must not cost the import of
+    TorchDynamo (seconds) in a program that never compiles."""
+    r = _python("import sys, torch, blconv.torch as bt\n"
+                "y = bt.Conv2d(2, 3, 3, compress_rate=0.5)(torch.randn(1, 2, 8, 8))\n"
+                "y.sum().backward()\n"
+                "print('torch._dynamo' in sys.modules)")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
+
+
 def test_blconv_torch_without_torch_says_what_to_install():
     r = _python("import sys\nsys.modules['torch'] = None\nimport blconv\n"
                 "try:\n    import blconv.torch\nexcept ImportError as e:\n    print(e)\n")
@@ -661,3 +672,119 @@ def test_modifying_the_weight_before_the_backward_is_an_error():
         w.mul_(2.0)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.sum().backward()
+
+
+# --- mixed precision and torch.compile -------------------------------------------------
+@pytest.mark.parametrize("half", [torch.bfloat16, torch.float16], ids=["bf16", "f16"])
+def test_under_autocast_half_inputs_are_computed_in_float32(half):
+    """Autocast hands a converted layer the half-precision output of the operation before
+    it: the layer casts it to float32 and runs the float32 correlation, and the gradient
+    comes back in the input's own dtype."""
+    gen = torch.Generator().manual_seed(21)
+    x_half = rand(gen, 2, 3, 10, 10).detach().to(half).requires_grad_()
+    w, b = rand(gen, 4, 3, 3, 3, dtype=torch.float32), rand(gen, 4, dtype=torch.float32)
+    dy = rand(gen, 2, 4, 5, 5, dtype=torch.float32, grad=False)
+    with torch.autocast("cpu", dtype=half):
+        y = bt.conv2d(x_half, w, b, stride=2, padding=1, compress_rate=0.5)
+    assert y.dtype == torch.float32
+    y.backward(dy)
+    # the same call on the float32 values, outside autocast: the same arithmetic
+    x32 = x_half.detach().float().requires_grad_()
+    w32, b32 = (t.detach().clone().requires_grad_() for t in (w, b))
+    y32 = bt.conv2d(x32, w32, b32, stride=2, padding=1, compress_rate=0.5)
+    y32.backward(dy)
+    assert torch.equal(y, y32)
+    assert x_half.grad.dtype == half and torch.equal(x_half.grad, x32.grad.to(half))
+    assert torch.equal(w.grad, w32.grad) and torch.equal(b.grad, b32.grad)
+    # at rate 0, PyTorch's float32 convolution of the same values (not autocast's own)
+    with torch.autocast("cpu", dtype=half):
+        y0 = bt.conv2d(x_half, w, b, stride=2, padding=1)
+    close(y0.detach(), F.conv2d(x32, w32, b32, stride=2, padding=1).detach(),
+          RTOL[torch.float32])
+
+
+def test_under_autocast_float32_and_float64_are_left_as_they_are():
+    gen = torch.Generator().manual_seed(22)
+    for dtype in (torch.float32, torch.float64):
+        x, w = rand(gen, 2, 3, 8, dtype=dtype), rand(gen, 4, 3, 3, dtype=dtype)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = bt.conv1d(x, w, padding=1, compress_rate=0.5)
+        assert y.dtype == dtype
+        assert torch.equal(y, bt.conv1d(x, w, padding=1, compress_rate=0.5))
+    # autocast for another device type does not make CPU half tensors acceptable
+    with torch.autocast("cuda", enabled=False), pytest.raises(TypeError, match="bfloat16"):
+        bt.conv1d(torch.ones(1, 2, 6, dtype=torch.bfloat16), torch.ones(3, 2, 3))
+
+
+def test_a_converted_model_trains_under_autocast_behind_an_unconverted_layer():
+    """A transposed convolution (not converted) runs in bfloat16 under autocast and feeds
+    a converted convolution; one training step gives every parameter a float32 gradient
+    equal to the one computed from the same bfloat16 activation cast by hand."""
+    torch.manual_seed(3)
+    up = torch.nn.ConvTranspose2d(3, 4, 2, stride=2)
+    conv = bt.Conv2d(4, 5, 3, padding=1, compress_rate=0.5)
+    x = torch.randn(2, 3, 6, 6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = up(x)
+        y = conv(h)
+    assert h.dtype == torch.bfloat16 and y.dtype == torch.float32
+    y.square().mean().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 and
+               bool(torch.isfinite(p.grad).all()) for p in (*up.parameters(),
+                                                            *conv.parameters()))
+    ref = copy.deepcopy(conv)
+    ref.zero_grad()
+    ref(h.detach().float()).square().mean().backward()
+    assert torch.equal(conv.weight.grad, ref.weight.grad)
+
+
+def test_torch_compile_runs_the_core_as_it_is(monkeypatch):
+    """Dynamo must not trace the core's NumPy code (it would run it as PyTorch operations
+    of its own): under torch.compile the core receives NumPy arrays and the compiled
+    model gives the eager model's outputs and gradients, bit for bit."""
+    dynamo = pytest.importorskip("torch._dynamo")
+    seen = []
+    real = blconv.conv2d_forward
+
+    def spy(x, w, b=None, **kw):
+        seen.append(type(x))
+        return real(x, w, b, **kw)
+
+    monkeypatch.setattr(blconv, "conv2d_forward", spy)
+    model = bt.convert(small_cnn(), compress_rate=0.5)
+    twin = copy.deepcopy(model)
+    x, labels = batch()
+    dynamo.reset()
+    try:
+        compiled = torch.compile(twin, backend="eager")
+        out = compiled(x)
+        F.cross_entropy(out, labels).backward()
+    finally:
+        dynamo.reset()
+    assert seen and all(t is np.ndarray for t in seen), seen
+    assert twin[0].last_band is not None
+    seen.clear()
+    ref = model(x)
+    F.cross_entropy(ref, labels).backward()
+    assert torch.equal(out, ref)
+    for p, q in zip(twin.parameters(), model.parameters()):
+        assert torch.equal(p.grad, q.grad)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="PyTorch sees no CUDA device")
+def test_cuda_autocast_float16_runs_the_float32_correlation():
+    gen = torch.Generator().manual_seed(23)
+    x = rand(gen, 2, 3, 12, 12).detach().cuda().half().requires_grad_()
+    w = rand(gen, 4, 3, 3, 3, dtype=torch.float32).detach().cuda().requires_grad_()
+    with torch.autocast("cuda", dtype=torch.float16):
+        y = bt.conv2d(x, w, padding=1, compress_rate=0.5)
+    assert y.dtype == torch.float32 and y.is_cuda
+    y.sum().backward()
+    x32 = x.detach().float().requires_grad_()
+    w32 = w.detach().clone().requires_grad_()
+    y32 = bt.conv2d(x32, w32, padding=1, compress_rate=0.5)
+    y32.sum().backward()
+    assert torch.equal(y, y32)
+    assert x.grad.dtype == torch.float16 and torch.equal(x.grad, x32.grad.half())
+    assert torch.equal(w.grad, w32.grad)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import sys
 
 import numpy as np
 import torch
@@ -13,6 +15,7 @@ from blconv import settings as _settings
 __all__ = ["band_conv", "conv1d", "conv2d", "saved_bytes"]
 
 _FLOATS = (torch.float32, torch.float64)
+_HALF = (torch.float16, torch.bfloat16)
 
 
 # --- tensors <-> arrays, without copies ---------------------------------------------------
@@ -152,10 +155,54 @@ class _BandConv(torch.autograd.Function):
         return None, dx, dw, db, None, None
 
 
+def _autocasting(device_type: str) -> bool:
+    """Whether ``torch.autocast`` is on for ``device_type`` ('cpu' or 'cuda')."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:                     # PyTorch before 2.4: one query per device type
+        return (torch.is_autocast_cpu_enabled() if device_type == "cpu"
+                else torch.is_autocast_enabled())
+
+
+def _float32_under_autocast(x, weight, bias):
+    """Under ``torch.autocast``, the float16/bfloat16 tensors among ``x, weight, bias``
+    as float32 (the others as they are): the band-limited correlation runs in float32,
+    as the operations that autocast runs in float32 do.  The casts are autograd
+    operations, so each gradient comes back in its tensor's own dtype."""
+    if not (isinstance(x, torch.Tensor) and x.device.type in ("cpu", "cuda")
+            and _autocasting(x.device.type)):
+        return x, weight, bias
+    return tuple(t.float() if isinstance(t, torch.Tensor) and t.dtype in _HALF else t
+                 for t in (x, weight, bias))
+
+
+def _not_traced(fn):
+    """``fn``, which ``torch.compile`` runs as it is, between two compiled graphs.
+
+    TorchDynamo would trace the core's NumPy/CuPy code and run it as PyTorch operations
+    of its own, with other rounding; ``torch.compiler.disable`` keeps it out.  Applying
+    that decorator imports TorchDynamo, which doubles the time of ``import blconv.torch``,
+    so it is applied at the first call made after something else has imported TorchDynamo
+    (``torch.compile`` does, before it traces anything); until then nothing is compiled
+    and ``fn`` is called directly.
+    """
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        if "torch._dynamo" not in sys.modules:
+            return fn(*args, **kwargs)
+        disabled = getattr(fn, "_blconv_not_traced", None)
+        if disabled is None:
+            disabled = fn._blconv_not_traced = torch.compiler.disable(fn)
+        return disabled(*args, **kwargs)
+    return call
+
+
+@_not_traced
 def band_conv(d, x, weight, bias, stride, padding, dilation, groups, compress_rate,
               preserve_energy, fft_size):
     """``(y, band)``: the output tensor and the band the core used."""
     fn = f"conv{d}d"
+    x, weight, bias = _float32_under_autocast(x, weight, bias)
     _check_tensors(fn, x, weight, bias)
     unbatched = x.dim() == d + 1          # (C_in, *spatial), as torch accepts
     if unbatched:
@@ -191,7 +238,9 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     Parameters
     ----------
     x : torch.Tensor, shape (N, C_in, L) (or without the batch axis)
-        float32 or float64, on the CPU or a CUDA device (CUDA needs CuPy).
+        float32 or float64, on the CPU or a CUDA device (CUDA needs CuPy).  Under
+        ``torch.autocast`` float16 and bfloat16 tensors are taken too, and cast to
+        float32 (see Notes).
     weight : torch.Tensor, shape (C_out, C_in / groups, k)
         Same dtype and device as ``x``.
     bias : torch.Tensor, shape (C_out,), optional
@@ -212,8 +261,8 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     Returns
     -------
     torch.Tensor, shape (N, C_out, L_out)
-        Same dtype and device as ``x``; it shares its memory with the core's output
-        (no copy).
+        Same dtype and device as ``x`` (float32 under autocast); it shares its memory
+        with the core's output (no copy).
 
     Raises
     ------
@@ -232,6 +281,13 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     ``retain_graph=True``; the backward can run more than once with it.  Only the gradients of inputs that
     require them are returned; the core computes ``dx`` and ``dw`` in one pass, so
     asking for either computes both (a bias-only gradient is ``dy`` summed).
+
+    Under ``torch.autocast`` the correlation runs in float32, as the operations that
+    autocast keeps in float32 do: float16 and bfloat16 arguments are cast to float32
+    (autograd operations, so their gradients come back in their own dtype) and the
+    output is float32; float32 and float64 arguments are used as they are.  Under
+    ``torch.compile`` the call is not traced: it runs as it is, between two compiled
+    graphs, so the results are those of the eager call.
 
     Examples
     --------
