@@ -788,3 +788,20 @@ def test_cuda_autocast_float16_runs_the_float32_correlation():
     assert torch.equal(y, y32)
     assert x.grad.dtype == torch.float16 and torch.equal(x.grad, x32.grad.half())
     assert torch.equal(w.grad, w32.grad)
+
+
+@pytest.mark.parametrize("reentrant", [False, True], ids=["non-reentrant", "reentrant"])
+def test_activation_checkpointing_recomputes_the_same_band_and_gradients(reentrant):
+    from torch.utils.checkpoint import checkpoint
+    model = bt.convert(small_cnn(), compress_rate=0.5).eval()
+    twin = copy.deepcopy(model)
+    x, labels = batch()
+    x = x.requires_grad_()
+    x_twin = x.detach().clone().requires_grad_()
+    F.cross_entropy(model(x), labels).backward()
+    out = checkpoint(twin, x_twin, use_reentrant=reentrant)
+    F.cross_entropy(out, labels).backward()
+    assert torch.equal(out, model(x))
+    assert torch.equal(x_twin.grad, x.grad)
+    for p, q in zip(twin.parameters(), model.parameters()):
+        assert torch.equal(p.grad, q.grad)
