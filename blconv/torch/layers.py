@@ -36,12 +36,17 @@ class _BandConvMixin:
 
     @_not_traced                          # as band_conv: the layer runs as it is
     def forward(self, input):  # noqa: A002 - torch's own argument name
+        padding = self.padding
         if self.padding_mode != "zeros":
-            raise ValueError(f"{type(self).__name__}: padding_mode must be 'zeros' (the band-"
-                             f"limited correlation pads with zeros), got "
-                             f"{self.padding_mode!r}")
+            # as torch.nn.Conv{1,2}d does: the input padded in that mode, then no padding
+            if not isinstance(input, torch.Tensor):
+                raise TypeError(f"{type(self).__name__}: input must be a torch.Tensor, got "
+                                f"{type(input).__module__}.{type(input).__qualname__}")
+            input = torch.nn.functional.pad(input, self._reversed_padding_repeated_twice,  # noqa: A001
+                                            mode=self.padding_mode)
+            padding = 0
         y, self.last_band = band_conv(self._nd, input, self.weight, self.bias, self.stride,
-                                      self.padding, self.dilation, self.groups,
+                                      padding, self.dilation, self.groups,
                                       self.compress_rate, self.preserve_energy, self.fft_size)
         return y
 
@@ -60,14 +65,11 @@ def _layer_init(self, d, in_channels, out_channels, kernel_size, stride, padding
                 groups, bias, compress_rate, preserve_energy, fft_size, padding_mode, device,
                 dtype):
     name = type(self).__name__
-    if padding_mode != "zeros":
-        raise ValueError(f"{name}: padding_mode must be 'zeros' (the band-limited correlation "
-                         f"pads with zeros), got {padding_mode!r}; keep torch.nn.Conv{d}d for "
-                         f"other modes")
     c, e = _check_band(name, compress_rate, preserve_energy)   # before any allocation
+    # torch checks the rest (padding_mode one of 'zeros', 'reflect', 'replicate', 'circular')
     getattr(torch.nn, f"Conv{d}d").__init__(
         self, in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-        dilation=dilation, groups=groups, bias=bias, padding_mode="zeros", device=device,
+        dilation=dilation, groups=groups, bias=bias, padding_mode=padding_mode, device=device,
         dtype=dtype)
     self._set_band(c, e, fft_size)
 
@@ -91,8 +93,10 @@ class Conv1d(_BandConvMixin, torch.nn.Conv1d):
         Keep the smallest band holding this fraction of the input's spectral energy
         instead (excludes ``compress_rate > 0``).
     fft_size : 'fast', 'pow2', int or tuple of int, default 'fast'
-    padding_mode : 'zeros'
-        The only mode the band-limited correlation has; others raise ``ValueError``.
+    padding_mode : 'zeros', 'reflect', 'replicate' or 'circular', default 'zeros'
+        As for ``torch.nn.Conv1d``: with a mode other than ``'zeros'`` the input is
+        padded in that mode (``torch.nn.functional.pad``), as PyTorch's layer does, and
+        the band-limited correlation of the padded input is taken without padding.
     device, dtype
         As for ``torch.nn.Conv1d``; the dtype must be float32 or float64 to run.
 
@@ -164,8 +168,6 @@ def _why_not(m) -> str | None:
     if type(m) in (Conv1d, Conv2d):
         return None
     if type(m) in _TARGET:
-        if m.padding_mode != "zeros":
-            return f"{kind}, padding_mode={m.padding_mode!r}"
         return None
     if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d)):
         return f"{kind}, a subclass of torch.nn.{type(m).__mro__[1].__name__}"
@@ -181,8 +183,8 @@ def _check_model(fn, model):
 def convert(model, *, compress_rate=0.0, preserve_energy=None, fft_size="fast"):
     """Make every ``torch.nn.Conv1d/Conv2d`` of ``model`` band-limited, in place.
 
-    Each ``torch.nn.Conv1d`` / ``Conv2d`` with ``padding_mode='zeros'`` (``model``
-    itself included) becomes a :class:`Conv1d` / :class:`Conv2d` of blconv.torch by
+    Each ``torch.nn.Conv1d`` / ``Conv2d`` (``model`` itself included, any
+    ``padding_mode``) becomes a :class:`Conv1d` / :class:`Conv2d` of blconv.torch by
     a change of class: the module object, its ``Parameter`` objects, buffers, hooks
     and training mode stay the same, so an optimizer built before the call keeps
     updating them and ``state_dict`` keys do not change.  Layers that are already
@@ -211,8 +213,8 @@ def convert(model, *, compress_rate=0.0, preserve_energy=None, fft_size="fast"):
     Warns
     -----
     UserWarning
-        Once, listing the convolutions left as they are: other padding modes,
-        transposed and 3-D convolutions, and subclasses of ``torch.nn.Conv1d/Conv2d``
+        Once, listing the convolutions left as they are: transposed and 3-D
+        convolutions, and subclasses of ``torch.nn.Conv1d/Conv2d``
         (whose own forward a change of class would lose).
 
     Examples
@@ -245,7 +247,7 @@ def convert(model, *, compress_rate=0.0, preserve_energy=None, fft_size="fast"):
         m._set_band(c, e, fft_size)
     if skipped:
         warnings.warn(f"convert: {len(skipped)} convolution(s) left as they are (blconv.torch "
-                      f"replaces torch.nn.Conv1d/Conv2d with padding_mode='zeros'): "
+                      f"replaces torch.nn.Conv1d/Conv2d, not their subclasses): "
                       + ", ".join(skipped), UserWarning, stacklevel=2)
     return model
 
