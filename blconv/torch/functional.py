@@ -176,7 +176,7 @@ def _float32_under_autocast(x, weight, bias):
                  for t in (x, weight, bias))
 
 
-def _not_traced(fn):
+def not_traced(fn):
     """``fn``, which ``torch.compile`` runs as it is, between two compiled graphs.
 
     TorchDynamo would trace the core's NumPy/CuPy code and run it as PyTorch operations
@@ -197,7 +197,7 @@ def _not_traced(fn):
     return call
 
 
-@_not_traced
+@not_traced
 def band_conv(d, x, weight, bias, stride, padding, dilation, groups, compress_rate,
               preserve_energy, fft_size):
     """``(y, band)``: the output tensor and the band the core used."""

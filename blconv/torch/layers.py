@@ -7,7 +7,7 @@ import warnings
 import torch
 
 from .. import _validation as V
-from .functional import band_conv, _not_traced
+from .functional import band_conv, not_traced
 
 __all__ = ["Conv1d", "Conv2d", "convert", "set_compress_rate"]
 
@@ -34,7 +34,7 @@ class _BandConvMixin:
         self.fft_size = fft_size
         self.last_band = None
 
-    @_not_traced                          # as band_conv: the layer runs as it is
+    @not_traced                          # as band_conv: the layer runs as it is
     def forward(self, input):  # noqa: A002 - torch's own argument name
         padding = self.padding
         if self.padding_mode != "zeros":
