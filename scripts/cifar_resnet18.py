@@ -193,17 +193,20 @@ class SavedBytes:
 
 
 def _conv_input_bytes(model, x):
-    """Bytes of the distinct inputs of the model's convolutions (what torch's convs save)."""
+    """Bytes of the distinct inputs of the model's convolutions (what torch's convs save).
+
+    Each input is held until the end: under ``no_grad`` a dead activation's memory is
+    reused at once, and a later input at the same address would otherwise count as the
+    same storage."""
     seen = {}
     hooks = [m.register_forward_pre_hook(
-        lambda m, inp: seen.__setitem__(inp[0].untyped_storage().data_ptr(),
-                                        inp[0].untyped_storage().nbytes()))
+        lambda m, inp: seen.__setitem__(inp[0].untyped_storage().data_ptr(), inp[0]))
         for m in model.modules() if isinstance(m, nn.Conv2d)]
     with torch.no_grad():
         model(x)
     for h in hooks:
         h.remove()
-    return sum(seen.values())
+    return sum(t.untyped_storage().nbytes() for t in seen.values())
 
 
 def bench(args):

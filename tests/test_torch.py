@@ -625,6 +625,22 @@ def test_example_resnet18_is_the_cifar_variant():
     assert sum(p.numel() for p in model.parameters()) == 11_173_962
 
 
+def test_example_counts_every_distinct_convolution_input():
+    """What torch's convolutions save, by hand: the inputs of the four convolutions, each
+    a distinct tensor, though the activations before each are dead under no_grad and
+    their memory may be reused at once (the count once took such reuse for sharing)."""
+    ex = _example()
+    nn = torch.nn
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+    x = torch.randn(8, 1, 64, 64)                       # megabyte activations, as in a CNN
+    per_map = 8 * 64 * 64 * 4                             # one channel, float32
+    assert ex._conv_input_bytes(model, x) == per_map * (1 + 8 + 8 + 8)
+
+
 def test_example_augmentation_crops_and_flips():
     ex = _example()
     x = np.arange(2 * 3 * 32 * 32, dtype=np.float32).reshape(2, 3, 32, 32)
