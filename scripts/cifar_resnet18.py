@@ -23,6 +23,7 @@ import argparse
 import copy
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -35,6 +36,7 @@ import torch.nn.functional as F
 
 import blconv
 import blconv.torch as bt
+from blconv.bench import machine_info
 from blconv.data import load_cifar10
 
 # per-channel mean and standard deviation of CIFAR-10's training images (in [0, 1])
@@ -275,9 +277,12 @@ def bench(args):
         r["step_vs_torch"] = r["step_median_s"] / base["step_median_s"]
         r["graph_vs_torch"] = r["graph_bytes"] / base["graph_bytes"]
         out.append(dict(model=key, **r))
+    machine = machine_info(device="gpu" if device.type == "cuda" else "cpu",
+                           threads=torch.get_num_threads())
     print(f"ResNet-18 (CIFAR), batch {args.batch_size}, {args.device}, torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads, median of "
-          f"{args.repeats} interleaved repeats")
+          f"{torch.__version__}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY="
+          f"{os.environ.get('OMP_WAIT_POLICY', '(unset)')}, median of {args.repeats} "
+          f"interleaved repeats; {machine['cpu']}")
     print("| model | fwd+bwd s | step s | step / torch | graph MB | graph / torch | "
           "conv part MB | conv part / torch's |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -291,7 +296,8 @@ def bench(args):
     record = dict(model="resnet18-cifar", batch_size=args.batch_size, device=args.device,
                   repeats=args.repeats, torch=torch.__version__, blconv=blconv.__version__,
                   numpy=np.__version__, python=platform.python_version(),
-                  threads=torch.get_num_threads(), machine=platform.machine(), rows=out)
+                  threads=torch.get_num_threads(), machine=platform.machine(),
+                  machine_info=machine, rows=out)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(record, f, indent=1)

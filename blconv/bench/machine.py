@@ -16,6 +16,14 @@ from .. import __version__
 __all__ = ["loadavg", "machine_info", "usable_cores"]
 
 
+#: Environment variables that change how fast the thread pools run, recorded when set:
+#: the BLAS kernel and cache size, thread counts, and how long idle OpenMP (PyTorch's)
+#: and OpenBLAS workers spin before sleeping (docs/pytorch.md, "Speed on a CPU").
+ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+       "MKL_NUM_THREADS", "BLCONV_FFT_WORKERS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
+       "OPENBLAS_THREAD_TIMEOUT")
+
+
 def machine_info(*, device="cpu", threads=None):
     """Where and with what the benchmark ran: a JSON-ready dict.
 
@@ -45,10 +53,7 @@ def machine_info(*, device="cpu", threads=None):
             "threads": threads, "platform": platform.platform(),
             "python": platform.python_version(), "blconv": __version__,
             "numpy": np.__version__, "scipy": scipy.__version__, "torch": None, "cupy": None,
-            "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
-                                               "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-                                               "MKL_NUM_THREADS", "BLCONV_FFT_WORKERS")
-                    if k in os.environ},
+            "env": {k: os.environ[k] for k in ENV if k in os.environ},
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
     info["git"] = _git_revision()
     for mod in ("torch", "cupy"):
