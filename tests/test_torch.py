@@ -547,6 +547,120 @@ def test_a_converted_model_saves_and_loads():
     assert torch.equal(twin.eval()(x), model.eval()(x))
 
 
+# --- parametrized convolutions (torch.nn.utils.parametrize) -------------------------------
+P = torch.nn.utils.parametrize
+
+
+def parametrized_net():
+    """weight_norm on a 1-D convolution, spectral_norm on a 2-D one (float64)."""
+    torch.manual_seed(5)
+    pz = torch.nn.utils.parametrizations
+    conv1 = pz.weight_norm(torch.nn.Conv1d(3, 4, 5, padding=2, dtype=torch.float64))
+    conv2 = pz.spectral_norm(torch.nn.Conv2d(2, 3, 3, padding=1, dtype=torch.float64))
+    return torch.nn.ModuleDict(dict(conv1=conv1, conv2=conv2))
+
+
+def run_net(net, gen):
+    """Both layers on fresh inputs; returns the outputs and the input gradients."""
+    x1, x2 = rand(gen, 2, 3, 11), rand(gen, 2, 2, 7, 6)
+    y1, y2 = net["conv1"](x1), net["conv2"](x2)
+    (y1.square().sum() + (y2 * torch.arange(y2.numel()).reshape(y2.shape)).sum()).backward()
+    return [y1.detach(), y2.detach(), x1.grad, x2.grad]
+
+
+def test_convert_keeps_parametrizations_and_matches_torch_at_rate_0():
+    net = parametrized_net()
+    ref = copy.deepcopy(net)
+    params = {k: id(p) for k, p in net.named_parameters()}
+    keys = list(net.state_dict())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                           # nothing left unconverted
+        bt.convert(net)
+    assert isinstance(net["conv1"], bt.Conv1d) and isinstance(net["conv2"], bt.Conv2d)
+    assert P.is_parametrized(net["conv1"], "weight") and P.is_parametrized(net["conv2"], "weight")
+    assert {k: id(p) for k, p in net.named_parameters()} == params
+    assert list(net.state_dict()) == keys
+    # in training mode spectral_norm runs a power iteration per forward: both nets do
+    for step in range(2):
+        got, want = run_net(net, torch.Generator().manual_seed(step)), \
+            run_net(ref, torch.Generator().manual_seed(step))
+        for a, b in zip(got, want):
+            close(a, b, RTOL[torch.float64])
+        for (name, p), q in zip(net.named_parameters(), ref.parameters()):
+            close(p.grad, q.grad, RTOL[torch.float64])
+            assert "original" in name or name.endswith("bias")
+    close(net["conv2"].parametrizations.weight[0]._u, ref["conv2"].parametrizations.weight[0]._u,
+          RTOL[torch.float64])
+    assert net["conv1"].last_band.effective_rate == 0.0
+
+
+def test_parametrized_band_limited_gradients_by_finite_differences():
+    """The gradient reaching weight_norm's magnitude and direction at rate 0.5, checked
+    against central differences of the loss along a random direction."""
+    net = bt.convert(parametrized_net(), compress_rate=0.5)
+    conv = net["conv1"]
+    gen = torch.Generator().manual_seed(3)
+    x, r = rand(gen, 2, 3, 11, grad=False), rand(gen, 2, 4, 11, grad=False)
+
+    def loss():
+        return (conv(x) * r).sum()
+
+    loss().backward()
+    assert conv.last_band.retained < conv.last_band.total        # band-limited indeed
+    for p in (conv.parametrizations.weight.original0, conv.parametrizations.weight.original1):
+        d = torch.randn(p.shape, generator=gen, dtype=p.dtype)
+        eps = 1e-6
+        with torch.no_grad():
+            p += eps * d
+            up = loss()
+            p -= 2 * eps * d
+            down = loss()
+            p += eps * d
+        fd = (up - down) / (2 * eps)
+        assert abs(fd - (p.grad * d).sum()) <= 1e-6 * abs(fd)
+
+
+def test_parametrize_after_conversion_and_removal_keep_the_blconv_layer():
+    conv = bt.convert(torch.nn.Conv2d(2, 3, 3, dtype=torch.float64), compress_rate=0.5)
+    torch.nn.utils.parametrizations.weight_norm(conv)            # parametrized after
+    assert isinstance(conv, bt.Conv2d) and P.is_parametrized(conv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bt.convert(conv, compress_rate=0.25)                     # again: new band, no warning
+    assert conv.compress_rate == 0.25
+    twin = copy.deepcopy(conv)                                   # parametrize's own deepcopy
+    x = rand(torch.Generator().manual_seed(0), 1, 2, 9, 9, grad=False)
+    y = conv(x)
+    assert torch.equal(twin(x), y)
+    P.remove_parametrizations(conv, "weight")                   # leave_parametrized=True
+    assert type(conv) is bt.Conv2d
+    close(conv(x), y, RTOL[torch.float64])
+
+
+def test_hook_based_weight_norm_still_works_after_conversion():
+    def make():
+        torch.manual_seed(2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)       # torch's deprecated API
+            return torch.nn.utils.weight_norm(torch.nn.Conv1d(2, 3, 3, dtype=torch.float64))
+
+    conv, ref = bt.convert(make()), make()                       # (it cannot be deep-copied)
+    assert type(conv) is bt.Conv1d
+    with torch.no_grad():
+        conv.weight_g.mul_(2)                                    # the hook recomputes weight
+        ref.weight_g.mul_(2)
+    x = rand(torch.Generator().manual_seed(1), 2, 2, 10, grad=False)
+    close(conv(x), ref(x), RTOL[torch.float64])
+
+
+def test_a_parametrized_user_subclass_is_left_as_it_is():
+    conv = torch.nn.utils.parametrizations.weight_norm(WeightScaledConv(2, 2, 3))
+    with pytest.warns(UserWarning, match=r"\(ParametrizedWeightScaledConv, a subclass of "
+                                         r"torch.nn.Conv2d\)"):
+        bt.convert(conv, compress_rate=0.5)
+    assert not isinstance(conv, bt.Conv2d)
+
+
 # --- memory ------------------------------------------------------------------------------
 def test_graph_memory_at_half_rate_is_about_half_of_rate_0():
     """What the graph keeps for backward: the bytes of the spectra the blconv nodes save."""

@@ -162,15 +162,40 @@ _TARGET = {torch.nn.Conv1d: Conv1d, torch.nn.Conv2d: Conv2d}
 
 
 # --- whole models ---------------------------------------------------------------------
+# what torch.nn.utils.parametrize puts in the class it makes for a parametrized module:
+# a property per parametrized tensor, and its own (de)serialisation guards
+_PARAMETRIZE_NAMES = {"__getstate__", "__deepcopy__", "__module__", "__doc__"}
+
+
+def _parametrized_target(m):
+    """The blconv class for a parametrized ``torch.nn.Conv1d/Conv2d``, else ``None``.
+
+    ``torch.nn.utils.parametrize`` (``weight_norm``, ``spectral_norm``, ...) changes a
+    module's class to a one-off subclass holding a property per parametrized tensor.
+    Such a class over a plain ``Conv1d/Conv2d`` gets the same members over the blconv
+    layer, so the parametrizations keep working and ``remove_parametrizations`` (which
+    restores the class's base) leaves a blconv layer."""
+    cls = type(m)
+    if (not torch.nn.utils.parametrize.is_parametrized(m) or len(cls.__bases__) != 1
+            or cls.__bases__[0] not in _TARGET):
+        return None
+    members = {k: v for k, v in vars(cls).items()         # less what Python adds itself
+               if k not in ("__dict__", "__weakref__", "__slotnames__")}
+    if not set(members) <= _PARAMETRIZE_NAMES | set(m.parametrizations):
+        return None                    # something else subclassed it: its own behaviour
+    return type(cls.__name__, (_TARGET[cls.__bases__[0]],), members)
+
+
 def _why_not(m) -> str | None:
     """Why conv module ``m`` cannot become a blconv layer (``None``: it can)."""
     kind = type(m).__name__
-    if type(m) in (Conv1d, Conv2d):
-        return None
-    if type(m) in _TARGET:
+    if isinstance(m, _BandConvMixin) or type(m) in _TARGET:
         return None
     if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d)):
-        return f"{kind}, a subclass of torch.nn.{type(m).__mro__[1].__name__}"
+        if _parametrized_target(m) is not None:
+            return None
+        base = "Conv1d" if isinstance(m, torch.nn.Conv1d) else "Conv2d"
+        return f"{kind}, a subclass of torch.nn.{base}"
     return kind
 
 
@@ -187,8 +212,11 @@ def convert(model, *, compress_rate=0.0, preserve_energy=None, fft_size="fast"):
     ``padding_mode``) becomes a :class:`Conv1d` / :class:`Conv2d` of blconv.torch by
     a change of class: the module object, its ``Parameter`` objects, buffers, hooks
     and training mode stay the same, so an optimizer built before the call keeps
-    updating them and ``state_dict`` keys do not change.  Layers that are already
-    blconv layers get the new band settings.
+    updating them and ``state_dict`` keys do not change.  A convolution with
+    parametrizations (``torch.nn.utils.parametrize``: ``weight_norm``,
+    ``spectral_norm``, ...) keeps them: its band-limited forward uses the
+    parametrized weight.  Layers that are already blconv layers get the new band
+    settings.
 
     Parameters
     ----------
@@ -214,8 +242,8 @@ def convert(model, *, compress_rate=0.0, preserve_energy=None, fft_size="fast"):
     -----
     UserWarning
         Once, listing the convolutions left as they are: transposed and 3-D
-        convolutions, and subclasses of ``torch.nn.Conv1d/Conv2d``
-        (whose own forward a change of class would lose).
+        convolutions, and subclasses of ``torch.nn.Conv1d/Conv2d`` other than
+        parametrize's (whose own forward a change of class would lose).
 
     Examples
     --------
@@ -244,10 +272,12 @@ def convert(model, *, compress_rate=0.0, preserve_energy=None, fft_size="fast"):
     for m in targets:
         if type(m) in _TARGET:
             m.__class__ = _TARGET[type(m)]
+        elif not isinstance(m, _BandConvMixin):
+            m.__class__ = _parametrized_target(m)
         m._set_band(c, e, fft_size)
     if skipped:
         warnings.warn(f"convert: {len(skipped)} convolution(s) left as they are (blconv.torch "
-                      f"replaces torch.nn.Conv1d/Conv2d, not their subclasses): "
+                      f"replaces torch.nn.Conv1d/Conv2d, parametrized or not, not their subclasses): "
                       + ", ".join(skipped), UserWarning, stacklevel=2)
     return model
 
