@@ -13,11 +13,17 @@ from .settings import (cuda_graphs, fft_workers, max_workspace_bytes, plan_cache
                        set_plan_cache_size, set_tf32, set_transform, tf32, transform)
 from .conv import (ConvContext, conv1d, conv1d_backward, conv1d_forward, conv2d,
                    conv2d_backward, conv2d_forward)
+from .transpose import (ConvTransposeContext, conv_transpose1d, conv_transpose1d_backward,
+                        conv_transpose1d_forward, conv_transpose2d, conv_transpose2d_backward,
+                        conv_transpose2d_forward)
 
 __version__ = "0.1.0"
 
-__all__ = ["Band", "ConvContext", "band_for", "clear_caches", "conv1d", "conv1d_backward", "conv1d_forward",
-           "conv2d", "conv2d_backward", "conv2d_forward", "cuda_graphs", "fft_workers",
+__all__ = ["Band", "ConvContext", "ConvTransposeContext", "band_for", "clear_caches", "conv1d",
+           "conv1d_backward", "conv1d_forward", "conv2d", "conv2d_backward", "conv2d_forward",
+           "conv_transpose1d", "conv_transpose1d_backward", "conv_transpose1d_forward",
+           "conv_transpose2d", "conv_transpose2d_backward", "conv_transpose2d_forward",
+           "cuda_graphs", "fft_workers",
            "max_workspace_bytes", "next_fast_len", "plan_cache_size", "set_cuda_graphs",
            "set_fft_workers", "set_max_workspace_bytes",
            "set_plan_cache_size", "set_tf32", "set_transform", "settings", "sweep", "tf32",

@@ -78,11 +78,14 @@ class Filters:
 
 
 def forward(x_hat, filters: Filters, *, xp):
-    """``Y[f] = X[f] @ conj(W[f])``: ``x_hat`` ``(F, G, m, C/G)`` to ``(F, G, m, O/G)``."""
+    """``Y[f] = X[f] @ conj(W[f])``: ``x_hat`` ``(F, G, m, C/G)`` to ``(F, G, m, O/G)``;
+    with ``transposed`` filters ``X[f] @ conj(W[f])^T``, ``(F, G, m, O/G)`` to
+    ``(F, G, m, C/G)`` (the transposed convolution's product)."""
     if filters.whole:
         return B.matmul(x_hat, filters.block(0, x_hat.shape[0]), xp=xp)
     F, G, m, _ = x_hat.shape
-    y_hat = np.empty((F, G, m, filters.og), dtype=filters.cdtype)
+    y_hat = np.empty((F, G, m, filters.cg if filters.transposed else filters.og),
+                     dtype=filters.cdtype)
 
     def run(f0, f1):
         for b0 in range(f0, f1, filters.size):
@@ -93,18 +96,20 @@ def forward(x_hat, filters: Filters, *, xp):
     return y_hat
 
 
-def backward(x_hat, cdy, filters: Filters, *, xp):
+def backward(x_hat, cdy, filters: Filters, *, xp, need_dx=True):
     """``conj(DX)`` ``(F, G, m, C/G)`` and ``dw``'s part from ``x_hat`` ``(F, G, m, C/G)`` and
     ``cdy = conj(DY)`` ``(F, G, m, O/G)``.
 
     The ``dw`` part is an accumulator to pass to :func:`dw`: ``DW`` summed over the
     batch (whole), or its inverse transform ``G @ DW`` ``(P, G * C/G * O/G)`` (blocks).
+    Without ``need_dx``, ``conj(DX)`` is not computed (``None``), and ``filters``
+    may be either orientation.
     """
     if filters.whole:
-        return (B.matmul(cdy, filters.block(0, cdy.shape[0]), xp=xp),
+        return (B.matmul(cdy, filters.block(0, cdy.shape[0]), xp=xp) if need_dx else None,
                 B.matmul(xp.matrix_transpose(x_hat), cdy, xp=xp))
     F, G, m, cg = x_hat.shape
-    dx_hat = np.empty((F, G, m, cg), dtype=filters.cdtype)
+    dx_hat = np.empty((F, G, m, cg), dtype=filters.cdtype) if need_dx else None
     g = spectral.filter_matrix(filters.band, filters.start, filters.step, filters.kernel,
                                "inv_real", xp=xp, dtype=filters.cdtype, like=x_hat)  # (P, F)
 
@@ -112,7 +117,8 @@ def backward(x_hat, cdy, filters: Filters, *, xp):
         acc = None
         for b0 in range(f0, f1, filters.size):
             b1 = min(f1, b0 + filters.size)
-            np.matmul(cdy[b0:b1], filters.block(b0, b1), out=dx_hat[b0:b1])
+            if need_dx:
+                np.matmul(cdy[b0:b1], filters.block(b0, b1), out=dx_hat[b0:b1])
             part = np.matrix_transpose(x_hat[b0:b1]) @ cdy[b0:b1]      # (Fb, G, C/G, O/G)
             part = g[:, b0:b1] @ np.reshape(part, (b1 - b0, -1))       # (P, G*C/G*O/G)
             if acc is None:

@@ -1,9 +1,9 @@
 """CuPy against NumPy: the same seeded inputs give the same numbers on the GPU.
 
-Covers conv1d/conv2d forward and backward over a grid of geometries, policies, dtypes
-and transform routes; every layer of :mod:`blconv.nn` (forward, backward, gradients,
-buffers); a few SGD steps of each model of :mod:`blconv.models`; the
-:mod:`blconv.viz` functions fed CuPy arrays; and the absence of device-to-host
+Covers conv1d/conv2d and the transposed convolutions, forward and backward, over a grid
+of geometries, policies, dtypes and transform routes; every layer of :mod:`blconv.nn`
+(forward, backward, gradients, buffers); a few SGD steps of each model of
+:mod:`blconv.models`; the :mod:`blconv.viz` functions fed CuPy arrays; and the absence of device-to-host
 round trips in a rate-mode forward and backward.
 
 Every test is marked ``gpu``: ``conftest.py`` skips them, with the reason, where CuPy or
@@ -85,6 +85,37 @@ def test_conv_forward_and_backward(cp, route, case, policy, dtype):
     for name, g, gg in zip(("dx", "dw", "db"), bwd(dy, ctx), bwd(cp.asarray(dy), ctxg)):
         assert gg.dtype == g.dtype, name
         check(gg, g, dtype, what=name)
+
+
+TRANSPOSED = {
+    "1d-s2-op1-g2": (1, dict(stride=2, padding=1, output_padding=1, groups=2)),
+    "2d-s2-p1": (2, dict(stride=2, padding=1)),
+    "2d-mixed-d2": (2, dict(stride=(1, 2), padding=(2, 0), dilation=2)),
+}
+
+
+@DTYPES
+@pytest.mark.parametrize("policy", ["exact", "rate", "rate-chunked"])
+@pytest.mark.parametrize("case", TRANSPOSED)
+def test_conv_transpose_forward_and_backward(cp, route, case, policy, dtype):
+    d, geom = TRANSPOSED[case]
+    rng = np.random.default_rng(1)
+    size = (11,) if d == 1 else (7, 9)
+    g = geom.get("groups", 1)
+    x = rng.standard_normal((3, 8) + size).astype(dtype)
+    w = rng.standard_normal((8, 6 // g) + (3,) * d).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype)
+    fwd = getattr(blconv, f"conv_transpose{d}d_forward")
+    bwd = getattr(blconv, f"conv_transpose{d}d_backward")
+    kw = {**geom, **POLICIES[policy]}
+    z, ctx = fwd(x, w, b, **kw)
+    zg, ctxg = fwd(cp.asarray(x), cp.asarray(w), cp.asarray(b), **kw)
+    assert ctxg.band == ctx.band and zg.dtype == z.dtype
+    check(zg, z, dtype, what="z")
+    dz = rng.standard_normal(z.shape).astype(dtype)
+    for name, g_, gg in zip(("dx", "dw", "db"), bwd(dz, ctx), bwd(cp.asarray(dz), ctxg)):
+        assert gg.dtype == g_.dtype, name
+        check(gg, g_, dtype, what=name)
 
 
 # --- every layer ----------------------------------------------------------------------------
