@@ -46,10 +46,14 @@ class ConvTransposeContext:
         That correlation's geometry: ``length`` is this call's output size and ``out``
         its input size.
     groups : int
-    x_hat : array, shape (F, groups, N, C_in / groups)
-        The conjugate of the input's retained spectrum, frequency-major.
+    x : array, shape (N, C_in, *L)
+        The input, referenced, not copied (as PyTorch's layer saves it); the backward
+        recomputes its retained spectrum.  That spectrum lies on the grid of the
+        output, where a stride-2 input fills about four times its own size of
+        coefficients (two per axis): at any rate up to about 0.75 it would be larger
+        than the input.
     w : array, shape (C_in, C_out / groups, *k)
-        The filters, referenced, not copied: do not modify them in place between a
+        The filters, referenced, not copied.  Modify neither in place between a
         forward and its backward.
     has_bias : bool
     fn : str
@@ -60,7 +64,7 @@ class ConvTransposeContext:
     band: Band
     geometry: V.Geometry
     groups: int
-    x_hat: Any
+    x: Any
     w: Any
     has_bias: bool
     fn: str
@@ -68,13 +72,13 @@ class ConvTransposeContext:
 
     @property
     def nbytes(self) -> int:
-        """Bytes the forward allocates and holds for the backward: the input's
-        retained spectrum (the filters are the caller's own array, referenced)."""
-        return int(self.x_hat.size * self.x_hat.dtype.itemsize)
+        """Bytes the forward allocates and holds for the backward: none (the input and
+        the filters are the caller's own arrays, referenced)."""
+        return 0
 
     @property
     def out_shape(self) -> tuple:
-        return (self.x_hat.shape[2], self.groups * self.w.shape[1]) + self.geometry.length
+        return (self.x.shape[0], self.groups * self.w.shape[1]) + self.geometry.length
 
 
 def _check_shapes(fn, d, x, w, b, groups):
@@ -169,31 +173,35 @@ def _forward_impl(fn, x, w, b, band, geom, G, bound, opts, *, xp):
     # the correlation's backward filters: conj(W[f])^T per group, (F, G, C/G, O/G)
     filters = _channels.Filters(w, band, **_taps(geom), groups=G, xp=xp, opts=opts,
                                 nthreads=_threads.count(opts, xp=xp), transposed=True)
-    z = x_hat = None
+    z = None
     for i0, i1 in chunks:
-        xc = x[i0:i1, ...]
-        m = xc.shape[0]
-        cx = spectral.forward(xc, band, start=(0,) * d, step=geom.stride, xp=xp, opts=opts,
-                              conj=True)                                  # (F, m, C)
-        cx = spectral.contiguous(
-            xp.permute_dims(xp.reshape(cx, (F, m, G, C // G)), (0, 2, 1, 3)), xp=xp)
+        cx = _input_spectrum(x[i0:i1, ...], band, geom, G, opts, xp=xp)
+        m = cx.shape[2]
         # conj(Z[f]) = conj(X[f]) @ conj(W[f])^T; the inverse takes the outer conj
         cz = xp.reshape(xp.permute_dims(_channels.forward(cx, filters, xp=xp), (0, 2, 1, 3)),
                         (F, m, O))
         zc = spectral.inverse(cz, band, start=(0,) * d, step=(1,) * d, count=geom.length,
                               xp=xp, opts=opts, conj=True)
         if len(chunks) == 1:
-            z, x_hat = zc, cx
+            z = zc
             break
         if z is None:
             z = xp.empty((N, O) + geom.length, dtype=zc.dtype, device=B.device(x))
-            x_hat = xp.empty((F, G, N, C // G), dtype=cx.dtype, device=B.device(x))
         z[i0:i1, ...] = zc
-        x_hat[:, :, i0:i1, :] = cx
     if b is not None:
         z += xp.reshape(b, (O,) + (1,) * d)                      # z is ours
     z = xp.astype(z, x.dtype, copy=False)
-    return z, ConvTransposeContext(band, geom, G, x_hat, w, b is not None, fn, bound)
+    return z, ConvTransposeContext(band, geom, G, x, w, b is not None, fn, bound)
+
+
+def _input_spectrum(x, band, geom, G, opts, *, xp):
+    """``conj(X)`` ``(F, G, m, C/G)``: the retained spectrum of ``x`` ``(m, C, *L)`` placed
+    at the strided positions of the output's grid, conjugated."""
+    d, (m, C), F = len(geom.out), x.shape[:2], band.retained
+    cx = spectral.forward(x, band, start=(0,) * d, step=geom.stride, xp=xp, opts=opts,
+                          conj=True)                                      # (F, m, C)
+    return spectral.contiguous(
+        xp.permute_dims(xp.reshape(cx, (F, m, G, C // G)), (0, 2, 1, 3)), xp=xp)
 
 
 def _backward(d, dz, ctx):
@@ -202,9 +210,9 @@ def _backward(d, dz, ctx):
         raise TypeError(f"{fn}: ctx must be the ConvTransposeContext returned by "
                         f"conv_transpose{d}d_forward, got {type(ctx).__name__}"
                         + (f" from {ctx.fn}" if isinstance(ctx, ConvTransposeContext) else ""))
-    xp = B.namespace(dz, ctx.x_hat, fn=fn, names=("dz", "ctx arrays"))
+    xp = B.namespace(dz, ctx.x, fn=fn, names=("dz", "ctx arrays"))
     dz = V.native(dz)
-    real = spectral.real_dtype(ctx.x_hat.dtype, xp=xp)
+    real = ctx.x.dtype
     if dz.dtype != real:
         name = "float32" if real == xp.float32 else "float64"
         raise TypeError(f"{fn}: dz must have the forward's dtype {name}, got {dz.dtype}")
@@ -238,8 +246,8 @@ def _backward_impl(fn, dz, ctx, real, *, xp, opts):
         dxc = spectral.inverse(dx_hat, band, start=(0,) * d, step=geom.stride,
                                count=geom.out, xp=xp, opts=opts)
         # dw: DW[f] = DZ[f]^T @ conj(X[f]), summed over the batch
-        part = _channels.backward(spec, ctx.x_hat[:, :, i0:i1, :], filters, xp=xp,
-                                  need_dx=False)[1]
+        cx = _input_spectrum(ctx.x[i0:i1, ...], band, geom, G, opts, xp=xp)
+        part = _channels.backward(spec, cx, filters, xp=xp, need_dx=False)[1]
         acc = part if acc is None else acc + part
         if len(chunks) == 1:
             dx = dxc
@@ -389,8 +397,8 @@ def conv_transpose1d_forward(x, w, b=None, *, stride=1, padding=0, output_paddin
     -------
     z : array, shape (N, C_out, L_out)
     ctx : ConvTransposeContext
-        The band used (``ctx.band``) and the input's retained spectrum
-        (``ctx.nbytes``), with a reference to ``w``.
+        The band used (``ctx.band``), and references to ``x`` and ``w``: nothing is
+        allocated for the backward.
 
     Raises
     ------

@@ -441,7 +441,7 @@ def test_set_compress_rate_there_and_back_restores_the_outputs():
 
 
 def test_set_compress_rate_errors():
-    with pytest.raises(ValueError, match="model has no blconv.torch Conv1d/Conv2d layer"):
+    with pytest.raises(ValueError, match="model has no blconv.torch layer"):
         bt.set_compress_rate(small_cnn(), 0.5)
     model = bt.convert(small_cnn(), compress_rate=0.25)
     with pytest.raises(ValueError, match=r"set_compress_rate: compress_rate must be in"):
@@ -508,19 +508,24 @@ def test_convert_leaves_unsupported_convolutions_with_one_warning():
     model = nn.ModuleDict(dict(
         ok=nn.Conv2d(2, 2, 3), ok1d=nn.Conv1d(2, 2, 3), reflect=nn.Conv2d(2, 2, 3,
                                                                           padding_mode="reflect"),
-        up=nn.ConvTranspose2d(2, 2, 2), cube=nn.Conv3d(2, 2, 3), custom=WeightScaledConv(2, 2, 3)))
+        up=nn.ConvTranspose2d(2, 2, 2), up1d=nn.ConvTranspose1d(2, 2, 3, stride=2),
+        cube=nn.Conv3d(2, 2, 3), upcube=nn.ConvTranspose3d(2, 2, 2),
+        custom=WeightScaledConv(2, 2, 3),
+        wide=nn.ConvTranspose2d(2, 2, 3, stride=1, dilation=2, output_padding=1)))
     types = {k: type(m) for k, m in model.items()}
     with pytest.warns(UserWarning) as record:
         bt.convert(model, compress_rate=0.5)
     assert len(record) == 1
     msg = str(record[0].message)
-    assert msg.startswith("convert: 3 convolution(s) left as they are")
-    for part in ("up (ConvTranspose2d)", "cube (Conv3d)",
-                 "custom (WeightScaledConv, a subclass of torch.nn.Conv2d)"):
+    assert msg.startswith("convert: 4 convolution(s) left as they are")
+    for part in ("cube (Conv3d)", "upcube (ConvTranspose3d)",
+                 "custom (WeightScaledConv, a subclass of torch.nn.Conv2d)",
+                 "wide (ConvTranspose2d: output_padding (1, 1) not smaller than stride (1, 1))"):
         assert part in msg
     assert type(model["ok"]) is bt.Conv2d and type(model["ok1d"]) is bt.Conv1d
     assert type(model["reflect"]) is bt.Conv2d and model["reflect"].padding_mode == "reflect"
-    for k in ("up", "cube", "custom"):
+    assert type(model["up"]) is bt.ConvTranspose2d and type(model["up1d"]) is bt.ConvTranspose1d
+    for k in ("cube", "upcube", "custom", "wide"):
         assert type(model[k]) is types[k]
 
 
@@ -545,6 +550,139 @@ def test_a_converted_model_saves_and_loads():
     twin = copy.deepcopy(model)
     x, _ = batch(3)
     assert torch.equal(twin.eval()(x), model.eval()(x))
+
+
+# --- transposed convolutions -------------------------------------------------------------
+# name: (d, x shape, weight shape, bias, kwargs); weight (C_in, C_out / groups, *k)
+TRANSPOSED = {
+    "1d-s2-p1-op1": (1, (2, 4, 7), (4, 3, 4), True, dict(stride=2, padding=1,
+                                                        output_padding=1)),
+    "1d-d2-g2": (1, (2, 4, 6), (4, 1, 3), False, dict(dilation=2, groups=2, padding=2)),
+    "2d-s2-p1": (2, (2, 3, 5, 4), (3, 2, 4, 4), True, dict(stride=2, padding=1)),
+    "2d-mixed": (2, (1, 4, 4, 5), (4, 3, 3, 2), True, dict(stride=(2, 3), padding=(1, 0),
+                                                           output_padding=(1, 2),
+                                                           dilation=(1, 2), groups=2)),
+}
+
+
+def transposed_case(name, dtype=torch.float64):
+    d, xs, ws, has_bias, kw = TRANSPOSED[name]
+    gen = torch.Generator().manual_seed(13)
+    x, w = rand(gen, *xs, dtype=dtype), rand(gen, *ws, dtype=dtype)
+    b = rand(gen, ws[1] * kw.get("groups", 1), dtype=dtype) if has_bias else None
+    return d, x, w, b, kw
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", TRANSPOSED)
+def test_conv_transpose_at_rate_0_is_torchs(name, dtype):
+    d, x, w, b, kw = transposed_case(name, dtype)
+    ours = getattr(bt, f"conv_transpose{d}d")
+    theirs = getattr(F, f"conv_transpose{d}d")
+    leaves = [t for t in (x, w, b) if t is not None]
+    z = ours(x, w, b, **kw)
+    dz = torch.randn(z.shape, generator=torch.Generator().manual_seed(1)).to(dtype)
+    got = torch.autograd.grad(z, leaves, dz)
+    z_ref = theirs(x, w, b, **kw)
+    want = torch.autograd.grad(z_ref, leaves, dz)
+    close(z.detach(), z_ref.detach(), RTOL[dtype])
+    for g, h in zip(got, want):
+        close(g, h, RTOL[dtype])
+    close(ours(x[0], w, b, **kw).detach(), z_ref[0].detach(), RTOL[dtype])    # unbatched
+
+
+@pytest.mark.parametrize("name", TRANSPOSED)
+def test_conv_transpose_band_limited_gradients_by_finite_differences(name):
+    d, x, w, b, kw = transposed_case(name)
+    f = getattr(bt, f"conv_transpose{d}d")
+    args = tuple(t for t in (x, w, b) if t is not None)
+    assert torch.autograd.gradcheck(
+        lambda *a: f(*a, **kw, compress_rate=0.5) if len(a) == 3
+        else f(*a, None, **kw, compress_rate=0.5), args)
+    # the band-limited map is the adjoint of the band-limited correlation
+    z = f(x, w, **kw, compress_rate=0.5).detach()
+    r = torch.randn(z.shape, generator=torch.Generator().manual_seed(2), dtype=z.dtype)
+    corr = {k: v for k, v in kw.items() if k != "output_padding"}
+    y = getattr(bt, f"conv{d}d")(r, w, **corr, compress_rate=0.5).detach()
+    lhs, rhs = (y * x.detach()).sum().item(), (z * r).sum().item()
+    assert abs(lhs - rhs) <= 1e-12 * z.norm().item() * r.norm().item()
+    full = f(x, w, **kw).detach()
+    assert (z - full).norm() > 1e-3 * full.norm()                     # band-limited indeed
+
+
+def test_conv_transpose_layers_match_torch_and_keep_their_parameters():
+    torch.manual_seed(8)
+    nn = torch.nn
+    plain = nn.Sequential(nn.Conv2d(2, 6, 3, stride=2, padding=1), nn.ReLU(),
+                          nn.ConvTranspose2d(6, 3, 4, stride=2, padding=1)).double()
+    model = copy.deepcopy(plain)
+    up = model[2]
+    weight = up.weight
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bt.convert(model)
+    assert type(up) is bt.ConvTranspose2d and up.weight is weight
+    x = torch.randn(2, 2, 9, 9, dtype=torch.float64)
+    close(model(x).detach(), plain(x).detach(), RTOL[torch.float64])
+    # output_size picks output_padding as torch's layer does
+    h = model[1](model[0](x))
+    close(up(h, output_size=(10, 10)).detach(), plain[2](h, output_size=(10, 10)).detach(),
+          RTOL[torch.float64])
+    assert up(h, output_size=(10, 10)).shape[-2:] == (10, 10)
+    # at a rate: the band is the correlation's on the output's shape
+    bt.set_compress_rate(model, 0.5)
+    z = up(h)
+    assert up.last_band == blconv.band_for(z.shape, up.weight.shape, padding=1,
+                                           compress_rate=0.5)
+    assert "compress_rate=0.5" in repr(up)
+    assert list(model.state_dict()) == list(plain.state_dict())
+
+
+def test_conv_transpose_layers_train_and_save_their_input_as_torch_does():
+    torch.manual_seed(9)
+    up = bt.ConvTranspose2d(16, 8, 4, stride=2, padding=1, compress_rate=0.5)
+    x = torch.randn(4, 16, 16, 16, requires_grad=True)
+    z = up(x)
+    assert bt.saved_bytes(z) == 0                            # nothing allocated for it
+    saved = z.grad_fn.saved_tensors
+    assert saved[0].data_ptr() == x.data_ptr() and saved[1].data_ptr() == up.weight.data_ptr()
+    with torch.no_grad():
+        x.mul_(2)                                            # PyTorch's in-place check holds
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        z.sum().backward()
+    opt = torch.optim.SGD(up.parameters(), lr=0.1)
+    target = torch.randn(4, 8, 32, 32)
+    losses = []
+    for _ in range(5):
+        opt.zero_grad()
+        loss = (up(x.detach()) - target).square().mean()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+def test_conv_transpose_energy_policy_is_refused_or_left_out():
+    nn = torch.nn
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ConvTranspose2d(4, 2, 3))
+    with pytest.warns(UserWarning, match=r"1 \(ConvTranspose2d: the energy policy has no "
+                                         r"counterpart"):
+        bt.convert(model, preserve_energy=0.9)
+    assert type(model[0]) is bt.Conv2d and type(model[1]) is nn.ConvTranspose2d
+    bt.convert(model, compress_rate=0.5)
+    with pytest.warns(UserWarning, match=r"set_compress_rate: 1 transposed convolution\(s\) "
+                                         r"keep their band .*: 1 \(compress_rate=0.5\)"):
+        bt.set_compress_rate(model, preserve_energy=0.9)
+    assert model[0].preserve_energy == 0.9 and model[1].compress_rate == 0.5
+    assert model[1].preserve_energy is None
+    with pytest.raises(ValueError, match="ConvTranspose2d: preserve_energy has no counterpart"):
+        bt.ConvTranspose2d(2, 2, 3, compress_rate=0.0)._set_band(0.0, 0.9, "fast")
+    model[1].preserve_energy = 0.9                            # set by hand: refused at the call
+    with pytest.raises(ValueError, match="ConvTranspose2d: preserve_energy has no counterpart"):
+        model[1](torch.randn(1, 4, 5, 5))
+    with pytest.raises(ValueError, match=r"conv_transpose2d: output_padding must be smaller"):
+        bt.conv_transpose2d(torch.randn(1, 4, 5, 5), torch.randn(4, 2, 3, 3), stride=2,
+                            output_padding=2)
 
 
 # --- parametrized convolutions (torch.nn.utils.parametrize) -------------------------------
@@ -811,6 +949,25 @@ def test_cuda_matches_torch_at_rate_0_and_the_cpu_path_at_half(dtype):
     dy = rand(gen, *y_cpu.shape, dtype=dtype, grad=False)
     y_cpu.backward(dy)
     y_gpu.backward(dy.cuda())
+    for t, tc in zip((x, w, b), (xc, wc, bc)):
+        close(tc.grad.cpu(), t.grad, RTOL[dtype])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="PyTorch sees no CUDA device")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cuda_conv_transpose_matches_torch_at_rate_0_and_the_cpu_path_at_half(dtype):
+    d, x, w, b, kw = transposed_case("2d-s2-p1", dtype)
+    xc, wc, bc = (t.detach().cuda().requires_grad_() for t in (x, w, b))
+    close(bt.conv_transpose2d(xc, wc, bc, **kw).detach(),
+          F.conv_transpose2d(xc, wc, bc, **kw).detach(), RTOL[dtype])
+    z_cpu = bt.conv_transpose2d(x, w, b, **kw, compress_rate=0.5)
+    z_gpu = bt.conv_transpose2d(xc, wc, bc, **kw, compress_rate=0.5)
+    assert z_gpu.is_cuda
+    close(z_gpu.detach().cpu(), z_cpu.detach(), RTOL[dtype])
+    dz = torch.randn(z_cpu.shape, generator=torch.Generator().manual_seed(3)).to(dtype)
+    z_cpu.backward(dz)
+    z_gpu.backward(dz.cuda())
     for t, tc in zip((x, w, b), (xc, wc, bc)):
         close(tc.grad.cpu(), t.grad, RTOL[dtype])
 

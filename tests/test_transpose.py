@@ -121,17 +121,15 @@ def test_band_limited_gradients_by_finite_differences(name):
         assert abs(fd - got) <= 1e-7 * max(abs(fd), 1.0), (i, fd, got)
 
 
-def test_memory_kept_follows_the_band_and_band_is_reusable():
+def test_ctx_references_the_input_and_the_band_is_reusable():
     d, x, w, b, kw = case("2d-s2-p1-op1")
     _, fwd, _, _ = fns(d)
-    sizes = {}
     for rate in (0.0, 0.5, 0.75):
         z, ctx = fwd(x, w, b, **kw, compress_rate=rate)
-        assert ctx.x_hat.shape[0] == ctx.band.retained
-        sizes[rate] = ctx.nbytes
+        assert ctx.x is x and ctx.w is w and ctx.nbytes == 0      # nothing allocated
+        assert ctx.out_shape == z.shape
         again, _ = fwd(x, w, b, **kw, band=ctx.band)                 # the same band, given
         np.testing.assert_array_equal(again, z)
-    assert sizes[0.75] < sizes[0.5] < sizes[0.0]
 
 
 @pytest.mark.parametrize("name", ["1d-s3-d2-g2", "2d-s2-p1-op1"])
@@ -153,7 +151,7 @@ def test_float32_stays_float32_and_agrees_with_float64(name):
     z64, ctx64 = fwd(x, w, b, **kw, compress_rate=0.5)
     f32 = [a.astype(np.float32) for a in (x, w, b)]
     z32, ctx32 = fwd(*f32, **kw, compress_rate=0.5)
-    assert z32.dtype == np.float32 and ctx32.x_hat.dtype == np.complex64
+    assert z32.dtype == np.float32
     dz = randn(*z64.shape, seed=9)
     g32 = bwd(dz.astype(np.float32), ctx32)
     for got, want in zip((z32,) + g32, (z64,) + bwd(dz, ctx64)):

@@ -5,11 +5,13 @@
 * :func:`conv1d`, :func:`conv2d`: ``torch.nn.functional.conv1d/conv2d`` with a
   band, as ``torch.autograd.Function`` objects whose forward calls
   :func:`blconv.conv2d_forward` (or ``conv1d_forward``) and whose backward calls
-  :func:`blconv.conv2d_backward`;
-* :class:`Conv1d`, :class:`Conv2d`: subclasses of ``torch.nn.Conv1d/Conv2d`` with
-  the same parameters and ``state_dict`` keys, plus the band settings;
-* :func:`convert`: turns every ``torch.nn.Conv1d/Conv2d`` of a model into one of
-  these, in place, keeping the same ``Parameter`` objects; :func:`set_compress_rate`
+  :func:`blconv.conv2d_backward`; :func:`conv_transpose1d`, :func:`conv_transpose2d`
+  the same for the transposed convolutions (:mod:`blconv.transpose`);
+* :class:`Conv1d`, :class:`Conv2d`, :class:`ConvTranspose1d`,
+  :class:`ConvTranspose2d`: subclasses of PyTorch's layers with the same parameters
+  and ``state_dict`` keys, plus the band settings;
+* :func:`convert`: turns every such PyTorch layer of a model into one of these, in
+  place, keeping the same ``Parameter`` objects; :func:`set_compress_rate`
   changes the band of every such layer (band-limited inference at another rate);
 * :func:`saved_bytes`: the bytes of retained spectra an autograd graph holds.
 
@@ -36,8 +38,10 @@ except ImportError as _err:  # torch missing, or blocked
     raise ImportError('blconv.torch needs PyTorch, which is not installed: '
                       'pip install "blconv[torch]" (or pip install "torch>=2.1")') from _err
 
-from .functional import conv1d, conv2d, saved_bytes
-from .layers import Conv1d, Conv2d, convert, set_compress_rate
+from .functional import conv1d, conv2d, conv_transpose1d, conv_transpose2d, saved_bytes
+from .layers import (Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, convert,
+                     set_compress_rate)
 
-__all__ = ["conv1d", "conv2d", "Conv1d", "Conv2d", "convert", "set_compress_rate",
+__all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "Conv1d", "Conv2d",
+           "ConvTranspose1d", "ConvTranspose2d", "convert", "set_compress_rate",
            "saved_bytes"]

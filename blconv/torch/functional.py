@@ -1,5 +1,6 @@
-"""The band-limited correlations as PyTorch autograd functions: :func:`conv1d`,
-:func:`conv2d`, and :func:`saved_bytes` to see what their graph nodes hold."""
+"""The band-limited correlations and transposed convolutions as PyTorch autograd
+functions: :func:`conv1d`, :func:`conv2d`, :func:`conv_transpose1d`,
+:func:`conv_transpose2d`, and :func:`saved_bytes` to see what their graph nodes hold."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,7 +13,8 @@ import torch
 import blconv as _core
 from blconv import settings as _settings
 
-__all__ = ["band_conv", "conv1d", "conv2d", "saved_bytes"]
+__all__ = ["band_conv", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d",
+           "saved_bytes"]
 
 _FLOATS = (torch.float32, torch.float64)
 _HALF = (torch.float16, torch.bfloat16)
@@ -109,7 +111,8 @@ def _check_tensors(fn, x, weight, bias):
 
 # --- the autograd Function ------------------------------------------------------------
 class _BandConv(torch.autograd.Function):
-    """``y = conv{d}d_forward(x, w, b)``; backward ``conv{d}d_backward(dy, ctx)``.
+    """``y = {op}{d}d_forward(x, w, b)``; backward ``{op}{d}d_backward(dy, ctx)``, where
+    ``op`` is ``conv`` (the correlation) or ``conv_transpose``.
 
     The node saves the input's retained spectrum (a complex tensor over the array's
     memory) and the weight with ``save_for_backward``, and the rest of the core ctx
@@ -118,16 +121,19 @@ class _BandConv(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, d, x, weight, bias, options, info):
+    def forward(ctx, op, d, x, weight, bias, options, info):
         dev = _Device(x.device)
         with dev:
-            y, core_ctx = getattr(_core, f"conv{d}d_forward")(
+            y, core_ctx = getattr(_core, f"{op}{d}d_forward")(
                 dev.array(x), dev.array(weight), dev.array(bias), **options)
             out = dev.tensor(y)
-            x_hat = dev.tensor(core_ctx.x_hat)
-        ctx.save_for_backward(x_hat, weight)
-        ctx.core_ctx = dataclasses.replace(core_ctx, x_hat=None, w=None)
-        ctx.d = d
+            # the correlation keeps its input's retained spectrum, the transposed
+            # convolution its input itself (blconv.transpose says why)
+            kept = "x_hat" if op == "conv" else "x"
+            saved = dev.tensor(core_ctx.x_hat) if op == "conv" else x
+        ctx.save_for_backward(saved, weight)
+        ctx.core_ctx = dataclasses.replace(core_ctx, **{kept: None}, w=None)
+        ctx.op, ctx.d, ctx.kept = op, d, kept
         # autograd may run the backward in a thread of its own (on CUDA it does): the
         # forward's speed settings go with it
         ctx.settings = _settings.current()
@@ -137,22 +143,23 @@ class _BandConv(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dy):
-        need_x, need_w, need_b = ctx.needs_input_grad[1:4]
-        x_hat, weight = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad[2:5]
+        saved, weight = ctx.saved_tensors
         dx = dw = db = None
         if need_x or need_w:
             dev = _Device(dy.device)
             with dev, _settings.using(ctx.settings):
-                core_ctx = dataclasses.replace(ctx.core_ctx, x_hat=dev.array(x_hat),
+                core_ctx = dataclasses.replace(ctx.core_ctx, **{ctx.kept: dev.array(saved)},
                                                w=dev.array(weight))
                 # the core computes dx and dw together; what is not needed is dropped
-                gx, gw, gb = getattr(_core, f"conv{ctx.d}d_backward")(dev.array(dy), core_ctx)
+                gx, gw, gb = getattr(_core, f"{ctx.op}{ctx.d}d_backward")(dev.array(dy),
+                                                                        core_ctx)
                 dx = dev.tensor(gx) if need_x else None
                 dw = dev.tensor(gw) if need_w else None
                 db = dev.tensor(gb) if need_b else None
         elif need_b:
             db = dy.sum(dim=(0,) + tuple(range(2, 2 + ctx.d)))
-        return None, dx, dw, db, None, None
+        return None, None, dx, dw, db, None, None
 
 
 def _autocasting(device_type: str) -> bool:
@@ -198,26 +205,24 @@ def not_traced(fn):
 
 
 @not_traced
-def band_conv(d, x, weight, bias, stride, padding, dilation, groups, compress_rate,
-              preserve_energy, fft_size):
-    """``(y, band)``: the output tensor and the band the core used."""
-    fn = f"conv{d}d"
+def band_conv(d, x, weight, bias, *, transposed=False, **options):
+    """``(y, band)``: the output tensor and the band the core used, for the correlation
+    or (``transposed``) the transposed convolution with the core's keyword ``options``."""
+    op = "conv_transpose" if transposed else "conv"
+    fn = f"{op}{d}d"
     x, weight, bias = _float32_under_autocast(x, weight, bias)
     _check_tensors(fn, x, weight, bias)
     unbatched = x.dim() == d + 1          # (C_in, *spatial), as torch accepts
     if unbatched:
         x = x.unsqueeze(0)
-    options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
-                   compress_rate=compress_rate, preserve_energy=preserve_energy,
-                   fft_size=fft_size)
     info = {}
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad
                                        for t in (x, weight, bias)):
-        y = _BandConv.apply(d, x, weight, bias, options, info)
+        y = _BandConv.apply(op, d, x, weight, bias, options, info)
     else:                                 # no graph: nothing is kept for a backward
         dev = _Device(x.device)
         with dev:
-            out, core_ctx = getattr(_core, f"conv{d}d_forward")(
+            out, core_ctx = getattr(_core, f"{fn}_forward")(
                 dev.array(x), dev.array(weight), dev.array(bias), **options)
             y = dev.tensor(out)
         info["band"] = core_ctx.band
@@ -302,8 +307,9 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     >>> tuple(y.shape), tuple(x.grad.shape), tuple(w.grad.shape)
     ((2, 4, 16), (2, 3, 16), (4, 3, 3))
     """
-    return band_conv(1, x, weight, bias, stride, padding, dilation, groups, compress_rate,
-                     preserve_energy, fft_size)[0]
+    return band_conv(1, x, weight, bias, stride=stride, padding=padding, dilation=dilation,
+                     groups=groups, compress_rate=compress_rate,
+                     preserve_energy=preserve_energy, fft_size=fft_size)[0]
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
@@ -343,8 +349,105 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     >>> tuple(y.shape), tuple(x.grad.shape), tuple(w.grad.shape)
     ((2, 4, 8, 8), (2, 3, 8, 8), (4, 3, 3, 3))
     """
-    return band_conv(2, x, weight, bias, stride, padding, dilation, groups, compress_rate,
-                     preserve_energy, fft_size)[0]
+    return band_conv(2, x, weight, bias, stride=stride, padding=padding, dilation=dilation,
+                     groups=groups, compress_rate=compress_rate,
+                     preserve_energy=preserve_energy, fft_size=fft_size)[0]
+
+
+def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, compress_rate=0.0, fft_size="fast"):
+    """Band-limited 1D transposed convolution of tensors, differentiable by autograd.
+
+    ``torch.nn.functional.conv_transpose1d`` (the same arguments, in the same order)
+    computed by :func:`blconv.conv_transpose1d_forward`: the adjoint of the
+    band-limited correlation at the band that correlation uses on an input of this
+    call's output shape; the backward is :func:`blconv.conv_transpose1d_backward`.  At
+    ``compress_rate=0`` the result equals ``torch.nn.functional.conv_transpose1d`` to
+    floating-point rounding.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (N, C_in, L) (or without the batch axis)
+        As in :func:`conv1d`.
+    weight : torch.Tensor, shape (C_in, C_out / groups, k)
+    bias : torch.Tensor, shape (C_out,), optional
+    stride, padding, output_padding, dilation : int or tuple of 1 ints
+        PyTorch's meanings (``output_padding`` smaller than ``stride``).
+    groups : int, default 1
+    compress_rate : float in [0, 1), default 0.0
+        Of the correlation whose adjoint this is (see :func:`blconv.conv_transpose1d`).
+    fft_size : 'fast', 'pow2', int or tuple of int, default 'fast'
+
+    Returns
+    -------
+    torch.Tensor, shape (N, C_out, L_out)
+        ``L_out = (L - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding
+        + 1``; same dtype and device as ``x`` (float32 under autocast).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As in :func:`conv1d`.
+
+    Notes
+    -----
+    As in :func:`conv1d` (gradients, what the node saves, autocast, ``torch.compile``).
+    The energy policy has no counterpart for a transposed convolution.
+
+    Examples
+    --------
+    >>> import torch, blconv.torch as bt
+    >>> x = torch.randn((2, 4, 8), dtype=torch.float64, requires_grad=True)
+    >>> w = torch.randn((4, 3, 4), dtype=torch.float64, requires_grad=True)
+    >>> z = bt.conv_transpose1d(x, w, stride=2, padding=1)
+    >>> bool(torch.allclose(z, torch.nn.functional.conv_transpose1d(x, w, stride=2,
+    ...                                                              padding=1)))
+    True
+    >>> z = bt.conv_transpose1d(x, w, stride=2, padding=1, compress_rate=0.5)
+    >>> z.sum().backward()
+    >>> tuple(z.shape), tuple(x.grad.shape), tuple(w.grad.shape)
+    ((2, 3, 16), (2, 4, 8), (4, 3, 4))
+    """
+    return band_conv(1, x, weight, bias, transposed=True, stride=stride, padding=padding,
+                     output_padding=output_padding, groups=groups, dilation=dilation,
+                     compress_rate=compress_rate, fft_size=fft_size)[0]
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, compress_rate=0.0, fft_size="fast"):
+    """Band-limited 2D transposed convolution of tensors, differentiable by autograd.
+
+    ``torch.nn.functional.conv_transpose2d`` computed by
+    :func:`blconv.conv_transpose2d_forward`, with the exact gradient of the
+    band-limited map (:func:`blconv.conv_transpose2d_backward`).
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (N, C_in, H, W) (or without the batch axis)
+    weight : torch.Tensor, shape (C_in, C_out / groups, kH, kW)
+    bias, stride, padding, output_padding, groups, dilation, compress_rate, fft_size
+        As in :func:`conv_transpose1d`, per spatial axis (an int or a pair).
+
+    Returns
+    -------
+    torch.Tensor, shape (N, C_out, H_out, W_out)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As in :func:`conv1d`.
+
+    Examples
+    --------
+    >>> import torch, blconv.torch as bt
+    >>> x = torch.randn((2, 8, 4, 4))
+    >>> w = torch.randn((8, 3, 4, 4))
+    >>> tuple(bt.conv_transpose2d(x, w, stride=2, padding=1, compress_rate=0.5).shape)
+    (2, 3, 8, 8)
+    """
+    return band_conv(2, x, weight, bias, transposed=True, stride=stride, padding=padding,
+                     output_padding=output_padding, groups=groups, dilation=dilation,
+                     compress_rate=compress_rate, fft_size=fft_size)[0]
 
 
 def saved_bytes(output) -> int:
@@ -354,7 +457,8 @@ def saved_bytes(output) -> int:
     convolutions in it, the bytes of what each allocated for its backward: the
     retained spectrum of its input, or for 1x1 filters its low-passed values at the
     output positions (``ConvContext.nbytes`` of the core; the weight
-    it also saves is the model's own parameter).  Nodes whose buffers were freed (after a backward without
+    it also saves is the model's own parameter).  A transposed convolution allocates
+    nothing: it saves its input and weight, as PyTorch's own layer does.  Nodes whose buffers were freed (after a backward without
     ``retain_graph=True``) count 0.  Tensors saved by other PyTorch operations
     (batch norm, activations) are not included; measure those with
     ``torch.autograd.graph.saved_tensors_hooks``, which sees these spectra too.
@@ -389,7 +493,7 @@ def saved_bytes(output) -> int:
         if node is None or id(node) in seen:
             continue
         seen.add(id(node))
-        if getattr(type(node), "_forward_cls", None) is _BandConv:
+        if getattr(type(node), "_forward_cls", None) is _BandConv and node.kept == "x_hat":
             try:
                 x_hat = node.saved_tensors[0]          # then the weight, the model's own
                 total += x_hat.numel() * x_hat.element_size()

@@ -9,7 +9,8 @@ import torch
 from .. import _validation as V
 from .functional import band_conv, not_traced
 
-__all__ = ["Conv1d", "Conv2d", "convert", "set_compress_rate"]
+__all__ = ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "convert",
+           "set_compress_rate"]
 
 
 # --- layers ---------------------------------------------------------------------------
@@ -45,9 +46,12 @@ class _BandConvMixin:
             input = torch.nn.functional.pad(input, self._reversed_padding_repeated_twice,  # noqa: A001
                                             mode=self.padding_mode)
             padding = 0
-        y, self.last_band = band_conv(self._nd, input, self.weight, self.bias, self.stride,
-                                      padding, self.dilation, self.groups,
-                                      self.compress_rate, self.preserve_energy, self.fft_size)
+        y, self.last_band = band_conv(self._nd, input, self.weight, self.bias,
+                                      stride=self.stride, padding=padding,
+                                      dilation=self.dilation, groups=self.groups,
+                                      compress_rate=self.compress_rate,
+                                      preserve_energy=self.preserve_energy,
+                                      fft_size=self.fft_size)
         return y
 
     def extra_repr(self):
@@ -158,7 +162,122 @@ class Conv2d(_BandConvMixin, torch.nn.Conv2d):
                     padding_mode, device, dtype)
 
 
-_TARGET = {torch.nn.Conv1d: Conv1d, torch.nn.Conv2d: Conv2d}
+class _BandConvTransposeMixin(_BandConvMixin):
+    """What :class:`ConvTranspose1d` and :class:`ConvTranspose2d` add to PyTorch's."""
+
+    def _set_band(self, compress_rate, preserve_energy, fft_size):
+        _no_energy(type(self).__name__, preserve_energy)
+        super()._set_band(compress_rate, None, fft_size)
+
+    @not_traced
+    def forward(self, input, output_size=None):  # noqa: A002 - torch's own argument names
+        _no_energy(type(self).__name__, self.preserve_energy)
+        # torch's own choice of output_padding, from output_size when given
+        output_padding = self._output_padding(input, output_size, self.stride, self.padding,
+                                              self.kernel_size, self._nd, self.dilation)
+        y, self.last_band = band_conv(self._nd, input, self.weight, self.bias, transposed=True,
+                                      stride=self.stride, padding=self.padding,
+                                      output_padding=output_padding, groups=self.groups,
+                                      dilation=self.dilation,
+                                      compress_rate=self.compress_rate, fft_size=self.fft_size)
+        return y
+
+
+def _no_energy(fn, preserve_energy):
+    if preserve_energy is not None:
+        raise ValueError(f"{fn}: preserve_energy has no counterpart for a transposed "
+                         f"convolution (the energy policy picks a correlation's band from "
+                         f"its input); set compress_rate instead, got "
+                         f"preserve_energy={preserve_energy!r}")
+
+
+def _transpose_init(self, d, in_channels, out_channels, kernel_size, stride, padding,
+                    output_padding, groups, bias, dilation, compress_rate, fft_size, device,
+                    dtype):
+    c, _ = _check_band(type(self).__name__, compress_rate, None)    # before any allocation
+    getattr(torch.nn, f"ConvTranspose{d}d").__init__(
+        self, in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+        output_padding=output_padding, groups=groups, bias=bias, dilation=dilation,
+        device=device, dtype=dtype)
+    self._set_band(c, None, fft_size)
+
+
+class ConvTranspose1d(_BandConvTransposeMixin, torch.nn.ConvTranspose1d):
+    """Band-limited 1-D transposed convolution layer: ``torch.nn.ConvTranspose1d``
+    computed by blconv.
+
+    A subclass of ``torch.nn.ConvTranspose1d`` with the same parameters, initialisation
+    and ``state_dict`` keys; its forward is :func:`conv_transpose1d` with the layer's
+    band: the adjoint of the band-limited correlation whose input has this layer's
+    output shape (see :func:`blconv.conv_transpose1d`).  ``forward(input,
+    output_size=None)`` chooses ``output_padding`` from ``output_size`` as PyTorch's
+    layer does.
+
+    Parameters
+    ----------
+    in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias, dilation
+        As for ``torch.nn.ConvTranspose1d`` (``output_padding`` smaller than
+        ``stride``).
+    compress_rate : float in [0, 1), default 0.0
+    fft_size : 'fast', 'pow2', int or tuple of int, default 'fast'
+    device, dtype
+
+    Attributes
+    ----------
+    compress_rate, fft_size
+        The band settings, as for :class:`Conv1d` (``preserve_energy`` is always
+        ``None``: the energy policy has no counterpart here).
+    last_band : blconv.Band or None
+        The band of the last forward.
+
+    Examples
+    --------
+    >>> import torch, blconv.torch as bt
+    >>> up = bt.ConvTranspose1d(8, 4, 4, stride=2, padding=1, compress_rate=0.5)
+    >>> tuple(up(torch.randn(2, 8, 16)).shape)
+    (2, 4, 32)
+    """
+
+    _nd = 1
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1, *, compress_rate=0.0,
+                 fft_size="fast", device=None, dtype=None):
+        _transpose_init(self, 1, in_channels, out_channels, kernel_size, stride, padding,
+                        output_padding, groups, bias, dilation, compress_rate, fft_size,
+                        device, dtype)
+
+
+class ConvTranspose2d(_BandConvTransposeMixin, torch.nn.ConvTranspose2d):
+    """Band-limited 2-D transposed convolution layer: ``torch.nn.ConvTranspose2d``
+    computed by blconv.
+
+    As :class:`ConvTranspose1d`, with two spatial axes.
+
+    Examples
+    --------
+    >>> import torch, blconv.torch as bt
+    >>> up = bt.ConvTranspose2d(8, 4, 4, stride=2, padding=1, compress_rate=0.5)
+    >>> up
+    ConvTranspose2d(8, 4, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1), compress_rate=0.5)
+    >>> tuple(up(torch.randn(2, 8, 5, 5), output_size=(11, 11)).shape)
+    (2, 4, 11, 11)
+    """
+
+    _nd = 2
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1, *, compress_rate=0.0,
+                 fft_size="fast", device=None, dtype=None):
+        _transpose_init(self, 2, in_channels, out_channels, kernel_size, stride, padding,
+                        output_padding, groups, bias, dilation, compress_rate, fft_size,
+                        device, dtype)
+
+
+_TARGET = {torch.nn.Conv1d: Conv1d, torch.nn.Conv2d: Conv2d,
+           torch.nn.ConvTranspose1d: ConvTranspose1d, torch.nn.ConvTranspose2d: ConvTranspose2d}
+_SUPPORTED = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.ConvTranspose1d,
+              torch.nn.ConvTranspose2d)
 
 
 # --- whole models ---------------------------------------------------------------------
@@ -186,17 +305,23 @@ def _parametrized_target(m):
     return type(cls.__name__, (_TARGET[cls.__bases__[0]],), members)
 
 
-def _why_not(m) -> str | None:
-    """Why conv module ``m`` cannot become a blconv layer (``None``: it can)."""
+def _why_not(m, energy) -> str | None:
+    """Why conv module ``m`` cannot become a blconv layer with the band asked for
+    (``energy``: the energy policy) (``None``: it can)."""
     kind = type(m).__name__
+    if not isinstance(m, _SUPPORTED):
+        return kind
+    transposed = isinstance(m, (torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d))
+    if transposed and energy:
+        return f"{kind}: the energy policy has no counterpart for a transposed convolution"
+    if transposed and any(o >= s for o, s in zip(m.output_padding, m.stride)):
+        return f"{kind}: output_padding {m.output_padding} not smaller than stride {m.stride}"
     if isinstance(m, _BandConvMixin) or type(m) in _TARGET:
         return None
-    if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d)):
-        if _parametrized_target(m) is not None:
-            return None
-        base = "Conv1d" if isinstance(m, torch.nn.Conv1d) else "Conv2d"
-        return f"{kind}, a subclass of torch.nn.{base}"
-    return kind
+    if _parametrized_target(m) is not None:
+        return None
+    base = next(c.__name__ for c in _SUPPORTED if isinstance(m, c))
+    return f"{kind}, a subclass of torch.nn.{base}"
 
 
 def _check_model(fn, model):
@@ -264,7 +389,7 @@ def convert(model, *, compress_rate=0.0, preserve_energy=None, fft_size="fast"):
     for name, m in model.named_modules():
         if not isinstance(m, torch.nn.modules.conv._ConvNd):
             continue
-        why = _why_not(m)
+        why = _why_not(m, e is not None)
         if why is None:
             targets.append(m)
         else:
@@ -277,7 +402,8 @@ def convert(model, *, compress_rate=0.0, preserve_energy=None, fft_size="fast"):
         m._set_band(c, e, fft_size)
     if skipped:
         warnings.warn(f"convert: {len(skipped)} convolution(s) left as they are (blconv.torch "
-                      f"replaces torch.nn.Conv1d/Conv2d, parametrized or not, not their subclasses): "
+                      f"replaces torch.nn.Conv1d/Conv2d/ConvTranspose1d/ConvTranspose2d, "
+                      f"parametrized or not, not their subclasses): "
                       + ", ".join(skipped), UserWarning, stacklevel=2)
     return model
 
@@ -288,10 +414,11 @@ def set_compress_rate(model, compress_rate=0.0, preserve_energy=None):
     Parameters
     ----------
     model : torch.nn.Module
-        A model holding :class:`Conv1d` / :class:`Conv2d` layers (see :func:`convert`).
+        A model holding blconv.torch layers (see :func:`convert`).
     compress_rate : float in [0, 1), default 0.0
     preserve_energy : float in (0, 1], optional
-        With it, every layer uses the energy policy (and ``compress_rate`` must be 0).
+        With it, every correlation layer uses the energy policy (and ``compress_rate``
+        must be 0); transposed convolutions keep their band, with a warning.
 
     Returns
     -------
@@ -302,6 +429,12 @@ def set_compress_rate(model, compress_rate=0.0, preserve_energy=None):
     ------
     ValueError
         An invalid band, or a model without any blconv layer (nothing is changed).
+
+    Warns
+    -----
+    UserWarning
+        With ``preserve_energy``, listing the transposed convolutions that keep their
+        band (the energy policy has no counterpart for them).
 
     Examples
     --------
@@ -314,12 +447,20 @@ def set_compress_rate(model, compress_rate=0.0, preserve_energy=None):
     fn = "set_compress_rate"
     _check_model(fn, model)
     c, e = _check_band(fn, compress_rate, preserve_energy)
-    layers = [m for m in model.modules() if isinstance(m, _BandConvMixin)]
+    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, _BandConvMixin)]
     if not layers:
-        raise ValueError("set_compress_rate: model has no blconv.torch Conv1d/Conv2d layer; "
+        raise ValueError("set_compress_rate: model has no blconv.torch layer; "
                          "call blconv.torch.convert(model) first")
-    for m in layers:
-        m.compress_rate, m.preserve_energy = c, e
+    kept = []
+    for name, m in layers:
+        if e is not None and isinstance(m, _BandConvTransposeMixin):
+            kept.append(f"{name or '(the model)'} (compress_rate={m.compress_rate})")
+        else:
+            m.compress_rate, m.preserve_energy = c, e
+    if kept:
+        warnings.warn(f"set_compress_rate: {len(kept)} transposed convolution(s) keep their "
+                      f"band (the energy policy has no counterpart for them): "
+                      + ", ".join(kept), UserWarning, stacklevel=2)
     return model
 
 
