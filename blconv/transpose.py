@@ -46,13 +46,13 @@ class ConvTransposeContext:
         That correlation's geometry: ``length`` is this call's output size and ``out``
         its input size.
     groups : int
-    x : array, shape (N, C_in, *L)
+    x : array, shape (N, C_in, L) or (N, C_in, H, W)
         The input, referenced, not copied (as PyTorch's layer saves it); the backward
         recomputes its retained spectrum.  That spectrum lies on the grid of the
         output, where a stride-2 input fills about four times its own size of
         coefficients (two per axis): at any rate up to about 0.75 it would be larger
         than the input.
-    w : array, shape (C_in, C_out / groups, *k)
+    w : array, shape (C_in, C_out / groups, k) or (C_in, C_out / groups, kH, kW)
         The filters, referenced, not copied.  Modify neither in place between a
         forward and its backward.
     has_bias : bool
