@@ -115,7 +115,8 @@ class _BandConv(torch.autograd.Function):
     ``op`` is ``conv`` (the correlation) or ``conv_transpose``.
 
     The node saves the input's retained spectrum (a complex tensor over the array's
-    memory) and the weight with ``save_for_backward``, and the rest of the core ctx
+    memory; for the transposed convolution the input itself) and the weight with
+    ``save_for_backward``, and the rest of the core ctx
     (band, geometry: small) as a plain attribute, so PyTorch frees the spectrum with
     the graph's buffers and checks the weight's version before the backward.
     """
