@@ -5,7 +5,10 @@ kernels as large as the padded input), stride, integer / per-axis / ``"same"``
 padding, dilation, groups, FFT size and dtype.  Oracles: the spatial
 :mod:`blconv.reference` at ``compress_rate=0``; at ``c > 0`` the independent masked
 float64 computation of ``helpers`` and the adjoint identities; for the band, full
-two-sided FFTs of the explicitly padded input with ``helpers.two_sided_mask``.
+two-sided FFTs of the explicitly padded input with ``helpers.two_sided_mask``.  The
+transposed convolution of each problem (where the padding is not ``"same"``) is checked
+against the reference's input gradient at rate 0, and as the adjoint of the band-limited
+correlation at other rates.
 
 Runs are reproducible: ``derandomize=True`` (examples derive from the test itself, not
 from a clock) and no example database.
@@ -174,6 +177,72 @@ def test_positive_rate_matches_masked_oracle_and_is_its_own_adjoint(route, p, ra
         scale = (np.linalg.norm(dy) * np.linalg.norm(jv) + np.linalg.norm(grad) *
                  np.linalg.norm(v))
         assert abs(lhs - rhs) <= ADJOINT_TOL * scale, (lhs, rhs)
+
+
+# --- the transposed convolution: the adjoint of the correlation ---------------------------
+def _transposed(p):
+    """The transposed convolution whose output has the correlation problem ``p``'s input
+    shape: its input has the correlation's output shape, and ``output_padding`` picks
+    that input size among those the stride maps to the same output."""
+    g = p["geom"]
+    geom = conv_geometry("props", p["x_shape"][2:], p["w_shape"][2:], **{
+        k: v for k, v in g.items() if k != "groups"})
+    op = tuple((o1 - 1) % s for o1, s in zip(geom.out1, geom.stride))
+    return (p["x_shape"][:1] + p["w_shape"][:1] + geom.out), dict(g, output_padding=op)
+
+
+TFWD = {1: blconv.conv_transpose1d_forward, 2: blconv.conv_transpose2d_forward}
+TBWD = {1: blconv.conv_transpose1d_backward, 2: blconv.conv_transpose2d_backward}
+NOT_SAME = problems().filter(lambda p: p["geom"]["padding"] != "same")
+
+
+@SETTINGS
+@given(p=NOT_SAME)
+def test_transposed_zero_rate_equals_the_spatial_reference(route, p):
+    rng, z, w, _ = _data(p)                   # z: the transposed convolution's output shape
+    x_shape, tg = _transposed(p)
+    g, n = p["geom"], np.linalg.norm
+    x = rng.standard_normal(x_shape).astype(p["dtype"])
+    out, ctx = TFWD[p["d"]](x, w, **tg, fft_size=p["fft_size"])
+    assert out.shape == z.shape and out.dtype == x.dtype
+    zeros = np.zeros(z.shape)
+    ref = reference.correlate_backward(*_f64(x, zeros, w), **g)[0]
+    bound = reference.correlate_backward(*_f64(abs(x), zeros, abs(w)), **g)[0]
+    _close(out, ref, bound, n(x) * n(w), p["dtype"])
+    dz = rng.standard_normal(z.shape).astype(p["dtype"])
+    dx, dw, _ = TBWD[p["d"]](dz, ctx)
+    _close(dx, reference.correlate(*_f64(dz, w), **g),
+           reference.correlate(*_f64(abs(dz), abs(w)), **g), n(dz) * n(w), p["dtype"])
+    _close(dw, reference.correlate_backward(*_f64(x, dz, w), **g)[1],
+           reference.correlate_backward(*_f64(abs(x), abs(dz), abs(w)), **g)[1],
+           n(dz) * n(x), p["dtype"])
+
+
+@SETTINGS
+@given(p=NOT_SAME.filter(lambda p: p["dtype"] == np.float64), rate=st.floats(0.01, 0.95))
+def test_transposed_is_the_adjoint_of_the_band_limited_correlation(route, p, rate):
+    rng, z, w, _ = _data(p)
+    x_shape, tg = _transposed(p)
+    g, d, fs = p["geom"], p["d"], p["fft_size"]
+    x = rng.standard_normal(x_shape)
+    out, ctx = TFWD[d](x, w, **tg, compress_rate=rate, fft_size=fs)
+    y, cctx = FWD[d](z, w, **g, compress_rate=rate, fft_size=fs)
+    assert ctx.band == cctx.band
+
+    def agree(lhs, rhs, a, b, c, e):
+        assert abs(lhs - rhs) <= ADJOINT_TOL * (np.linalg.norm(a) * np.linalg.norm(b) +
+                                                np.linalg.norm(c) * np.linalg.norm(e))
+
+    agree(np.vdot(y, x), np.vdot(out, z), y, x, out, z)            # <A z, x> = <A^T x, z>
+    dz = rng.standard_normal(out.shape)
+    dx, dw, _ = TBWD[d](dz, ctx)
+    # the map is bilinear in (x, w): its gradients pair with directions exactly
+    vw = rng.standard_normal(w.shape)
+    jw = TFWD[d](x, vw, **tg, compress_rate=rate, fft_size=fs)[0]
+    agree(np.vdot(dz, jw), np.vdot(dw, vw), dz, jw, dw, vw)
+    vx = rng.standard_normal(x.shape)
+    jx = TFWD[d](vx, w, **tg, compress_rate=rate, fft_size=fs)[0]
+    agree(np.vdot(dz, jx), np.vdot(dx, vx), dz, jx, dx, vx)
 
 
 # --- finite in, finite out ------------------------------------------------------------------
