@@ -96,6 +96,10 @@ class Geometry:
     out1: tuple[int, ...]        # stride-1 output length P - k_eff + 1
     out: tuple[int, ...]         # strided output length
 
+    def tap_grid(self) -> dict:
+        """``start``/``step`` of the filter taps: padding is a phase of their spectrum."""
+        return dict(start=tuple(-p for p in self.pad_lo), step=self.dilation)
+
     @property
     def k_eff(self) -> tuple[int, ...]:
         return tuple((k - 1) * d + 1 for k, d in zip(self.kernel, self.dilation))

@@ -116,11 +116,6 @@ class _Plan:
     band: Band | None = None            # a band given explicitly: no rate or energy choice
 
 
-def _tap_grid(geom: V.Geometry) -> dict:
-    """``start``/``step`` of the filter taps: padding is a phase of their spectrum."""
-    return dict(start=tuple(-p for p in geom.pad_lo), step=geom.dilation)
-
-
 def _check_shapes(fn, d, x, w, b, groups):
     if x.ndim != d + 2:
         lay = "(N, C_in, L)" if d == 1 else "(N, C_in, H, W)"
@@ -247,7 +242,7 @@ def _forward_impl(x, w, b, plan: _Plan, *, xp):
     full = None
     if plan.energy is not None:                                     # the band from all of x
         band, full = _energy_band(x, plan, chunks, xp=xp)
-    filters = _channels.Filters(w, band, **_tap_grid(geom), groups=G, xp=xp, opts=opts,
+    filters = _channels.Filters(w, band, **geom.tap_grid(), groups=G, xp=xp, opts=opts,
                                 nthreads=_threads.count(opts, xp=xp))
     x_hat = y = None
     for i0, i1 in chunks:
@@ -257,7 +252,7 @@ def _forward_impl(x, w, b, plan: _Plan, *, xp):
             spec = _crop(full if full is not None else power_spectrum(xc, plan.fft_shape, xp=xp,
                                                                       opts=opts)[0],
                          band, xp=xp, like=x)
-        yc, xc_hat = _freq_chunk(xc, spec, filters, band, geom, G, opts, xp=xp)
+        yc, xc_hat = freq_chunk(xc, spec, filters, band, geom, G, opts, xp=xp)
         if len(chunks) == 1:
             x_hat, y = xc_hat, yc
             break
@@ -274,7 +269,7 @@ def _forward_impl(x, w, b, plan: _Plan, *, xp):
     return y, ctx
 
 
-def _freq_chunk(xc, spec, filters, band, geom, G, opts, *, xp):
+def freq_chunk(xc, spec, filters, band, geom, G, opts, *, xp):
     """The per-frequency route on a batch ``xc`` ``(m, C, *length)``: ``y`` (no bias) and
     what the backward keeps, ``x_hat`` ``(F, G, m, C/G)``; ``spec`` is ``xc``'s retained
     spectrum ``(F, m, C)`` where the energy band already made it."""
@@ -294,9 +289,9 @@ def _freq_chunk(xc, spec, filters, band, geom, G, opts, *, xp):
 def _freq_forward(x, w, b, *, band, geom, groups, opts, xp):
     """The whole per-frequency forward of one batch as a function of arrays alone (what
     :mod:`blconv._graphs` captures): ``y`` with its bias, and ``x_hat``."""
-    filters = _channels.Filters(w, band, **_tap_grid(geom), groups=groups, xp=xp, opts=opts,
+    filters = _channels.Filters(w, band, **geom.tap_grid(), groups=groups, xp=xp, opts=opts,
                                 nthreads=_threads.count(opts, xp=xp))
-    y, x_hat = _freq_chunk(x, None, filters, band, geom, groups, opts, xp=xp)
+    y, x_hat = freq_chunk(x, None, filters, band, geom, groups, opts, xp=xp)
     if b is not None:
         y += xp.reshape(b, (w.shape[0],) + (1,) * len(geom.out))
     return xp.astype(y, x.dtype, copy=False), x_hat
@@ -342,7 +337,7 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
                               has_bias=ctx.has_bias, opts=opts, xp=xp),
             (dy, ctx.x_hat, ctx.w), xp=xp, capturable=spectral.all_matrix(band, opts))
     # conj(W[f]) per group: recomputed from the filters (a small GEMM per block)
-    filters = _channels.Filters(ctx.w, band, **_tap_grid(geom), groups=G, xp=xp, opts=opts,
+    filters = _channels.Filters(ctx.w, band, **geom.tap_grid(), groups=G, xp=xp, opts=opts,
                                 nthreads=_threads.count(opts, xp=xp), transposed=True)
     dx = dw_acc = None
     for i0, i1 in chunks:
@@ -384,7 +379,7 @@ def _freq_backward(dy, x_hat, w, *, band, geom, groups, has_bias, opts, xp):
     """The whole per-frequency backward of one batch as a function of arrays alone (what
     :mod:`blconv._graphs` captures): ``dx``, ``dw``, ``db``."""
     real = spectral.real_dtype(x_hat.dtype, xp=xp)
-    filters = _channels.Filters(w, band, **_tap_grid(geom), groups=groups, xp=xp, opts=opts,
+    filters = _channels.Filters(w, band, **geom.tap_grid(), groups=groups, xp=xp, opts=opts,
                                 nthreads=_threads.count(opts, xp=xp), transposed=True)
     dx, acc = _freq_backward_chunk(dy, x_hat, filters, band, geom, groups, opts, xp=xp)
     dw = _channels.dw(acc, filters, xp=xp)

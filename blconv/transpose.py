@@ -28,6 +28,7 @@ from . import _workspace as W
 from . import _validation as V
 from . import _channels, _threads, settings, spectral
 from .band import Band, check_band, fft_shape_for, rate_keep
+from .conv import freq_chunk
 
 __all__ = ["conv_transpose1d", "conv_transpose2d", "conv_transpose1d_forward",
            "conv_transpose1d_backward", "conv_transpose2d_forward",
@@ -128,16 +129,8 @@ def geometry(fn, length, kernel, *, stride=1, padding=0, output_padding=0, dilat
         raise ValueError(f"{fn}: the output would have size {out} (input {tuple(length)}, "
                          f"kernel {tuple(kernel)}, stride {s}, padding {p}, dilation {dl}, "
                          f"output_padding {op}); it must be at least 1 along each axis")
-    geom = V.conv_geometry(fn, out, tuple(kernel), stride=s, padding=p, dilation=dl)
-    if geom.out != tuple(length):         # (L - 1) * s + op + 1 stride-1 outputs, op < s
-        raise RuntimeError(f"{fn}: internal error: geometry {geom} does not map back to "
-                           f"{tuple(length)}")
-    return geom
-
-
-def _taps(geom):
-    """``start``/``step`` of the filter taps: padding is a phase of their spectrum."""
-    return dict(start=tuple(-p for p in geom.pad_lo), step=geom.dilation)
+    # (L - 1) * s + op + 1 stride-1 outputs with op < s: L strided ones, the input's size
+    return V.conv_geometry(fn, out, tuple(kernel), stride=s, padding=p, dilation=dl)
 
 
 def _forward(d, x, w, b, *, stride, padding, output_padding, dilation, groups, compress_rate,
@@ -171,7 +164,7 @@ def _forward_impl(fn, x, w, b, band, geom, G, bound, opts, *, xp):
     itemsize = 4 if x.dtype == xp.float32 else 8
     chunks = W.chunks(fn, N, W.bytes_per_sample(geom, band, O, C, itemsize, False), bound)
     # the correlation's backward filters: conj(W[f])^T per group, (F, G, C/G, O/G)
-    filters = _channels.Filters(w, band, **_taps(geom), groups=G, xp=xp, opts=opts,
+    filters = _channels.Filters(w, band, **geom.tap_grid(), groups=G, xp=xp, opts=opts,
                                 nthreads=_threads.count(opts, xp=xp), transposed=True)
     z = None
     for i0, i1 in chunks:
@@ -224,27 +217,19 @@ def _backward(d, dz, ctx):
 
 
 def _backward_impl(fn, dz, ctx, real, *, xp, opts):
-    geom, band, G, d = ctx.geometry, ctx.band, ctx.groups, len(ctx.geometry.out)
-    F, (N, O) = band.retained, dz.shape[:2]
+    geom, band, G = ctx.geometry, ctx.band, ctx.groups
+    N, O = dz.shape[:2]
     C = ctx.w.shape[0]
     itemsize = 4 if real == xp.float32 else 8
     chunks = W.chunks(fn, N, W.bytes_per_sample(geom, band, O, C, itemsize, False),
                       ctx.max_workspace_bytes)
     # the correlation's forward filters: conj(W[f]) per group, (F, G, O/G, C/G)
-    filters = _channels.Filters(ctx.w, band, **_taps(geom), groups=G, xp=xp, opts=opts,
+    filters = _channels.Filters(ctx.w, band, **geom.tap_grid(), groups=G, xp=xp, opts=opts,
                                 nthreads=_threads.count(opts, xp=xp))
     dx = acc = None
     for i0, i1 in chunks:
-        dzc = dz[i0:i1, ...]
-        m = dzc.shape[0]
-        spec = spectral.forward(dzc, band, start=(0,) * d, step=(1,) * d, xp=xp, opts=opts)
-        spec = spectral.contiguous(
-            xp.permute_dims(xp.reshape(spec, (F, m, G, O // G)), (0, 2, 1, 3)), xp=xp)
-        # dx: the band-limited correlation of dz with w, DX[f] = DZ[f] @ conj(W[f])
-        dx_hat = xp.reshape(xp.permute_dims(_channels.forward(spec, filters, xp=xp),
-                                            (0, 2, 1, 3)), (F, m, C))
-        dxc = spectral.inverse(dx_hat, band, start=(0,) * d, step=geom.stride,
-                               count=geom.out, xp=xp, opts=opts)
+        # dx: the band-limited correlation of dz with w, and dz's spectrum DZ it used
+        dxc, spec = freq_chunk(dz[i0:i1, ...], None, filters, band, geom, G, opts, xp=xp)
         # dw: DW[f] = DZ[f]^T @ conj(X[f]), summed over the batch
         cx = _input_spectrum(ctx.x[i0:i1, ...], band, geom, G, opts, xp=xp)
         part = _channels.backward(spec, cx, filters, xp=xp, need_dx=False)[1]

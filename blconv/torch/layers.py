@@ -305,23 +305,26 @@ def _parametrized_target(m):
     return type(cls.__name__, (_TARGET[cls.__bases__[0]],), members)
 
 
-def _why_not(m, energy) -> str | None:
-    """Why conv module ``m`` cannot become a blconv layer with the band asked for
-    (``energy``: the energy policy) (``None``: it can)."""
+def _blconv_class(m, energy):
+    """``(cls, None)``: the blconv class conv module ``m`` takes (its own where it is one
+    already), or ``(None, why)`` where it cannot become one with the band asked for
+    (``energy``: the energy policy)."""
     kind = type(m).__name__
     if not isinstance(m, _SUPPORTED):
-        return kind
+        return None, kind
     transposed = isinstance(m, (torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d))
     if transposed and energy:
-        return f"{kind}: the energy policy has no counterpart for a transposed convolution"
+        return None, f"{kind}: the energy policy has no counterpart for a transposed convolution"
     if transposed and any(o >= s for o, s in zip(m.output_padding, m.stride)):
-        return f"{kind}: output_padding {m.output_padding} not smaller than stride {m.stride}"
-    if isinstance(m, _BandConvMixin) or type(m) in _TARGET:
-        return None
-    if _parametrized_target(m) is not None:
-        return None
+        return None, (f"{kind}: output_padding {m.output_padding} not smaller than stride "
+                      f"{m.stride}")
+    if isinstance(m, _BandConvMixin):
+        return type(m), None
+    cls = _TARGET.get(type(m)) or _parametrized_target(m)
+    if cls is not None:
+        return cls, None
     base = next(c.__name__ for c in _SUPPORTED if isinstance(m, c))
-    return f"{kind}, a subclass of torch.nn.{base}"
+    return None, f"{kind}, a subclass of torch.nn.{base}"
 
 
 def _check_model(fn, model):
@@ -331,13 +334,16 @@ def _check_model(fn, model):
 
 
 def convert(model, *, compress_rate=0.0, preserve_energy=None, fft_size="fast"):
-    """Make every ``torch.nn.Conv1d/Conv2d`` of ``model`` band-limited, in place.
+    """Make every ``torch.nn.Conv1d/Conv2d/ConvTranspose1d/ConvTranspose2d`` of
+    ``model`` band-limited, in place.
 
     Each ``torch.nn.Conv1d`` / ``Conv2d`` (``model`` itself included, any
-    ``padding_mode``) becomes a :class:`Conv1d` / :class:`Conv2d` of blconv.torch by
-    a change of class: the module object, its ``Parameter`` objects, buffers, hooks
-    and training mode stay the same, so an optimizer built before the call keeps
-    updating them and ``state_dict`` keys do not change.  A convolution with
+    ``padding_mode``) becomes a :class:`Conv1d` / :class:`Conv2d` of blconv.torch, and
+    each ``torch.nn.ConvTranspose1d`` / ``ConvTranspose2d`` a :class:`ConvTranspose1d` /
+    :class:`ConvTranspose2d`, by a change of class: the module object, its
+    ``Parameter`` objects, buffers, hooks and training mode stay the same, so an
+    optimizer built before the call keeps updating them and ``state_dict`` keys do
+    not change.  A convolution with
     parametrizations (``torch.nn.utils.parametrize``: ``weight_norm``,
     ``spectral_norm``, ...) keeps them: its band-limited forward uses the
     parametrized weight.  Layers that are already blconv layers get the new band
@@ -366,9 +372,10 @@ def convert(model, *, compress_rate=0.0, preserve_energy=None, fft_size="fast"):
     Warns
     -----
     UserWarning
-        Once, listing the convolutions left as they are: transposed and 3-D
-        convolutions, and subclasses of ``torch.nn.Conv1d/Conv2d`` other than
-        parametrize's (whose own forward a change of class would lose).
+        Once, listing the convolutions left as they are: 3-D convolutions,
+        transposed ones whose ``output_padding`` is not smaller than their stride (or
+        all of them with ``preserve_energy``), and subclasses of PyTorch's layers
+        other than parametrize's (whose own forward a change of class would lose).
 
     Examples
     --------
@@ -389,16 +396,13 @@ def convert(model, *, compress_rate=0.0, preserve_energy=None, fft_size="fast"):
     for name, m in model.named_modules():
         if not isinstance(m, torch.nn.modules.conv._ConvNd):
             continue
-        why = _why_not(m, e is not None)
+        cls, why = _blconv_class(m, e is not None)
         if why is None:
-            targets.append(m)
+            targets.append((m, cls))
         else:
             skipped.append(f"{name or '(the model)'!s} ({why})")
-    for m in targets:
-        if type(m) in _TARGET:
-            m.__class__ = _TARGET[type(m)]
-        elif not isinstance(m, _BandConvMixin):
-            m.__class__ = _parametrized_target(m)
+    for m, cls in targets:
+        m.__class__ = cls
         m._set_band(c, e, fft_size)
     if skipped:
         warnings.warn(f"convert: {len(skipped)} convolution(s) left as they are (blconv.torch "
