@@ -96,18 +96,18 @@ def forward(x_hat, filters: Filters, *, xp):
     return y_hat
 
 
-def backward(x_hat, cdy, filters: Filters, *, xp, need_dx=True):
+def backward(x_hat, cdy, filters: Filters, *, xp, need_dx=True, need_dw=True):
     """``conj(DX)`` ``(F, G, m, C/G)`` and ``dw``'s part from ``x_hat`` ``(F, G, m, C/G)`` and
     ``cdy = conj(DY)`` ``(F, G, m, O/G)``.
 
     The ``dw`` part is an accumulator to pass to :func:`dw`: ``DW`` summed over the
     batch (whole), or its inverse transform ``G @ DW`` ``(P, G * C/G * O/G)`` (blocks).
     Without ``need_dx``, ``conj(DX)`` is not computed (``None``), and ``filters``
-    may be either orientation.
+    may be either orientation; without ``need_dw`` the part is ``None``.
     """
     if filters.whole:
         return (B.matmul(cdy, filters.block(0, cdy.shape[0]), xp=xp) if need_dx else None,
-                B.matmul(xp.matrix_transpose(x_hat), cdy, xp=xp))
+                B.matmul(xp.matrix_transpose(x_hat), cdy, xp=xp) if need_dw else None)
     F, G, m, cg = x_hat.shape
     dx_hat = np.empty((F, G, m, cg), dtype=filters.cdtype) if need_dx else None
     g = spectral.filter_matrix(filters.band, filters.start, filters.step, filters.kernel,
@@ -119,6 +119,8 @@ def backward(x_hat, cdy, filters: Filters, *, xp, need_dx=True):
             b1 = min(f1, b0 + filters.size)
             if need_dx:
                 np.matmul(cdy[b0:b1], filters.block(b0, b1), out=dx_hat[b0:b1])
+            if not need_dw:
+                continue
             part = np.matrix_transpose(x_hat[b0:b1]) @ cdy[b0:b1]      # (Fb, G, C/G, O/G)
             part = g[:, b0:b1] @ np.reshape(part, (b1 - b0, -1))       # (P, G*C/G*O/G)
             if acc is None:
@@ -128,6 +130,8 @@ def backward(x_hat, cdy, filters: Filters, *, xp, need_dx=True):
         return acc
 
     parts = _threads.parallel(run, F, filters.nthreads, filters.size)
+    if not need_dw:
+        return dx_hat, None
     acc = parts[0]
     for p in parts[1:]:
         acc += p

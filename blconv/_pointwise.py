@@ -134,23 +134,27 @@ def _mix(w, z, groups, *, xp):
     return xp.reshape(xp.matmul(wg, zg), (n, o) + tuple(out))
 
 
-def backward(dy, z, w, band, geom, groups, chunks, *, xp, opts):
-    """``(dx, dw)`` from ``dy`` ``(N, C_out, *out)`` and :func:`forward`'s ``z``."""
+def backward(dy, z, w, band, geom, groups, chunks, *, xp, opts, need_dx=True, need_dw=True):
+    """``(dx, dw)`` from ``dy`` ``(N, C_out, *out)`` and :func:`forward`'s ``z``; each
+    ``None`` where not needed."""
     n, o, *out = dy.shape
     c = z.shape[1]
     d = len(out)
     og, cg = o // groups, c // groups
     dyg = xp.reshape(dy, (n, groups, og, -1))
-    zg = xp.reshape(z, (n, groups, cg, -1))
-    wt = xp.matrix_transpose(xp.reshape(w, (1, groups, og, cg)))
-    dz = xp.reshape(xp.matmul(wt, dyg), (n, c) + tuple(out))                # w^T dy
-    # dw = sum over samples and positions of dy z^T: one GEMM per group over both
-    dyt = xp.reshape(xp.permute_dims(dyg, (1, 2, 0, 3)), (groups, og, -1))
-    zt = xp.reshape(xp.permute_dims(zg, (1, 0, 3, 2)), (groups, -1, cg))
-    dw = xp.reshape(xp.matmul(dyt, zt), tuple(w.shape))
-    if _full(band):
-        dx = _write(dz, geom, xp=xp)
-    else:
-        dx = _lowpass(dz, band, (tuple(-p for p in geom.pad_lo), geom.stride),
-                      ((0,) * d, (1,) * d), geom.length, chunks, xp=xp, opts=opts)
+    dx = dw = None
+    if need_dw:
+        # dw = sum over samples and positions of dy z^T: one GEMM per group over both
+        zg = xp.reshape(z, (n, groups, cg, -1))
+        dyt = xp.reshape(xp.permute_dims(dyg, (1, 2, 0, 3)), (groups, og, -1))
+        zt = xp.reshape(xp.permute_dims(zg, (1, 0, 3, 2)), (groups, -1, cg))
+        dw = xp.reshape(xp.matmul(dyt, zt), tuple(w.shape))
+    if need_dx:
+        wt = xp.matrix_transpose(xp.reshape(w, (1, groups, og, cg)))
+        dz = xp.reshape(xp.matmul(wt, dyg), (n, c) + tuple(out))                # w^T dy
+        if _full(band):
+            dx = _write(dz, geom, xp=xp)
+        else:
+            dx = _lowpass(dz, band, (tuple(-p for p in geom.pad_lo), geom.stride),
+                          ((0,) * d, (1,) * d), geom.length, chunks, xp=xp, opts=opts)
     return dx, dw

@@ -127,8 +127,9 @@ def forward(x, w, band, geom, groups, opts):
     return y, x_hat.reshape(groups, cg, n, f)
 
 
-def backward(dy, x_hat, w, band, geom, groups, opts):
-    """``(dx, dw)`` from ``dy`` ``(N, C_out, L_out)`` and :func:`forward`'s ``x_hat``."""
+def backward(dy, x_hat, w, band, geom, groups, opts, *, need_dx=True, need_dw=True):
+    """``(dx, dw)`` from ``dy`` ``(N, C_out, L_out)`` and :func:`forward`'s ``x_hat``; each
+    ``None`` where not needed."""
     o, cg, k = w.shape
     og = o // groups
     n, f = dy.shape[0], band.retained
@@ -136,9 +137,13 @@ def backward(dy, x_hat, w, band, geom, groups, opts):
     dy_hat = _transform(dy, band, 0, geom.stride[0], opts)                  # (O, N, F)
     # DX[c] = sum_{o, p} w[o, c, p] conj(e[p]) DY[o], e the forward's phases
     e1 = _expand(dy_hat, _phases(band, geom, k, "taps_adj", dy_hat), groups)   # (G, O/G*P, .)
-    wt = w.reshape(groups, og, cg, k).transpose(0, 2, 1, 3).reshape(groups, cg, og * k)
-    dx_hat = np.matmul(wt, e1).reshape(groups * cg, n, 2 * f).view(cdtype)   # (C, N, F)
-    dx = _inverse(dx_hat, band, 1, geom.length[0], opts)
+    dx = dw = None
+    if need_dx:
+        wt = w.reshape(groups, og, cg, k).transpose(0, 2, 1, 3).reshape(groups, cg, og * k)
+        dx_hat = np.matmul(wt, e1).reshape(groups * cg, n, 2 * f).view(cdtype)   # (C, N, F)
+        dx = _inverse(dx_hat, band, 1, geom.length[0], opts)
+    if not need_dw:
+        return dx, dw
     # dw[o, c, p] = Re sum_{n, f} X[c, n, f] g[p, f] conj(DY[o, n, f]) with g the filters'
     # inverse transform, g[p, f] = (a_f / n) e[p, f] (a_f = 1 at DC and Nyquist, 2
     # elsewhere).  As interleaved real pairs, sum (a_re b_re + a_im b_im) = Re(a conj(b)),

@@ -297,8 +297,11 @@ def _freq_forward(x, w, b, *, band, geom, groups, opts, xp):
     return xp.astype(y, x.dtype, copy=False), x_hat
 
 
-def _backward(d, dy, ctx):
+def _backward(d, dy, ctx, need_dx, need_dw):
     fn = f"conv{d}d_backward"
+    for name, flag in (("need_dx", need_dx), ("need_dw", need_dw)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{fn}: {name} must be True or False, got {flag!r}")
     if not isinstance(ctx, ConvContext) or len(ctx.geometry.out) != d:
         raise TypeError(f"{fn}: ctx must be the ConvContext returned by conv{d}d_forward, "
                         f"got {type(ctx).__name__}"
@@ -313,13 +316,15 @@ def _backward(d, dy, ctx):
         raise ValueError(f"{fn}: dy must have the forward output's shape {ctx.out_shape}, "
                          f"got {tuple(dy.shape)}")
     with W.memory_hint(fn, xp):
-        return _backward_impl(d, fn, dy, ctx, real, xp=xp, opts=settings.current())
+        return _backward_impl(d, fn, dy, ctx, real, bool(need_dx), bool(need_dw), xp=xp,
+                              opts=settings.current())
 
 
-def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
+def _backward_impl(d, fn, dy, ctx, real, need_dx, need_dw, *, xp, opts):
     geom, band, G = ctx.geometry, ctx.band, ctx.groups
+    need = dict(need_dx=need_dx, need_dw=need_dw)
     if ctx.layout == "taps":
-        dx, dw = _taps.backward(dy, ctx.x_hat, ctx.w, band, geom, G, opts)
+        dx, dw = _taps.backward(dy, ctx.x_hat, ctx.w, band, geom, G, opts, **need)
         return dx, dw, _bias_grad(dy, ctx.has_bias, xp=xp)
     O, Cg = ctx.w_shape[:2]
     N = ctx.out_shape[0]
@@ -328,13 +333,13 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
                      ctx.max_workspace_bytes)
     if ctx.layout == "pointwise":
         dx, dw = _pointwise.backward(dy, ctx.x_hat, ctx.w, band, geom, G, chunks, xp=xp,
-                                     opts=opts)
+                                     opts=opts, **need)
         return dx, dw, _bias_grad(dy, ctx.has_bias, xp=xp)
     if len(chunks) == 1:                                            # a CUDA graph can hold it
         return _graphs.run(
-            ("backward", band, geom, G, ctx.has_bias, opts),
+            ("backward", band, geom, G, ctx.has_bias, need_dx, need_dw, opts),
             functools.partial(_freq_backward, band=band, geom=geom, groups=G,
-                              has_bias=ctx.has_bias, opts=opts, xp=xp),
+                              has_bias=ctx.has_bias, opts=opts, xp=xp, **need),
             (dy, ctx.x_hat, ctx.w), xp=xp, capturable=spectral.all_matrix(band, opts))
     # conj(W[f]) per group: recomputed from the filters (a small GEMM per block)
     filters = _channels.Filters(ctx.w, band, **geom.tap_grid(), groups=G, xp=xp, opts=opts,
@@ -342,14 +347,23 @@ def _backward_impl(d, fn, dy, ctx, real, *, xp, opts):
     dx = dw_acc = None
     for i0, i1 in chunks:
         dxc, part = _freq_backward_chunk(dy[i0:i1, ...], ctx.x_hat[:, :, i0:i1, :], filters,
-                                         band, geom, G, opts, xp=xp)
-        dw_acc = part if dw_acc is None else dw_acc + part
-        if dx is None:
-            dx = xp.empty((N, G * Cg) + geom.length, dtype=dxc.dtype, device=B.device(dy))
-        dx[i0:i1, ...] = dxc
-    dw = _channels.dw(dw_acc, filters, xp=xp)
-    return (xp.astype(dx, real, copy=False), xp.astype(dw, real, copy=False),
-            _bias_grad(dy, ctx.has_bias, xp=xp))
+                                         band, geom, G, opts, xp=xp, **need)
+        if need_dw:
+            dw_acc = part if dw_acc is None else dw_acc + part
+        if need_dx:
+            if dx is None:
+                dx = xp.empty((N, G * Cg) + geom.length, dtype=dxc.dtype, device=B.device(dy))
+            dx[i0:i1, ...] = dxc
+    return _real_grads(dx, dw_acc, filters, real, xp=xp) + (
+        _bias_grad(dy, ctx.has_bias, xp=xp),)
+
+
+def _real_grads(dx, dw_acc, filters, real, *, xp):
+    """``(dx, dw)`` in the real dtype ``real``, ``dw`` from its accumulator; ``None``
+    for what was not computed."""
+    return (None if dx is None else xp.astype(dx, real, copy=False),
+            None if dw_acc is None else xp.astype(_channels.dw(dw_acc, filters, xp=xp), real,
+                                                  copy=False))
 
 
 def _bias_grad(dy, has_bias, *, xp):
@@ -357,9 +371,11 @@ def _bias_grad(dy, has_bias, *, xp):
     return xp.sum(dy, axis=(0,) + tuple(range(2, dy.ndim))) if has_bias else None
 
 
-def _freq_backward_chunk(dyc, xc_hat, filters, band, geom, G, opts, *, xp):
+def _freq_backward_chunk(dyc, xc_hat, filters, band, geom, G, opts, *, xp, need_dx=True,
+                         need_dw=True):
     """``dx`` of a batch chunk ``dyc`` ``(m, O, *out)`` on the per-frequency route, and
-    its part of ``dw``'s accumulator (:func:`blconv._channels.backward`)."""
+    its part of ``dw``'s accumulator (:func:`blconv._channels.backward`); each ``None``
+    where not needed."""
     d, (m, O), F = len(geom.out), dyc.shape[:2], band.retained
     # conj(DY) directly: conjugated DFT matrices on the matrix route
     cdy = spectral.forward(dyc, band, start=(0,) * d, step=geom.stride, xp=xp, opts=opts,
@@ -368,23 +384,27 @@ def _freq_backward_chunk(dyc, xc_hat, filters, band, geom, G, opts, *, xp):
         xp.permute_dims(xp.reshape(cdy, (F, m, G, O // G)), (0, 2, 1, 3)), xp=xp)
     # DX[f] = DY[f] @ W[f] = conj(conj(DY[f]) @ conj(W[f])): the outer conj is the
     # inverse transform's; DW[f] = X[f]^T @ conj(DY[f]), summed over the batch
-    dxc_hat, part = _channels.backward(xc_hat, cdy, filters, xp=xp)
+    dxc_hat, part = _channels.backward(xc_hat, cdy, filters, xp=xp, need_dx=need_dx,
+                                       need_dw=need_dw)
+    if not need_dx:
+        return None, part
     dxc_hat = xp.reshape(xp.permute_dims(dxc_hat, (0, 2, 1, 3)), (F, m, G * filters.cg))
     dxc = spectral.inverse(dxc_hat, band, start=(0,) * d, step=(1,) * d, count=geom.length,
                            xp=xp, opts=opts, conj=True)
     return dxc, part
 
 
-def _freq_backward(dy, x_hat, w, *, band, geom, groups, has_bias, opts, xp):
+def _freq_backward(dy, x_hat, w, *, band, geom, groups, has_bias, opts, xp, need_dx=True,
+                   need_dw=True):
     """The whole per-frequency backward of one batch as a function of arrays alone (what
-    :mod:`blconv._graphs` captures): ``dx``, ``dw``, ``db``."""
+    :mod:`blconv._graphs` captures): ``dx``, ``dw`` (each ``None`` where not needed),
+    ``db``."""
     real = spectral.real_dtype(x_hat.dtype, xp=xp)
     filters = _channels.Filters(w, band, **geom.tap_grid(), groups=groups, xp=xp, opts=opts,
                                 nthreads=_threads.count(opts, xp=xp), transposed=True)
-    dx, acc = _freq_backward_chunk(dy, x_hat, filters, band, geom, groups, opts, xp=xp)
-    dw = _channels.dw(acc, filters, xp=xp)
-    return (xp.astype(dx, real, copy=False), xp.astype(dw, real, copy=False),
-            _bias_grad(dy, has_bias, xp=xp))
+    dx, acc = _freq_backward_chunk(dy, x_hat, filters, band, geom, groups, opts, xp=xp,
+                                   need_dx=need_dx, need_dw=need_dw)
+    return _real_grads(dx, acc, filters, real, xp=xp) + (_bias_grad(dy, has_bias, xp=xp),)
 
 
 def conv1d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, compress_rate=0.0,
@@ -595,7 +615,7 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
                                       preserve_energy, fft_size, max_workspace_bytes, band))
 
 
-def conv1d_backward(dy, ctx):
+def conv1d_backward(dy, ctx, *, need_dx=True, need_dw=True):
     """Exact gradients of :func:`conv1d_forward` (the adjoint of the band-limited map).
 
     Parameters
@@ -604,11 +624,17 @@ def conv1d_backward(dy, ctx):
         Gradient of the loss with respect to ``y``; same dtype and namespace.
     ctx : ConvContext
         From :func:`conv1d_forward`; it can be used more than once.
+    need_dx, need_dw : bool, default True
+        Whether to compute ``dx`` and ``dw``; one not needed is returned as ``None``
+        and its share of the work (a channel product per frequency, and for ``dx`` an
+        inverse transform) is skipped: ``dx`` of a first layer, ``dw`` of a frozen one
+        or of an input gradient alone (adversarial examples, saliency).  What is
+        computed is the same either way, to rounding.
 
     Returns
     -------
-    dx : array, shape (N, C_in, L)
-    dw : array, shape (C_out, C_in / groups, k)
+    dx : array, shape (N, C_in, L), or None without ``need_dx``
+    dw : array, shape (C_out, C_in / groups, k), or None without ``need_dw``
     db : array, shape (C_out,), or None when the forward had no bias
 
     Raises
@@ -616,7 +642,8 @@ def conv1d_backward(dy, ctx):
     ValueError
         ``dy`` does not have the forward output's shape.
     TypeError
-        ``dy`` has another dtype or library, or ``ctx`` is not from conv1d_forward.
+        ``dy`` has another dtype or library, ``ctx`` is not from conv1d_forward, or
+        ``need_dx``/``need_dw`` is not a bool.
 
     Notes
     -----
@@ -634,10 +661,10 @@ def conv1d_backward(dy, ctx):
     >>> [g.shape for g in blconv.conv1d_backward(np.ones_like(y), ctx)[:2]]
     [(1, 1, 6), (1, 1, 2)]
     """
-    return _backward(1, dy, ctx)
+    return _backward(1, dy, ctx, need_dx, need_dw)
 
 
-def conv2d_backward(dy, ctx):
+def conv2d_backward(dy, ctx, *, need_dx=True, need_dw=True):
     """Exact gradients of :func:`conv2d_forward` (the adjoint of the band-limited map).
 
     Parameters
@@ -646,11 +673,13 @@ def conv2d_backward(dy, ctx):
         Gradient of the loss with respect to ``y``; same dtype and namespace.
     ctx : ConvContext
         From :func:`conv2d_forward`; it can be used more than once.
+    need_dx, need_dw : bool, default True
+        As in :func:`conv1d_backward`.
 
     Returns
     -------
-    dx : array, shape (N, C_in, H, W)
-    dw : array, shape (C_out, C_in / groups, kH, kW)
+    dx : array, shape (N, C_in, H, W), or None without ``need_dx``
+    dw : array, shape (C_out, C_in / groups, kH, kW), or None without ``need_dw``
     db : array, shape (C_out,), or None when the forward had no bias
 
     Raises
@@ -669,4 +698,4 @@ def conv2d_backward(dy, ctx):
     >>> [g.shape for g in blconv.conv2d_backward(np.ones_like(y), ctx)[:2]]
     [(1, 1, 6, 6), (1, 1, 2, 2)]
     """
-    return _backward(2, dy, ctx)
+    return _backward(2, dy, ctx, need_dx, need_dw)

@@ -118,6 +118,53 @@ def test_adjoint_identities(backend, d, kw, rate):
     assert abs(lhs_w - rhs_w) <= 1e-10 * abs(lhs_w)
 
 
+# name: (d, x shape, w shape, kwargs, frequency blocks of one frequency); each is one route
+NEED_ROUTES = {
+    "freq-whole": (2, (3, 4, 9, 8), (6, 2, 3, 2), dict(stride=(2, 1), padding=1, groups=2),
+                   False),
+    "freq-blocks": (2, (3, 4, 9, 8), (6, 4, 3, 3), dict(padding="same"), True),
+    "freq-chunked": (1, (5, 4, 40), (6, 4, 3), dict(padding=1, max_workspace_bytes=4096),
+                     False),
+    "taps": (1, (2, 3, 17), (4, 3, 3), dict(stride=2, dilation=2), False),
+    "pointwise": (2, (3, 4, 8, 9), (6, 4, 1, 1), dict(stride=2, padding=1), False),
+}
+
+
+@pytest.mark.parametrize("name", NEED_ROUTES)
+def test_backward_computes_only_the_gradients_asked_for(backend, monkeypatch, name):
+    """need_dx / need_dw: the one not asked for is None, the other the independent masked
+    float64 gradient, and the layout (route) is the one the case names."""
+    from blconv import _channels
+    d, xs, ws, kw, blocks = NEED_ROUTES[name]
+    if blocks:
+        monkeypatch.setattr(_channels, "_BLOCK_BYTES", 1)
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    a = backend.asarray
+    y, ctx = FWD[d](a(x), a(w), a(rng.standard_normal(ws[0])), **kw, compress_rate=0.5)
+    if isinstance(backend.asarray(x), np.ndarray):       # the taps route is NumPy's only
+        assert ctx.layout == name.split("-")[0]
+    dy = rng.standard_normal(tuple(y.shape))
+    geom = dict(dict(stride=1, padding=0, dilation=1, groups=1), **kw)
+    geom.pop("max_workspace_bytes", None)
+    _, rdx, rdw = masked_correlation(x, w, fft_shape=ctx.band.fft_shape, keep=ctx.band.keep,
+                                     dy=dy, **geom)
+    dx, no_dw, db = BWD[d](a(dy), ctx, need_dw=False)
+    no_dx, dw, db2 = BWD[d](a(dy), ctx, need_dx=False)
+    assert no_dw is None and no_dx is None
+    assert rel(blconv.to_numpy(dx), rdx) <= 1e-10 and rel(blconv.to_numpy(dw), rdw) <= 1e-10
+    assert rel(blconv.to_numpy(db), dy.sum(axis=(0,) + tuple(range(2, 2 + d)))) <= 1e-12
+    assert BWD[d](a(dy), ctx, need_dx=False, need_dw=False)[:2] == (None, None)
+
+
+@pytest.mark.parametrize("flag", ["need_dx", "need_dw"])
+def test_backward_need_flags_must_be_bools(flag):
+    y, ctx = blconv.conv1d_forward(np.ones((1, 1, 6)), np.ones((1, 1, 2)))
+    with pytest.raises(TypeError, match=f"conv1d_backward: {flag} must be True or False, "
+                                        f"got 'no'"):
+        blconv.conv1d_backward(np.ones_like(y), ctx, **{flag: "no"})
+
+
 @pytest.mark.parametrize("d", [1, 2])
 def test_bias_central_differences(d):
     rng = np.random.default_rng(2)
