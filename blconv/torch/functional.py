@@ -109,7 +109,33 @@ def _check_tensors(fn, x, weight, bias):
                             f"{t.layout}")
 
 
-# --- the autograd Function ------------------------------------------------------------
+# --- the autograd Functions -----------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class _Call:
+    """One band-limited call, what its backward (and that backward's own backward) needs
+    besides the saved tensors: ``op`` ("conv" or "conv_transpose"), ``d``, which field
+    of the core ctx the saved tensor fills (``kept``), the core ctx without its arrays,
+    the call's keyword ``options`` and the speed settings of the forward."""
+    op: str
+    d: int
+    kept: str
+    core_ctx: object
+    options: dict
+    settings: object
+
+    def backward(self, dy, saved, weight, need_x=True, need_w=True):
+        """The core's ``(dx, dw, db)`` for output gradient ``dy`` (tensors); ``dx`` or
+        ``dw`` is ``None`` where not needed (the transposed convolution computes both)."""
+        dev = _Device(dy.device)
+        need = dict(need_dx=need_x, need_dw=need_w) if self.op == "conv" else {}
+        with dev, _settings.using(self.settings):
+            core_ctx = dataclasses.replace(self.core_ctx, **{self.kept: dev.array(saved)},
+                                           w=dev.array(weight))
+            grads = getattr(_core, f"{self.op}{self.d}d_backward")(dev.array(dy), core_ctx,
+                                                                  **need)
+            return tuple(dev.tensor(g) for g in grads)
+
+
 class _BandConv(torch.autograd.Function):
     """``y = {op}{d}d_forward(x, w, b)``; backward ``{op}{d}d_backward(dy, ctx)``, where
     ``op`` is ``conv`` (the correlation) or ``conv_transpose``.
@@ -118,7 +144,9 @@ class _BandConv(torch.autograd.Function):
     memory; for the transposed convolution the input itself) and the weight with
     ``save_for_backward``, and the rest of the core ctx
     (band, geometry: small) as a plain attribute, so PyTorch frees the spectrum with
-    the graph's buffers and checks the weight's version before the backward.
+    the graph's buffers and checks the weight's version before the backward.  With
+    ``create_graph=True`` the backward runs as :class:`_BandConvBackward`, which
+    autograd differentiates again.
     """
 
     @staticmethod
@@ -133,34 +161,108 @@ class _BandConv(torch.autograd.Function):
             kept = "x_hat" if op == "conv" else "x"
             saved = dev.tensor(core_ctx.x_hat) if op == "conv" else x
         ctx.save_for_backward(saved, weight)
-        ctx.core_ctx = dataclasses.replace(core_ctx, **{kept: None}, w=None)
-        ctx.op, ctx.d, ctx.kept = op, d, kept
         # autograd may run the backward in a thread of its own (on CUDA it does): the
         # forward's speed settings go with it
-        ctx.settings = _settings.current()
+        ctx.call = _Call(op, d, kept, dataclasses.replace(core_ctx, **{kept: None}, w=None),
+                         options, _settings.current())
         info["band"] = core_ctx.band
         return out
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, dy):
         need_x, need_w, need_b = ctx.needs_input_grad[2:5]
         saved, weight = ctx.saved_tensors
         dx = dw = db = None
-        if need_x or need_w:
-            dev = _Device(dy.device)
-            with dev, _settings.using(ctx.settings):
-                core_ctx = dataclasses.replace(ctx.core_ctx, **{ctx.kept: dev.array(saved)},
-                                               w=dev.array(weight))
-                # the core computes dx and dw together; what is not needed is dropped
-                gx, gw, gb = getattr(_core, f"{ctx.op}{ctx.d}d_backward")(dev.array(dy),
-                                                                        core_ctx)
-                dx = dev.tensor(gx) if need_x else None
-                dw = dev.tensor(gw) if need_w else None
-                db = dev.tensor(gb) if need_b else None
+        if torch.is_grad_enabled():       # create_graph=True: gradients with a graph
+            if need_x or need_w:
+                dx, dw = _BandConvBackward.apply(ctx.call, dy, saved, weight, need_x, need_w)
+            if need_b:
+                db = dy.sum(dim=(0,) + tuple(range(2, 2 + ctx.call.d)))
+        elif need_x or need_w:
+            dx, dw, db = ctx.call.backward(dy, saved, weight, need_x, need_w)
         elif need_b:
-            db = dy.sum(dim=(0,) + tuple(range(2, 2 + ctx.d)))
-        return None, None, dx, dw, db, None, None
+            db = dy.sum(dim=(0,) + tuple(range(2, 2 + ctx.call.d)))
+        return (None, None, dx if need_x else None, dw if need_w else None,
+                db if need_b else None, None, None)
+
+
+class _BandConvBackward(torch.autograd.Function):
+    """``(dx, dw) = {op}{d}d_backward(dy, ctx)`` as a function of ``dy``, the weight
+    and, for the transposed convolution, its input: the backward of :class:`_BandConv`
+    when autograd records it (``create_graph=True``: gradient penalties, double
+    backprop).
+
+    The backward is bilinear, so its own derivatives are band-limited correlations and
+    transposed convolutions at the same band, computed by the core.  For the
+    correlation ``C(x, w)``, with ``T`` its adjoint in ``x`` and ``G`` its adjoint in
+    ``w``: ``dx = T(dy, w)`` and ``dw = G(x, dy)``, so for incoming ``(ggx, ggw)``
+
+    - ``d/d dy = C(ggx, w) + C(x, ggw)``, ``d/dw = G(ggx, dy)``, ``d/dx = T(dy, ggw)``.
+
+    The correlation keeps its input's retained spectrum, not its input, so it has no
+    edge to ``x``: differentiating its ``dw`` (``ggw``) is refused with an error rather
+    than answered without the ``x`` term.  The transposed convolution ``T(x, w)``
+    keeps its input, so all of it is differentiated: ``dx = C(dy, w)``, ``dw =
+    G(dy, x)``, and ``d/d dy = T(ggx, w) + T(x, ggw)``, ``d/dw = G(dy, ggx)``,
+    ``d/dx = C(dy, ggw)``.  The derivatives are not themselves differentiable (third
+    order is refused by ``once_differentiable``).
+    """
+
+    @staticmethod
+    def forward(ctx, call, dy, saved, weight, need_x, need_w):
+        ctx.set_materialize_grads(False)          # None for an unused dx or dw
+        ctx.call = call
+        ctx.save_for_backward(dy, saved, weight)
+        dx, dw, _ = call.backward(dy, saved, weight, need_x, need_w)
+        return dx, dw
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, ggx, ggw):
+        call = ctx.call
+        dy, saved, weight = ctx.saved_tensors
+        need_dy, need_x, need_w = ctx.needs_input_grad[1:4]
+        fn = f"blconv.torch.{call.op}{call.d}d"
+        if call.op == "conv" and ggw is not None:
+            raise RuntimeError(
+                f"{fn}: the filter gradient of a band-limited correlation cannot be "
+                f"differentiated again: the layer keeps its input's retained spectrum, not "
+                f"its input.  Gradients of the input gradient (gradient penalties such as "
+                f"WGAN-GP or R1, double backprop) are supported; second derivatives "
+                f"through the filter gradient (Hessians in the weights, MAML) are not")
+        dev = _Device(dy.device)
+        with dev, _settings.using(call.settings):
+            a_dy, a_w, a_x = dev.array(dy), dev.array(weight), dev.array(saved)
+            a_ggx, a_ggw = dev.array(ggx), dev.array(ggw)
+            forward = getattr(_core, f"{call.op}{call.d}d_forward")
+            backward = getattr(_core, f"{call.op}{call.d}d_backward")
+            # the forward at the call's band (and geometry), without a bias
+            options = {k: v for k, v in call.options.items()
+                       if k not in ("compress_rate", "preserve_energy")}
+            options["band"] = call.core_ctx.band
+            g_dy = g_x = g_w = None
+            if call.op == "conv":
+                if a_ggx is not None and (need_dy or need_w):
+                    g_dy, ggx_ctx = forward(a_ggx, a_w, None, **options)   # C(ggx, w)
+                    if need_w:
+                        g_w = backward(a_dy, ggx_ctx, need_dx=False)[1]     # G(ggx, dy)
+            else:
+                if need_dy:                               # T(ggx, w) + T(x, ggw)
+                    for a, b in ((a_ggx, a_w), (a_x, a_ggw)):
+                        if a is not None and b is not None:
+                            t = forward(a, b, None, **options)[0]
+                            g_dy = t if g_dy is None else g_dy + t
+                if (need_x and a_ggw is not None) or (need_w and a_ggx is not None):
+                    # dx = C(dy, ctx.w), dw = G(dy, ctx.x): linear in each, so
+                    # (C(dy, ggw), G(dy, ggx)) in one call; a missing one as zeros
+                    zero = lambda t: dev.array(torch.zeros_like(t))      # noqa: E731
+                    gx, gw, _ = backward(a_dy, dataclasses.replace(
+                        call.core_ctx, x=a_ggx if a_ggx is not None else zero(saved),
+                        w=a_ggw if a_ggw is not None else zero(weight)))
+                    g_x = gx if need_x and a_ggw is not None else None
+                    g_w = gw if need_w and a_ggx is not None else None
+            g_dy, g_x, g_w = (dev.tensor(g) for g in (g_dy, g_x, g_w))
+        return None, g_dy, g_x, g_w, None, None
 
 
 def _autocasting(device_type: str) -> bool:
@@ -494,7 +596,8 @@ def saved_bytes(output) -> int:
         if node is None or id(node) in seen:
             continue
         seen.add(id(node))
-        if getattr(type(node), "_forward_cls", None) is _BandConv and node.kept == "x_hat":
+        if getattr(type(node), "_forward_cls", None) is _BandConv and \
+                node.call.kept == "x_hat":
             try:
                 x_hat = node.saved_tensors[0]          # then the weight, the model's own
                 total += x_hat.numel() * x_hat.element_size()
