@@ -173,14 +173,12 @@ class _BandConv(torch.autograd.Function):
         need_x, need_w, need_b = ctx.needs_input_grad[2:5]
         saved, weight = ctx.saved_tensors
         dx = dw = db = None
-        if torch.is_grad_enabled():       # create_graph=True: gradients with a graph
-            if need_x or need_w:
+        if need_x or need_w:
+            if torch.is_grad_enabled():   # create_graph=True: gradients with a graph
                 dx, dw = _BandConvBackward.apply(ctx.call, dy, saved, weight, need_x, need_w)
-            if need_b:
-                db = dy.sum(dim=(0,) + tuple(range(2, 2 + ctx.call.d)))
-        elif need_x or need_w:
-            dx, dw, db = ctx.call.backward(dy, saved, weight, need_x, need_w)
-        elif need_b:
+            else:
+                dx, dw, db = ctx.call.backward(dy, saved, weight, need_x, need_w)
+        if need_b and db is None:         # without the core, or recorded: dy summed
             db = dy.sum(dim=(0,) + tuple(range(2, 2 + ctx.call.d)))
         return (None, None, dx if need_x else None, dw if need_w else None,
                 db if need_b else None, None, None)
