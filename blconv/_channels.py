@@ -38,43 +38,60 @@ class Filters:
     ``block(f0, f1)`` is ``conj(W[f])`` per group for ``f0 <= f < f1``, shaped
     ``(f1 - f0, G, C/G, O/G)``, or with ``transposed`` (the backward's) its transpose
     ``(f1 - f0, G, O/G, C/G)``, made in that layout: BLAS runs the product with a
-    contiguous right operand 20-40% faster than with a transposed view.
+    contiguous right operand 20-40% faster than with a transposed view.  Nothing is
+    transformed before the first ``block``: a backward that needs only ``dw`` uses the
+    layout alone.
     """
 
     def __init__(self, w, band, *, start, step, groups, xp, opts, nthreads, transposed=False):
         self.xp, self.band, self.start, self.step, self.opts = xp, band, start, step, opts
         o, cg, *k = w.shape
-        self.groups, self.cg, self.og, self.kernel = groups, cg, o // groups, tuple(k)
+        self.w, self.groups, self.cg, self.og, self.kernel = w, groups, cg, o // groups, tuple(k)
         self.taps = int(np.prod(k))
         self.nthreads, self.transposed = nthreads, transposed
         f = band.retained
         self.cdtype = spectral.complex_dtype(w.dtype, xp=xp)
         self.whole = (not B.is_numpy(xp)) or f * self.taps > spectral.FILTER_MATRIX_MAX
-        if self.whole:             # one block: the whole spectrum, as one batched product
-            self.w_hat = spectral.filter_forward(w, band, start=start, step=step,
-                                                 groups=groups, xp=xp, opts=opts)
-            self.size = f
-            return
-        # (P, G * C/G * O/G) (or (P, G * O/G * C/G)): the taps first, so that a block's
-        # spectrum is one GEMM
-        wt = np.ascontiguousarray(np.reshape(w, (groups, self.og, cg, self.taps))
-                                  .transpose((3, 0, 1, 2) if transposed else (3, 0, 2, 1)))
-        self.wt = wt.reshape(self.taps, -1).astype(self.cdtype)
-        self.e = spectral.filter_matrix(band, start, step, self.kernel, "fwd_conj", xp=xp,
-                                        dtype=self.cdtype, like=w)              # (F, P)
-        # Each block reads the (P, C*O/G) filters and, in the backward, reads and writes dw's
-        # (P, C*O/G) accumulator: blocks of fewer than a few times P frequencies would move
-        # more than the spectrum they avoid (512 channels on a 5x5 transform: 15 frequencies,
-        # 9 taps), so a block has at least _MIN_BLOCK_PER_TAP * P frequencies.
-        per_freq = self.wt.shape[1] * self.wt.itemsize
-        self.size = max(1, min(f, max(_BLOCK_BYTES // per_freq, _MIN_BLOCK_PER_TAP * self.taps)))
+        self.size = f                    # whole: one block, as one batched product
+        if not self.whole:
+            # Each block reads the (P, C*O/G) filters and, in the backward, reads and writes
+            # dw's (P, C*O/G) accumulator: blocks of fewer than a few times P frequencies
+            # would move more than the spectrum they avoid (512 channels on a 5x5
+            # transform: 15 frequencies, 9 taps), so a block has at least
+            # _MIN_BLOCK_PER_TAP * P frequencies.
+            per_freq = o * cg * np.dtype(self.cdtype).itemsize
+            self.size = max(1, min(f, max(_BLOCK_BYTES // per_freq,
+                                          _MIN_BLOCK_PER_TAP * self.taps)))
+        self._made = None
+
+    def _make(self):
+        """The whole spectrum ``conj(W)`` ``(F, G, C/G, O/G)``, or for blocks the filters
+        ``(P, G * C/G * O/G)`` (``(P, G * O/G * C/G)`` transposed), taps first so that a
+        block's spectrum is one GEMM, and the ``(F, P)`` DFT matrix of the taps."""
+        w, xp = self.w, self.xp
+        if self.whole:
+            return spectral.filter_forward(w, self.band, start=self.start, step=self.step,
+                                           groups=self.groups, xp=xp, opts=self.opts)
+        wt = np.ascontiguousarray(np.reshape(w, (self.groups, self.og, self.cg, self.taps))
+                                  .transpose((3, 0, 1, 2) if self.transposed else (3, 0, 2, 1)))
+        return (wt.reshape(self.taps, -1).astype(self.cdtype),
+                spectral.filter_matrix(self.band, self.start, self.step, self.kernel,
+                                       "fwd_conj", xp=xp, dtype=self.cdtype, like=w))
+
+    def prepare(self):
+        """Transform the filters now (idempotent): before threads share the blocks."""
+        if self._made is None:
+            self._made = self._make()
+        return self
 
     def block(self, f0, f1):
+        self.prepare()
         if self.whole:
-            w_hat = self.w_hat[f0:f1, ...]
+            w_hat = self._made[f0:f1, ...]
             return self.xp.matrix_transpose(w_hat) if self.transposed else w_hat
+        wt, e = self._made
         inner = (self.og, self.cg) if self.transposed else (self.cg, self.og)
-        return np.reshape(self.e[f0:f1] @ self.wt, (f1 - f0, self.groups) + inner)
+        return np.reshape(e[f0:f1] @ wt, (f1 - f0, self.groups) + inner)
 
 
 def forward(x_hat, filters: Filters, *, xp):
@@ -84,6 +101,7 @@ def forward(x_hat, filters: Filters, *, xp):
     if filters.whole:
         return B.matmul(x_hat, filters.block(0, x_hat.shape[0]), xp=xp)
     F, G, m, _ = x_hat.shape
+    filters.prepare()
     y_hat = np.empty((F, G, m, filters.cg if filters.transposed else filters.og),
                      dtype=filters.cdtype)
 
@@ -109,7 +127,10 @@ def backward(x_hat, cdy, filters: Filters, *, xp, need_dx=True, need_dw=True):
         return (B.matmul(cdy, filters.block(0, cdy.shape[0]), xp=xp) if need_dx else None,
                 B.matmul(xp.matrix_transpose(x_hat), cdy, xp=xp) if need_dw else None)
     F, G, m, cg = x_hat.shape
-    dx_hat = np.empty((F, G, m, cg), dtype=filters.cdtype) if need_dx else None
+    dx_hat = None
+    if need_dx:
+        filters.prepare()
+        dx_hat = np.empty((F, G, m, cg), dtype=filters.cdtype)
     g = spectral.filter_matrix(filters.band, filters.start, filters.step, filters.kernel,
                                "inv_real", xp=xp, dtype=filters.cdtype, like=x_hat)  # (P, F)
 

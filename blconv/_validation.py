@@ -64,6 +64,14 @@ def check_energy(fn: str, preserve_energy, compress_rate: float) -> float | None
     return e
 
 
+def need_flags(fn: str, need_dx, need_dw) -> tuple[bool, bool]:
+    """A backward's ``need_dx`` and ``need_dw``, checked to be bools."""
+    for name, flag in (("need_dx", need_dx), ("need_dw", need_dw)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{fn}: {name} must be True or False, got {flag!r}")
+    return bool(need_dx), bool(need_dw)
+
+
 def native(a):
     """A NumPy array in non-native byte order (``>f8`` from FITS, MATLAB or HDF5 readers)
     converted once to the native order; anything else as it is."""

@@ -273,17 +273,24 @@ def freq_chunk(xc, spec, filters, band, geom, G, opts, *, xp):
     """The per-frequency route on a batch ``xc`` ``(m, C, *length)``: ``y`` (no bias) and
     what the backward keeps, ``x_hat`` ``(F, G, m, C/G)``; ``spec`` is ``xc``'s retained
     spectrum ``(F, m, C)`` where the energy band already made it."""
-    d, (m, C), F = len(geom.out), xc.shape[:2], band.retained
-    if spec is None:
-        spec = spectral.forward(xc, band, start=(0,) * d, step=(1,) * d, xp=xp, opts=opts)
-    # (F, G, m, C/G): one (m x C/G) @ (C/G x O/G) product per frequency and group
-    xc_hat = spectral.contiguous(
-        xp.permute_dims(xp.reshape(spec, (F, m, G, C // G)), (0, 2, 1, 3)), xp=xp)
+    d, m, F = len(geom.out), xc.shape[0], band.retained
+    xc_hat = grouped_spectrum(xc, spec, band, G, opts, xp=xp)
     yc_hat = xp.reshape(xp.permute_dims(_channels.forward(xc_hat, filters, xp=xp),
                                         (0, 2, 1, 3)), (F, m, G * filters.og))
     yc = spectral.inverse(yc_hat, band, start=(0,) * d, step=geom.stride, count=geom.out,
                           xp=xp, opts=opts)
     return yc, xc_hat
+
+
+def grouped_spectrum(xc, spec, band, G, opts, *, xp):
+    """``x_hat`` ``(F, G, m, C/G)`` of a batch ``xc`` ``(m, C, *length)``: its retained
+    spectrum ``spec`` ``(F, m, C)`` (computed when ``None``), grouped for one
+    ``(m x C/G) @ (C/G x O/G)`` product per frequency and group."""
+    d, (m, C), F = xc.ndim - 2, xc.shape[:2], band.retained
+    if spec is None:
+        spec = spectral.forward(xc, band, start=(0,) * d, step=(1,) * d, xp=xp, opts=opts)
+    return spectral.contiguous(
+        xp.permute_dims(xp.reshape(spec, (F, m, G, C // G)), (0, 2, 1, 3)), xp=xp)
 
 
 def _freq_forward(x, w, b, *, band, geom, groups, opts, xp):
@@ -299,9 +306,7 @@ def _freq_forward(x, w, b, *, band, geom, groups, opts, xp):
 
 def _backward(d, dy, ctx, need_dx, need_dw):
     fn = f"conv{d}d_backward"
-    for name, flag in (("need_dx", need_dx), ("need_dw", need_dw)):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise TypeError(f"{fn}: {name} must be True or False, got {flag!r}")
+    need_dx, need_dw = V.need_flags(fn, need_dx, need_dw)
     if not isinstance(ctx, ConvContext) or len(ctx.geometry.out) != d:
         raise TypeError(f"{fn}: ctx must be the ConvContext returned by conv{d}d_forward, "
                         f"got {type(ctx).__name__}"
@@ -316,7 +321,7 @@ def _backward(d, dy, ctx, need_dx, need_dw):
         raise ValueError(f"{fn}: dy must have the forward output's shape {ctx.out_shape}, "
                          f"got {tuple(dy.shape)}")
     with W.memory_hint(fn, xp):
-        return _backward_impl(d, fn, dy, ctx, real, bool(need_dx), bool(need_dw), xp=xp,
+        return _backward_impl(d, fn, dy, ctx, real, need_dx, need_dw, xp=xp,
                               opts=settings.current())
 
 
@@ -325,7 +330,7 @@ def _backward_impl(d, fn, dy, ctx, real, need_dx, need_dw, *, xp, opts):
     need = dict(need_dx=need_dx, need_dw=need_dw)
     if ctx.layout == "taps":
         dx, dw = _taps.backward(dy, ctx.x_hat, ctx.w, band, geom, G, opts, **need)
-        return dx, dw, _bias_grad(dy, ctx.has_bias, xp=xp)
+        return dx, dw, bias_grad(dy, ctx.has_bias, xp=xp)
     O, Cg = ctx.w_shape[:2]
     N = ctx.out_shape[0]
     itemsize = 4 if real == xp.float32 else 8
@@ -334,7 +339,7 @@ def _backward_impl(d, fn, dy, ctx, real, need_dx, need_dw, *, xp, opts):
     if ctx.layout == "pointwise":
         dx, dw = _pointwise.backward(dy, ctx.x_hat, ctx.w, band, geom, G, chunks, xp=xp,
                                      opts=opts, **need)
-        return dx, dw, _bias_grad(dy, ctx.has_bias, xp=xp)
+        return dx, dw, bias_grad(dy, ctx.has_bias, xp=xp)
     if len(chunks) == 1:                                            # a CUDA graph can hold it
         return _graphs.run(
             ("backward", band, geom, G, ctx.has_bias, need_dx, need_dw, opts),
@@ -354,11 +359,11 @@ def _backward_impl(d, fn, dy, ctx, real, need_dx, need_dw, *, xp, opts):
             if dx is None:
                 dx = xp.empty((N, G * Cg) + geom.length, dtype=dxc.dtype, device=B.device(dy))
             dx[i0:i1, ...] = dxc
-    return _real_grads(dx, dw_acc, filters, real, xp=xp) + (
-        _bias_grad(dy, ctx.has_bias, xp=xp),)
+    return real_grads(dx, dw_acc, filters, real, xp=xp) + (
+        bias_grad(dy, ctx.has_bias, xp=xp),)
 
 
-def _real_grads(dx, dw_acc, filters, real, *, xp):
+def real_grads(dx, dw_acc, filters, real, *, xp):
     """``(dx, dw)`` in the real dtype ``real``, ``dw`` from its accumulator; ``None``
     for what was not computed."""
     return (None if dx is None else xp.astype(dx, real, copy=False),
@@ -366,7 +371,7 @@ def _real_grads(dx, dw_acc, filters, real, *, xp):
                                                   copy=False))
 
 
-def _bias_grad(dy, has_bias, *, xp):
+def bias_grad(dy, has_bias, *, xp):
     """``db``: ``dy`` summed over the batch and the spatial axes (``None`` without a bias)."""
     return xp.sum(dy, axis=(0,) + tuple(range(2, dy.ndim))) if has_bias else None
 
@@ -404,7 +409,7 @@ def _freq_backward(dy, x_hat, w, *, band, geom, groups, has_bias, opts, xp, need
                                 nthreads=_threads.count(opts, xp=xp), transposed=True)
     dx, acc = _freq_backward_chunk(dy, x_hat, filters, band, geom, groups, opts, xp=xp,
                                    need_dx=need_dx, need_dw=need_dw)
-    return _real_grads(dx, acc, filters, real, xp=xp) + (_bias_grad(dy, has_bias, xp=xp),)
+    return real_grads(dx, acc, filters, real, xp=xp) + (bias_grad(dy, has_bias, xp=xp),)
 
 
 def conv1d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, compress_rate=0.0,

@@ -28,7 +28,7 @@ from . import _workspace as W
 from . import _validation as V
 from . import _channels, _threads, settings, spectral
 from .band import Band, check_band, fft_shape_for, rate_keep
-from .conv import freq_chunk
+from .conv import bias_grad, freq_chunk, grouped_spectrum, real_grads
 
 __all__ = ["conv_transpose1d", "conv_transpose2d", "conv_transpose1d_forward",
            "conv_transpose1d_backward", "conv_transpose2d_forward",
@@ -197,8 +197,9 @@ def _input_spectrum(x, band, geom, G, opts, *, xp):
         xp.permute_dims(xp.reshape(cx, (F, m, G, C // G)), (0, 2, 1, 3)), xp=xp)
 
 
-def _backward(d, dz, ctx):
+def _backward(d, dz, ctx, need_dx, need_dw):
     fn = f"conv_transpose{d}d_backward"
+    need_dx, need_dw = V.need_flags(fn, need_dx, need_dw)
     if not isinstance(ctx, ConvTransposeContext) or len(ctx.geometry.out) != d:
         raise TypeError(f"{fn}: ctx must be the ConvTransposeContext returned by "
                         f"conv_transpose{d}d_forward, got {type(ctx).__name__}"
@@ -213,10 +214,11 @@ def _backward(d, dz, ctx):
         raise ValueError(f"{fn}: dz must have the forward output's shape {ctx.out_shape}, "
                          f"got {tuple(dz.shape)}")
     with W.memory_hint(fn, xp):
-        return _backward_impl(fn, dz, ctx, real, xp=xp, opts=settings.current())
+        return _backward_impl(fn, dz, ctx, real, need_dx, need_dw, xp=xp,
+                              opts=settings.current())
 
 
-def _backward_impl(fn, dz, ctx, real, *, xp, opts):
+def _backward_impl(fn, dz, ctx, real, need_dx, need_dw, *, xp, opts):
     geom, band, G = ctx.geometry, ctx.band, ctx.groups
     N, O = dz.shape[:2]
     C = ctx.w.shape[0]
@@ -228,21 +230,24 @@ def _backward_impl(fn, dz, ctx, real, *, xp, opts):
                                 nthreads=_threads.count(opts, xp=xp))
     dx = acc = None
     for i0, i1 in chunks:
-        # dx: the band-limited correlation of dz with w, and dz's spectrum DZ it used
-        dxc, spec = freq_chunk(dz[i0:i1, ...], None, filters, band, geom, G, opts, xp=xp)
-        # dw: DW[f] = DZ[f]^T @ conj(X[f]), summed over the batch
-        cx = _input_spectrum(ctx.x[i0:i1, ...], band, geom, G, opts, xp=xp)
-        part = _channels.backward(spec, cx, filters, xp=xp, need_dx=False)[1]
-        acc = part if acc is None else acc + part
-        if len(chunks) == 1:
-            dx = dxc
-            break
-        if dx is None:
-            dx = xp.empty((N, C) + geom.out, dtype=dxc.dtype, device=B.device(dz))
-        dx[i0:i1, ...] = dxc
-    dw = _channels.dw(acc, filters, xp=xp)
-    db = xp.sum(dz, axis=(0,) + tuple(range(2, dz.ndim))) if ctx.has_bias else None
-    return xp.astype(dx, real, copy=False), xp.astype(dw, real, copy=False), db
+        dzc = dz[i0:i1, ...]
+        if need_dx:
+            # dx: the band-limited correlation of dz with w, and dz's spectrum DZ it used
+            dxc, spec = freq_chunk(dzc, None, filters, band, geom, G, opts, xp=xp)
+            if len(chunks) == 1:
+                dx = dxc
+            else:
+                if dx is None:
+                    dx = xp.empty((N, C) + geom.out, dtype=dxc.dtype, device=B.device(dz))
+                dx[i0:i1, ...] = dxc
+        else:
+            spec = grouped_spectrum(dzc, None, band, G, opts, xp=xp)
+        if need_dw:
+            # dw: DW[f] = DZ[f]^T @ conj(X[f]), summed over the batch
+            cx = _input_spectrum(ctx.x[i0:i1, ...], band, geom, G, opts, xp=xp)
+            part = _channels.backward(spec, cx, filters, xp=xp, need_dx=False)[1]
+            acc = part if acc is None else acc + part
+    return real_grads(dx, acc, filters, real, xp=xp) + (bias_grad(dz, ctx.has_bias, xp=xp),)
 
 
 def _args(stride, padding, output_padding, dilation, groups, compress_rate, fft_size,
@@ -428,7 +433,7 @@ def conv_transpose2d_forward(x, w, b=None, *, stride=1, padding=0, output_paddin
                                         compress_rate, fft_size, max_workspace_bytes, band))
 
 
-def conv_transpose1d_backward(dz, ctx):
+def conv_transpose1d_backward(dz, ctx, *, need_dx=True, need_dw=True):
     """Exact gradients of :func:`conv_transpose1d_forward`.
 
     Parameters
@@ -437,13 +442,19 @@ def conv_transpose1d_backward(dz, ctx):
         Gradient of the loss with respect to the output; the forward's dtype.
     ctx : ConvTransposeContext
         From :func:`conv_transpose1d_forward`; it can be used more than once.
+    need_dx, need_dw : bool, default True
+        Whether to compute ``dx`` and ``dw``; one not needed is returned as ``None``
+        and its work is skipped: for ``dx`` a channel product per frequency and an
+        inverse transform (a generator's first layer, whose input is noise), for
+        ``dw`` the input's spectrum and a channel product (a frozen decoder).  What
+        is computed is the same either way, to rounding.
 
     Returns
     -------
-    dx : array, shape (N, C_in, L)
+    dx : array, shape (N, C_in, L), or None without ``need_dx``
         The band-limited correlation of ``dz`` with ``w`` (:func:`blconv.conv1d` at
         the same band).
-    dw : array, shape (C_in, C_out / groups, k)
+    dw : array, shape (C_in, C_out / groups, k), or None without ``need_dw``
     db : array, shape (C_out,), or None when the forward had no bias
 
     Raises
@@ -451,13 +462,13 @@ def conv_transpose1d_backward(dz, ctx):
     ValueError
         ``dz`` does not have the forward output's shape.
     TypeError
-        ``dz`` has another dtype or library, or ``ctx`` is not from
-        conv_transpose1d_forward.
+        ``dz`` has another dtype or library, ``ctx`` is not from
+        conv_transpose1d_forward, or ``need_dx``/``need_dw`` is not a bool.
     """
-    return _backward(1, dz, ctx)
+    return _backward(1, dz, ctx, need_dx, need_dw)
 
 
-def conv_transpose2d_backward(dz, ctx):
+def conv_transpose2d_backward(dz, ctx, *, need_dx=True, need_dw=True):
     """Exact gradients of :func:`conv_transpose2d_forward`.
 
     Parameters
@@ -465,11 +476,13 @@ def conv_transpose2d_backward(dz, ctx):
     dz : array, shape (N, C_out, H_out, W_out)
     ctx : ConvTransposeContext
         From :func:`conv_transpose2d_forward`.
+    need_dx, need_dw : bool, default True
+        As in :func:`conv_transpose1d_backward`.
 
     Returns
     -------
-    dx : array, shape (N, C_in, H, W)
-    dw : array, shape (C_in, C_out / groups, kH, kW)
+    dx : array, shape (N, C_in, H, W), or None without ``need_dx``
+    dw : array, shape (C_in, C_out / groups, kH, kW), or None without ``need_dw``
     db : array, shape (C_out,), or None when the forward had no bias
 
     Raises
@@ -477,4 +490,4 @@ def conv_transpose2d_backward(dz, ctx):
     ValueError, TypeError
         As in :func:`conv_transpose1d_backward`.
     """
-    return _backward(2, dz, ctx)
+    return _backward(2, dz, ctx, need_dx, need_dw)

@@ -285,22 +285,24 @@ def test_backward_twice_with_retain_graph_and_buffers_freed_without():
 @pytest.mark.parametrize("grad_x, grad_w, grad_b", [
     (False, True, True), (True, False, True), (True, True, False), (False, False, True)],
     ids=["no-dx", "no-dw", "no-db", "db-only"])
-def test_gradients_only_for_inputs_that_require_them(monkeypatch, grad_x, grad_w, grad_b):
+@pytest.mark.parametrize("op", ["conv", "conv_transpose"])
+def test_gradients_only_for_inputs_that_require_them(monkeypatch, op, grad_x, grad_w, grad_b):
     calls = []
-    backward = blconv.conv2d_backward
+    backward = getattr(blconv, f"{op}2d_backward")
 
     def spy(dy, ctx, **need):
         calls.append(need)
         return backward(dy, ctx, **need)
-    monkeypatch.setattr(blconv, "conv2d_backward", spy)
+    monkeypatch.setattr(blconv, f"{op}2d_backward", spy)
     gen = torch.Generator().manual_seed(9)
-    x, w, b = rand(gen, 2, 3, 7, 7, grad=grad_x), rand(gen, 4, 3, 3, 3, grad=grad_w), \
-        rand(gen, 4, grad=grad_b)
-    y = bt.conv2d(x, w, b, padding=1)
+    x, w = rand(gen, 2, 3, 7, 7, grad=grad_x), rand(gen, *((4, 3) if op == "conv" else (3, 4)),
+                                                      3, 3, grad=grad_w)
+    b = rand(gen, 4, grad=grad_b)
+    y = getattr(bt, f"{op}2d")(x, w, b, padding=1)
     dy = rand(gen, *y.shape, grad=False)
     y.backward(dy)
     ref = [t.detach().clone().requires_grad_() for t in (x, w, b)]
-    F.conv2d(*ref, padding=1).backward(dy)
+    getattr(F, f"{op}2d")(*ref, padding=1).backward(dy)
     for t, r, need in zip((x, w, b), ref, (grad_x, grad_w, grad_b)):
         if need:
             close(t.grad, r.grad, RTOL[torch.float64])

@@ -144,6 +144,51 @@ def test_chunked_batches_equal_one_batch_to_rounding(name):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("route", ["blocks", "whole", "chunks"])
+@pytest.mark.parametrize("name", ["1d-s3-d2-g2", "2d-s2-p1-op1"])
+def test_backward_computes_only_the_gradients_asked_for(backend, monkeypatch, name, route):
+    """need_dx / need_dw: the one not asked for is None, the other independent of the
+    code under test: the spatial reference at rate 0; at rate 0.5 the map's linearity in
+    each argument, <dx, e> = <dz, T(e, w)> and <dw, e> = <dz, T(x, e)> at the same band;
+    on the filters' spectrum per block and whole, and in batch chunks."""
+    if route == "whole":
+        monkeypatch.setattr(blconv.spectral, "FILTER_MATRIX_MAX", 0)
+    extra = dict(max_workspace_bytes=1) if route == "chunks" else {}
+    d, x, w, b, kw = case(name)
+    tconv, fwd, bwd, _ = fns(d)
+    a, rng = backend.asarray, np.random.default_rng(13)
+    for rate in (0.0, 0.5):
+        z, ctx = fwd(a(x), a(w), a(b), **kw, **extra, compress_rate=rate)
+        dz = rng.standard_normal(tuple(z.shape))
+        dx, no_dw, db = bwd(a(dz), ctx, need_dw=False)
+        no_dx, dw, db2 = bwd(a(dz), ctx, need_dx=False)
+        assert no_dw is None and no_dx is None
+        dx, dw = blconv.to_numpy(dx), blconv.to_numpy(dw)
+        for got in (db, db2):
+            np.testing.assert_allclose(blconv.to_numpy(got), dz.sum(axis=(0,) + tuple(
+                range(2, 2 + d))), rtol=0, atol=1e-12 * np.abs(dz).sum())
+        if rate == 0:
+            want_dx = reference.correlate(dz, w, **corr_kwargs(kw))
+            want_dw = reference.correlate_backward(x, dz, w, **corr_kwargs(kw))[1]
+            for got, want in ((dx, want_dx), (dw, want_dw)):
+                np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
+            continue
+        for got, args in ((dx, lambda e: (e, w)), (dw, lambda e: (x, e))):
+            e = rng.standard_normal(got.shape)
+            t = tconv(*args(e), **kw, band=ctx.band)
+            assert abs(np.vdot(got, e) - np.vdot(dz, t)) <= 1e-12 * np.linalg.norm(
+                dz) * np.linalg.norm(t)
+        assert bwd(a(dz), ctx, need_dx=False, need_dw=False)[:2] == (None, None)
+
+
+@pytest.mark.parametrize("flag", ["need_dx", "need_dw"])
+def test_backward_need_flags_must_be_bools(flag):
+    z, ctx = blconv.conv_transpose1d_forward(np.ones((1, 1, 6)), np.ones((1, 1, 2)))
+    with pytest.raises(TypeError, match=f"conv_transpose1d_backward: {flag} must be True or "
+                                        f"False, got 1"):
+        blconv.conv_transpose1d_backward(np.ones_like(z), ctx, **{flag: 1})
+
+
 @pytest.mark.parametrize("name", ["1d-s2-p1-op1", "2d-mixed-g2"])
 def test_float32_stays_float32_and_agrees_with_float64(name):
     d, x, w, b, kw = case(name)

@@ -125,14 +125,13 @@ class _Call:
 
     def backward(self, dy, saved, weight, need_x=True, need_w=True):
         """The core's ``(dx, dw, db)`` for output gradient ``dy`` (tensors); ``dx`` or
-        ``dw`` is ``None`` where not needed (the transposed convolution computes both)."""
+        ``dw`` is ``None`` where not needed."""
         dev = _Device(dy.device)
-        need = dict(need_dx=need_x, need_dw=need_w) if self.op == "conv" else {}
         with dev, _settings.using(self.settings):
             core_ctx = dataclasses.replace(self.core_ctx, **{self.kept: dev.array(saved)},
                                            w=dev.array(weight))
-            grads = getattr(_core, f"{self.op}{self.d}d_backward")(dev.array(dy), core_ctx,
-                                                                  **need)
+            grads = getattr(_core, f"{self.op}{self.d}d_backward")(
+                dev.array(dy), core_ctx, need_dx=need_x, need_dw=need_w)
             return tuple(dev.tensor(g) for g in grads)
 
 
@@ -250,15 +249,13 @@ class _BandConvBackward(torch.autograd.Function):
                         if a is not None and b is not None:
                             t = forward(a, b, None, **options)[0]
                             g_dy = t if g_dy is None else g_dy + t
-                if (need_x and a_ggw is not None) or (need_w and a_ggx is not None):
-                    # dx = C(dy, ctx.w), dw = G(dy, ctx.x): linear in each, so
-                    # (C(dy, ggw), G(dy, ggx)) in one call; a missing one as zeros
-                    zero = lambda t: dev.array(torch.zeros_like(t))      # noqa: E731
-                    gx, gw, _ = backward(a_dy, dataclasses.replace(
-                        call.core_ctx, x=a_ggx if a_ggx is not None else zero(saved),
-                        w=a_ggw if a_ggw is not None else zero(weight)))
-                    g_x = gx if need_x and a_ggw is not None else None
-                    g_w = gw if need_w and a_ggx is not None else None
+                want_x, want_w = need_x and a_ggw is not None, need_w and a_ggx is not None
+                if want_x or want_w:
+                    # dx = C(dy, ctx.w), dw = G(dy, ctx.x): (C(dy, ggw), G(dy, ggx)) in one
+                    # call; the ctx's other array, not read, only gives the shape
+                    g_x, g_w, _ = backward(a_dy, dataclasses.replace(
+                        call.core_ctx, x=a_ggx if want_w else a_x,
+                        w=a_ggw if want_x else a_w), need_dx=want_x, need_dw=want_w)
             g_dy, g_x, g_w = (dev.tensor(g) for g in (g_dy, g_x, g_w))
         return None, g_dy, g_x, g_w, None, None
 
@@ -385,8 +382,8 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     The autograd node then saves the input's retained spectrum (:func:`saved_bytes`
     counts it) and the weight, freed by PyTorch after the backward unless
     ``retain_graph=True``; the backward can run more than once with it.  Only the gradients of inputs that
-    require them are returned; the core computes ``dx`` and ``dw`` in one pass, so
-    asking for either computes both (a bias-only gradient is ``dy`` summed).
+    require them are computed: the core's backward skips ``dx`` or ``dw`` when it is not
+    needed (a bias-only gradient is ``dy`` summed, without the core).
 
     Under ``torch.autocast`` the correlation runs in float32, as the operations that
     autocast keeps in float32 do: float16 and bfloat16 arguments are cast to float32
