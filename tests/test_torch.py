@@ -312,6 +312,38 @@ def test_gradients_only_for_inputs_that_require_them(monkeypatch, op, grad_x, gr
     assert calls == ([dict(need_dx=grad_x, need_dw=grad_w)] if grad_x or grad_w else [])
 
 
+@pytest.mark.parametrize("op", ["conv", "conv_transpose"])
+@pytest.mark.parametrize("ask", ["autograd.grad-x", "backward-inputs-w"])
+def test_gradients_only_for_what_the_backward_reaches(monkeypatch, op, ask):
+    """Everything requires a gradient, but torch.autograd.grad(loss, x) wants only the
+    input's (adversarial examples, saliency, a gradient penalty) and
+    loss.backward(inputs=[w]) only the weight's: the core computes that one alone, and
+    it equals PyTorch's."""
+    calls = []
+    backward = getattr(blconv, f"{op}2d_backward")
+
+    def spy(dy, ctx, **need):
+        calls.append(need)
+        return backward(dy, ctx, **need)
+    monkeypatch.setattr(blconv, f"{op}2d_backward", spy)
+    gen = torch.Generator().manual_seed(10)
+    x0 = rand(gen, 2, 3, 7, 7)
+    w, b = rand(gen, *((4, 3) if op == "conv" else (3, 4)), 3, 3), rand(gen, 4)
+    ref_w, ref_b = w.detach().clone().requires_grad_(), b.detach().clone().requires_grad_()
+    grads = []
+    for fn, wt, bt_ in ((getattr(bt, f"{op}2d"), w, b), (getattr(F, f"{op}2d"), ref_w, ref_b)):
+        x = x0 * 2                                # a layer's input: not a leaf
+        loss = (fn(x, wt, bt_, padding=1) ** 2).sum()
+        if ask == "autograd.grad-x":
+            grads.append(torch.autograd.grad(loss, x)[0])
+        else:
+            loss.backward(inputs=[wt])
+            grads.append(wt.grad)
+    close(grads[0], grads[1], RTOL[torch.float64])
+    assert calls == [dict(need_dx=ask == "autograd.grad-x", need_dw=ask != "autograd.grad-x")]
+    assert b.grad is None and x0.grad is None
+
+
 def test_autograd_through_two_layers_and_a_shared_weight():
     gen = torch.Generator().manual_seed(10)
     x, w = rand(gen, 2, 3, 8, 8), rand(gen, 3, 3, 3, 3)

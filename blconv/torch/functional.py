@@ -170,6 +170,10 @@ class _BandConv(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy):
         need_x, need_w, need_b = ctx.needs_input_grad[2:5]
+        # x and the weight are the first two tensors: skip the gradient of one that this
+        # backward does not reach (torch.autograd.grad(loss, x) leaves the weights out)
+        (x_node, _), (w_node, _) = ctx.next_functions[:2]
+        need_x, need_w = need_x and _will_run(x_node), need_w and _will_run(w_node)
         saved, weight = ctx.saved_tensors
         dx = dw = db = None
         if need_x or need_w:
@@ -181,6 +185,16 @@ class _BandConv(torch.autograd.Function):
             db = dy.sum(dim=(0,) + tuple(range(2, 2 + ctx.call.d)))
         return (None, None, dx if need_x else None, dw if need_w else None,
                 db if need_b else None, None, None)
+
+
+def _will_run(node) -> bool:
+    """Whether the running backward executes autograd node ``node``; True where PyTorch
+    does not say (a leaf's node under ``torch.autograd.grad``, or a PyTorch without the
+    query)."""
+    try:
+        return bool(torch._C._will_engine_execute_node(node))
+    except (AttributeError, RuntimeError):
+        return True
 
 
 class _BandConvBackward(torch.autograd.Function):
@@ -316,6 +330,10 @@ def band_conv(d, x, weight, bias, *, transposed=False, **options):
     info = {}
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad
                                        for t in (x, weight, bias)):
+        # a leaf (a parameter) enters through a view, whose node the backward can ask the
+        # engine about (_will_run): under torch.autograd.grad it answers for nodes only
+        x, weight = (t.view_as(t) if t.requires_grad and t.grad_fn is None else t
+                     for t in (x, weight))
         y = _BandConv.apply(op, d, x, weight, bias, options, info)
     else:                                 # no graph: nothing is kept for a backward
         dev = _Device(x.device)
