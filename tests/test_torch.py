@@ -313,6 +313,28 @@ def test_gradients_only_for_inputs_that_require_them(monkeypatch, op, grad_x, gr
 
 
 @pytest.mark.parametrize("op", ["conv", "conv_transpose"])
+def test_an_all_zero_output_gradient_gives_zero_gradients_without_the_core(monkeypatch, op):
+    """What an activation's second derivative sends back to the forward's output in a
+    gradient penalty's backward: zeros of each argument's shape, dtype and device, as
+    PyTorch's convolution gives, without calling the core; a non-zero one calls it."""
+    calls = []
+    backward = getattr(blconv, f"{op}2d_backward")
+    monkeypatch.setattr(blconv, f"{op}2d_backward",
+                        lambda dy, ctx, **need: calls.append(need) or backward(dy, ctx, **need))
+    gen = torch.Generator().manual_seed(11)
+    x0 = rand(gen, 2, 3, 6, 6, dtype=torch.float32)
+    w = rand(gen, *((4, 3) if op == "conv" else (3, 4)), 3, 3, dtype=torch.float32)
+    b = rand(gen, 4, dtype=torch.float32)
+    y = getattr(bt, f"{op}2d")(x0 * 1, w, b, padding=1, compress_rate=0.5)
+    y.backward(torch.zeros_like(y), retain_graph=True)
+    assert calls == []
+    for t in (x0, w, b):
+        assert t.grad.dtype == t.dtype and t.grad.shape == t.shape and not t.grad.any()
+    y.backward(torch.ones_like(y))
+    assert len(calls) == 1 and w.grad.any() and x0.grad.any()
+
+
+@pytest.mark.parametrize("op", ["conv", "conv_transpose"])
 @pytest.mark.parametrize("ask", ["autograd.grad-x", "backward-inputs-w"])
 def test_gradients_only_for_what_the_backward_reaches(monkeypatch, op, ask):
     """Everything requires a gradient, but torch.autograd.grad(loss, x) wants only the

@@ -160,6 +160,7 @@ class _BandConv(torch.autograd.Function):
             kept = "x_hat" if op == "conv" else "x"
             saved = dev.tensor(core_ctx.x_hat) if op == "conv" else x
         ctx.save_for_backward(saved, weight)
+        ctx.x_shape = x.shape
         # autograd may run the backward in a thread of its own (on CUDA it does): the
         # forward's speed settings go with it
         ctx.call = _Call(op, d, kept, dataclasses.replace(core_ctx, **{kept: None}, w=None),
@@ -179,6 +180,11 @@ class _BandConv(torch.autograd.Function):
         if need_x or need_w:
             if torch.is_grad_enabled():   # create_graph=True: gradients with a graph
                 dx, dw = _BandConvBackward.apply(ctx.call, dy, saved, weight, need_x, need_w)
+            elif dy.device.type == "cpu" and not dy.any():
+                # all zero, as an activation's second derivative sends to the forward's
+                # output in a gradient penalty's backward: the gradients are zero (a GPU
+                # computes them rather than wait for this test)
+                dx, dw = dy.new_zeros(ctx.x_shape), torch.zeros_like(weight)
             else:
                 dx, dw, db = ctx.call.backward(dy, saved, weight, need_x, need_w)
         if need_b and db is None:         # without the core, or recorded: dy summed
