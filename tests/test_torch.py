@@ -585,6 +585,23 @@ def test_convert_leaves_unsupported_convolutions_with_one_warning():
         assert type(model[k]) is types[k]
 
 
+def test_convert_a_lazy_convolution_after_its_first_forward():
+    """A lazy convolution is named in the warning with what to do; after a forward it is
+    a torch.nn.Conv2d (ConvTranspose2d) and converts."""
+    model = torch.nn.Sequential(torch.nn.LazyConv2d(4, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.LazyConvTranspose2d(2, 2, stride=2))
+    with pytest.warns(UserWarning, match=r"0 \(LazyConv2d: its shapes are not known yet; "
+                                         r"convert after a first forward\), 2 \(Lazy"):
+        bt.convert(model, compress_rate=0.5)
+    x = torch.randn(2, 3, 6, 6)
+    want = model(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bt.convert(model)                                    # rate 0: the same function
+    assert type(model[0]) is bt.Conv2d and type(model[2]) is bt.ConvTranspose2d
+    close(model(x), want, RTOL[torch.float32])
+
+
 def test_convert_a_conv_itself_again_and_bad_arguments():
     conv = torch.nn.Conv1d(2, 3, 3)
     assert bt.convert(conv, compress_rate=0.5) is conv and type(conv) is bt.Conv1d

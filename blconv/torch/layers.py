@@ -320,6 +320,8 @@ def _blconv_class(m, energy):
                       f"{m.stride}")
     if isinstance(m, _BandConvMixin):
         return type(m), None
+    if isinstance(m, torch.nn.modules.lazy.LazyModuleMixin):
+        return None, f"{kind}: its shapes are not known yet; convert after a first forward"
     cls = _TARGET.get(type(m)) or _parametrized_target(m)
     if cls is not None:
         return cls, None
