@@ -312,6 +312,23 @@ def test_gradients_only_for_inputs_that_require_them(monkeypatch, op, grad_x, gr
     assert calls == ([dict(need_dx=grad_x, need_dw=grad_w)] if grad_x or grad_w else [])
 
 
+def test_without_the_engine_query_everything_required_is_computed(monkeypatch):
+    """A PyTorch without torch._C._will_engine_execute_node: the backward computes every
+    gradient that is required, and autograd.grad still gets the right one."""
+    calls = []
+    backward = blconv.conv2d_backward
+    monkeypatch.setattr(blconv, "conv2d_backward",
+                        lambda dy, ctx, **need: calls.append(need) or backward(dy, ctx, **need))
+    monkeypatch.delattr(torch._C, "_will_engine_execute_node")
+    gen = torch.Generator().manual_seed(12)
+    x, w = rand(gen, 2, 3, 6, 6), rand(gen, 4, 3, 3, 3)
+    got = torch.autograd.grad((bt.conv2d(x, w, padding=1) ** 2).sum(), x)[0]
+    ref_x = x.detach().clone().requires_grad_()
+    want = torch.autograd.grad((F.conv2d(ref_x, w.detach(), padding=1) ** 2).sum(), ref_x)[0]
+    close(got, want, RTOL[torch.float64])
+    assert calls == [dict(need_dx=True, need_dw=True)]
+
+
 @pytest.mark.parametrize("op", ["conv", "conv_transpose"])
 def test_an_all_zero_output_gradient_gives_zero_gradients_without_the_core(monkeypatch, op):
     """What an activation's second derivative sends back to the forward's output in a
