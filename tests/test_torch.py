@@ -38,6 +38,14 @@ def close(actual, expected, rtol):
     assert err <= rtol * max(scale, 1e-30), f"max error {err:.3g} vs scale {scale:.3g}"
 
 
+def core_backward_calls(monkeypatch, name):
+    """The list to which each call of ``blconv.<name>`` appends its need flags."""
+    calls, backward = [], getattr(blconv, name)
+    monkeypatch.setattr(blconv, name,
+                        lambda dy, ctx, **need: calls.append(need) or backward(dy, ctx, **need))
+    return calls
+
+
 def rand(gen, *shape, dtype=torch.float64, grad=True):
     t = torch.randn(*shape, generator=gen, dtype=torch.float64).to(dtype)
     return t.requires_grad_(grad)
@@ -287,13 +295,7 @@ def test_backward_twice_with_retain_graph_and_buffers_freed_without():
     ids=["no-dx", "no-dw", "no-db", "db-only"])
 @pytest.mark.parametrize("op", ["conv", "conv_transpose"])
 def test_gradients_only_for_inputs_that_require_them(monkeypatch, op, grad_x, grad_w, grad_b):
-    calls = []
-    backward = getattr(blconv, f"{op}2d_backward")
-
-    def spy(dy, ctx, **need):
-        calls.append(need)
-        return backward(dy, ctx, **need)
-    monkeypatch.setattr(blconv, f"{op}2d_backward", spy)
+    calls = core_backward_calls(monkeypatch, f"{op}2d_backward")
     gen = torch.Generator().manual_seed(9)
     x, w = rand(gen, 2, 3, 7, 7, grad=grad_x), rand(gen, *((4, 3) if op == "conv" else (3, 4)),
                                                       3, 3, grad=grad_w)
@@ -315,10 +317,7 @@ def test_gradients_only_for_inputs_that_require_them(monkeypatch, op, grad_x, gr
 def test_without_the_engine_query_everything_required_is_computed(monkeypatch):
     """A PyTorch without torch._C._will_engine_execute_node: the backward computes every
     gradient that is required, and autograd.grad still gets the right one."""
-    calls = []
-    backward = blconv.conv2d_backward
-    monkeypatch.setattr(blconv, "conv2d_backward",
-                        lambda dy, ctx, **need: calls.append(need) or backward(dy, ctx, **need))
+    calls = core_backward_calls(monkeypatch, "conv2d_backward")
     monkeypatch.delattr(torch._C, "_will_engine_execute_node")
     gen = torch.Generator().manual_seed(12)
     x, w = rand(gen, 2, 3, 6, 6), rand(gen, 4, 3, 3, 3)
@@ -334,10 +333,7 @@ def test_an_all_zero_output_gradient_gives_zero_gradients_without_the_core(monke
     """What an activation's second derivative sends back to the forward's output in a
     gradient penalty's backward: zeros of each argument's shape, dtype and device, as
     PyTorch's convolution gives, without calling the core; a non-zero one calls it."""
-    calls = []
-    backward = getattr(blconv, f"{op}2d_backward")
-    monkeypatch.setattr(blconv, f"{op}2d_backward",
-                        lambda dy, ctx, **need: calls.append(need) or backward(dy, ctx, **need))
+    calls = core_backward_calls(monkeypatch, f"{op}2d_backward")
     gen = torch.Generator().manual_seed(11)
     x0 = rand(gen, 2, 3, 6, 6, dtype=torch.float32)
     w = rand(gen, *((4, 3) if op == "conv" else (3, 4)), 3, 3, dtype=torch.float32)
@@ -358,13 +354,7 @@ def test_gradients_only_for_what_the_backward_reaches(monkeypatch, op, ask):
     input's (adversarial examples, saliency, a gradient penalty) and
     loss.backward(inputs=[w]) only the weight's: the core computes that one alone, and
     it equals PyTorch's."""
-    calls = []
-    backward = getattr(blconv, f"{op}2d_backward")
-
-    def spy(dy, ctx, **need):
-        calls.append(need)
-        return backward(dy, ctx, **need)
-    monkeypatch.setattr(blconv, f"{op}2d_backward", spy)
+    calls = core_backward_calls(monkeypatch, f"{op}2d_backward")
     gen = torch.Generator().manual_seed(10)
     x0 = rand(gen, 2, 3, 7, 7)
     w, b = rand(gen, *((4, 3) if op == "conv" else (3, 4)), 3, 3), rand(gen, 4)
