@@ -2,10 +2,12 @@
 
 The critic is DCGAN's discriminator for 32x32 images (three 4x4 stride-2 convolutions,
 3->64->128->256, LeakyReLU, a linear output), converted by ``blconv.torch.convert`` at
-compress rates 0, 0.5 and 0.75, beside the same model in plain PyTorch.  Two steps each,
-float32: the plain loss's gradients (one backward), and the gradient-penalised loss of
+compress rates 0, 0.5 and 0.75, beside the same model in plain PyTorch.  Three steps
+each, float32: the plain loss's gradients (one backward), the gradient-penalised loss of
 WGAN-GP (the critic's input gradient taken with ``create_graph=True``, then the
-gradients of the loss with its penalty: a second-order backward through every layer).
+gradients of the loss with its penalty: a second-order backward through every layer),
+and the input gradient alone (an adversarial attack's step) while the weights require
+gradients.
 In one process, interleaved round by round; medians of the rounds, and each time over
 plain PyTorch's for the same step::
 
@@ -55,7 +57,11 @@ def steps(model, real, fake):
         g = torch.autograd.grad(model(mixed).sum(), mixed, create_graph=True)[0]
         penalty = ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
         torch.autograd.grad(loss() + 10 * penalty, params)
-    return {"loss": plain, "loss+penalty": penalised}
+
+    def input_gradient():                 # an attack's step: the weights require gradients
+        x = real.clone().requires_grad_()
+        torch.autograd.grad(model(x).sum(), x)
+    return {"loss": plain, "loss+penalty": penalised, "input gradient": input_gradient}
 
 
 def main():
@@ -85,7 +91,7 @@ def main():
             times[k].append(time.perf_counter() - t0)
     med = {k: statistics.median(t) for k, t in times.items()}
     print(f"WGAN-GP critic (DCGAN discriminator, 32x32), batch {args.batch}, float32")
-    for s in ("loss", "loss+penalty"):
+    for s in ("loss", "loss+penalty", "input gradient"):
         print(f"  {s}:")
         for m in models:
             t = med[(m, s)]
