@@ -184,7 +184,8 @@ class _BandConv(torch.autograd.Function):
                 # all zero, as an activation's second derivative sends to the forward's
                 # output in a gradient penalty's backward: the gradients are zero (a GPU
                 # computes them rather than wait for this test)
-                dx, dw = dy.new_zeros(ctx.x_shape), torch.zeros_like(weight)
+                dx = dy.new_zeros(ctx.x_shape) if need_x else None
+                dw = torch.zeros_like(weight) if need_w else None
             else:
                 dx, dw, db = ctx.call.backward(dy, saved, weight, need_x, need_w)
         if need_b and db is None:         # without the core, or recorded: dy summed
